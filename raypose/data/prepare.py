@@ -1,0 +1,47 @@
+"""`raypose prepare`: HumanEva npz -> checked frame table on disk, with a summary of what was written."""
+import os
+
+from ..errors import UserError
+from . import splits
+from .npz import load_humaneva
+from .table import frame_table, write_outputs
+
+
+def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv=False,
+            overwrite=False):
+    """Returns a summary dict; the table carries a `split` column (train/test) for `split`."""
+    data = load_humaneva(npz_dir, keypoints)
+    keys = [(s, a) for s in data.positions_2d for a in data.positions_2d[s]]
+    train, test = splits.select(keys, split, actions, source=os.fspath(npz_dir))
+    part = {k: "train" for k in train} | {k: "test" for k in test}
+    kept = [k for k in keys if k in part]
+    table = frame_table(data, kept, split=part)
+    out = write_outputs(table, out, csv=csv, overwrite=overwrite)
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
+    return {
+        "out": out,
+        "subjects": sorted({s for s, _ in kept}),
+        "actions": sorted({splits.action_name(a) for _, a in kept}),
+        "chunks": len(kept),
+        "frames": int(sum(len(data.positions_3d[s][a]) for s, a in kept)),
+        "rows": table.num_rows,
+        "joints_2d": data.num_joints_2d,
+        "train_chunks": len(train),
+        "test_chunks": len(test),
+        "bytes": size,
+    }
+
+
+def format_summary(summary):
+    s = summary
+    return (f"wrote {s['out']}: {len(s['subjects'])} subjects ({', '.join(s['subjects'])}), "
+            f"actions {', '.join(s['actions'])}, {s['chunks']} chunks "
+            f"({s['train_chunks']} train / {s['test_chunks']} test), {s['frames']} frames of 3D, "
+            f"{s['rows']} rows ({s['joints_2d']} 2D joints), {s['bytes']:,} bytes")
+
+
+def check_empty(out, overwrite):
+    out = os.fspath(out)
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)) and not overwrite:
+        raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
+                        "directory (or pass --overwrite)")

@@ -1,0 +1,81 @@
+"""Receptive-field windows over (subject, action, camera) sequences, and flip augmentation.
+
+Sequences are edge-padded once and stored back to back; a window is a slice of that array, so
+a batch of windows is one fancy-indexing gather instead of per-window numpy copies.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..skeleton import LEFT, RIGHT, flip_permutation
+
+
+@dataclass
+class Windows:
+    """Every frame of every sequence as a training target with its centred 2D window."""
+    inputs: np.ndarray      # (P, J, 2) padded, normalised 2D, all sequences back to back
+    starts: np.ndarray      # (N,) start of each target's window in `inputs`
+    targets: np.ndarray | None  # (N, 15, 3) root-relative camera-frame 3D, or None (unlabelled)
+    keys: list              # per sequence: (subject, action, camera)
+    offsets: np.ndarray     # (S+1,) first target index of each sequence
+    receptive_field: int
+
+    def __len__(self):
+        return len(self.starts)
+
+    def gather(self, index):
+        """(B, receptive_field, J, 2) windows for target indices."""
+        return self.inputs[self.starts[index, None] + np.arange(self.receptive_field)]
+
+    def sequence(self, s):
+        """Padded 2D (T + rf - 1, J, 2) and targets (T, 15, 3) of sequence s."""
+        lo, hi = self.offsets[s], self.offsets[s + 1]
+        pad = self.receptive_field - 1
+        start = self.starts[lo]
+        tgt = None if self.targets is None else self.targets[lo:hi]
+        return self.inputs[start:start + (hi - lo) + pad], tgt
+
+
+def make_windows(sequences, receptive_field=27):
+    """sequences: iterable of (key, 2D (T, J, 2), 3D (T, 15, 3) or None).
+
+    Each sequence is padded by receptive_field // 2 copies of its first and last frame, so
+    edge frames are targets too (the 2022 study dropped them).
+    """
+    pad = receptive_field // 2
+    inputs, starts, targets, keys, offsets = [], [], [], [], [0]
+    pos, has_3d = 0, None
+    for key, kp, pose in sequences:
+        kp = np.asarray(kp, dtype=np.float32)
+        t = len(kp)
+        if t == 0:
+            continue
+        inputs.append(np.concatenate([np.repeat(kp[:1], pad, 0), kp, np.repeat(kp[-1:], pad, 0)]))
+        starts.append(pos + np.arange(t))
+        pos += t + 2 * pad
+        has_3d = (pose is not None) if has_3d is None else has_3d and pose is not None
+        targets.append(pose)
+        keys.append(key)
+        offsets.append(offsets[-1] + t)
+    if not keys:
+        raise ValueError("no frames to window")
+    return Windows(
+        inputs=np.concatenate(inputs),
+        starts=np.concatenate(starts).astype(np.int64),
+        targets=np.concatenate(targets).astype(np.float32) if has_3d else None,
+        keys=keys,
+        offsets=np.asarray(offsets, dtype=np.int64),
+        receptive_field=receptive_field,
+    )
+
+
+def flip_2d(x, left=LEFT, right=RIGHT):
+    """Mirror normalised 2D (..., J, 2): x -> -x, left and right joints swap."""
+    out = x[..., flip_permutation(x.shape[-2], left, right), :].copy()
+    out[..., 0] *= -1
+    return out
+
+
+def flip_3d(y):
+    """Mirror camera-frame 3D (..., 15, 3) the same way, so flipped pairs stay consistent."""
+    return flip_2d(y)
