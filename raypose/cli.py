@@ -28,7 +28,50 @@ def _cmd_synth(args):
 
 def _cmd_demo(args):
     from .demo import run_demo
-    run_demo(args.out, frames=args.frames, seed=args.seed)
+    overrides = {"data.synthetic_frames": args.frames, "data.synthetic_seed": args.seed}
+    run_demo(args.out, **overrides)
+
+
+TRAIN_FLAGS = {  # flag -> config key
+    "data": "data.path", "split": "data.split", "actions": "data.actions",
+    "keypoints": "data.keypoints", "members": "train.members", "iterations": "train.iterations",
+    "epochs": "train.epochs", "sampling": "train.sampling", "subset_size": "train.subset_size",
+    "channels": "model.channels", "widths": "model.widths", "batch_size": "train.batch_size",
+    "seed": "train.seed", "out": "run.out", "time_budget": "run.time_budget",
+    "address": "run.address", "gpus_per_member": "run.gpus_per_member",
+    "max_failures": "run.max_failures", "keep_last": "run.keep_last",
+    "members_per_worker": "run.members_per_worker",
+}
+
+
+def train_config(args):
+    """Config file, then flags, then --set: the later wins."""
+    from . import config as C
+    cfg = C.load(args.config) if args.config else C.Config()
+    for flag, key in TRAIN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            C.set_key(cfg, key, value)
+    if args.local:
+        cfg.run.local = True
+    for item in args.set or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        key, value = item.split("=", 1)
+        C.set_key(cfg, key.strip(), value.strip())
+    return C.validate(cfg)
+
+
+def _cmd_train(args):
+    from .train.run import train
+    train(train_config(args))
+
+
+def _cmd_predict(args):
+    from .predict import predict_file
+    path = predict_file(args.run, args.input, args.out, iteration=args.iteration,
+                        method=args.aggregate, flip=not args.no_tta)
+    print(f"wrote {path}")
 
 
 def build_parser():
@@ -53,6 +96,41 @@ def build_parser():
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_cmd_synth)
+
+    q = sub.add_parser("train", help="train an ensemble (resumes an interrupted run)")
+    q.add_argument("--config", help="TOML config, e.g. raypose/configs/humaneva.toml")
+    q.add_argument("--data", help="npz directory, prepared Parquet directory/URI, or 'synthetic'")
+    q.add_argument("--split", help="videopose3d or seed")
+    q.add_argument("--actions", help="action prefixes, e.g. Walk,Jog,Box")
+    q.add_argument("--keypoints", help="2D file suffix (gt, or a detector's name)")
+    q.add_argument("--members", type=int, help="ensemble size N (one Ray worker each)")
+    q.add_argument("--iterations", type=int)
+    q.add_argument("--epochs", type=int, help="epochs per iteration")
+    q.add_argument("--sampling", help="bootstrap, disjoint or full")
+    q.add_argument("--subset-size", type=int, help="samples per member and iteration (0 = all)")
+    q.add_argument("--channels", type=int)
+    q.add_argument("--widths", help="filter widths, e.g. 3,3,3")
+    q.add_argument("--batch-size", type=int)
+    q.add_argument("--seed", type=int)
+    q.add_argument("--out", help="run directory: local path or s3:// / gs:// URI")
+    q.add_argument("--time-budget", type=float, help="seconds; stops after the iteration that crosses it")
+    q.add_argument("--address", help="Ray cluster address (default: local, or RAY_ADDRESS)")
+    q.add_argument("--gpus-per-member", type=int)
+    q.add_argument("--max-failures", type=int, help="worker restarts allowed (default 2)")
+    q.add_argument("--keep-last", type=int, help="keep only the newest K iterations (0 = all)")
+    q.add_argument("--members-per-worker", type=int)
+    q.add_argument("--local", action="store_true", help="all members in this process, no Ray workers")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key")
+    q.set_defaults(func=_cmd_train)
+
+    q = sub.add_parser("predict", help="3D poses and per-joint spread for new 2D input")
+    q.add_argument("--run", required=True)
+    q.add_argument("--input", required=True, help="npz with positions_2d (VideoPose3D layout)")
+    q.add_argument("--out", required=True, help="output npz")
+    q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
+    q.add_argument("--aggregate", default="mean")
+    q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
+    q.set_defaults(func=_cmd_predict)
 
     q = sub.add_parser("demo", help="synthetic data end to end on this machine")
     q.add_argument("--out", default="runs/demo", help="where the demo writes (replaced)")

@@ -16,7 +16,8 @@ def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv
     part = {k: "train" for k in train} | {k: "test" for k in test}
     kept = [k for k in keys if k in part]
     table = frame_table(data, kept, split=part)
-    out = write_outputs(table, out, csv=csv, overwrite=overwrite)
+    out = write_outputs(table, out, csv=csv, overwrite=overwrite,
+                        metadata=dict(data.metadata, num_joints=data.num_joints_2d))
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
     return {
         "out": out,

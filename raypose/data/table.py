@@ -3,6 +3,7 @@
 The table is what Ray Data reads: 2D in pixels and normalised, and the 3D pose in that camera's
 coordinates, root-relative, so every row is a self-contained training target.
 """
+import json
 import os
 import shutil
 import tempfile
@@ -79,7 +80,7 @@ def _commit(tmp, out):
         shutil.rmtree(old) if os.path.isdir(old) else os.unlink(old)
 
 
-def write_outputs(table, out, csv=False, overwrite=False):
+def write_outputs(table, out, csv=False, overwrite=False, metadata=None):
     """Parquet dataset partitioned subject/action/camera (hive), plus frames.csv if asked.
 
     Written into a temporary sibling directory and renamed into place at the end.
@@ -92,11 +93,26 @@ def write_outputs(table, out, csv=False, overwrite=False):
                            existing_data_behavior="overwrite_or_ignore")
         if csv:
             write_csv(table, os.path.join(tmp, "frames.csv"))
+        with open(os.path.join(tmp, "metadata.json"), "w") as f:
+            json.dump(metadata or {}, f, indent=1, default=_plain)
         _commit(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def read_metadata(path):
+    """The 2D layout (joint count, left/right lists) a prepared table was made from."""
+    try:
+        with open(os.path.join(os.fspath(path), "metadata.json")) as f:
+            return json.load(f)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
 
 
 def write_csv(table, path):

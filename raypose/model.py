@@ -1,0 +1,185 @@
+"""VideoPose3D's temporal convolutional model (Pavllo et al., CVPR 2019).
+
+One module holds the weights; two forward passes use them:
+
+* the dilated form runs over a whole sequence and yields one 3D pose per frame that has a full
+  receptive field around it; it is what evaluation and inference use;
+* the strided form (VideoPose3D's ``TemporalModelOptimized1f``) sees exactly one receptive field
+  and yields one frame. It replaces dilation by stride, so it computes only what that one output
+  needs, which makes training on random single-frame windows much cheaper.
+
+Parameter names follow VideoPose3D's ``common/model.py`` (``expand_conv``, ``layers_conv``, ...),
+so its published checkpoints load with ``load_state_dict``.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from raypose.skeleton import LEFT, RIGHT
+
+# COCO's 17 keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
+COCO_LEFT = [1, 3, 5, 7, 9, 11, 13, 15]
+COCO_RIGHT = [2, 4, 6, 8, 10, 12, 14, 16]
+
+
+class TemporalModel(nn.Module):
+    """Lifts 2D keypoint sequences (B, T, J_in, 2) to 3D poses (B, T', J_out, 3)."""
+
+    def __init__(self, num_joints_in, num_joints_out=15, widths=(3, 3, 3), channels=1024,
+                 dropout=0.25, momentum=0.1):
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if not widths or any(w < 1 or w % 2 == 0 for w in widths):
+            # Even widths have no centre frame: the residual slice and the output frame would be
+            # off by half a frame.
+            raise ValueError(f"widths must be a non-empty sequence of odd integers >= 1, got {widths}")
+        self.num_joints_in = num_joints_in
+        self.num_joints_out = num_joints_out
+        self.widths = widths
+        self.channels = channels
+
+        self.expand_conv = nn.Conv1d(num_joints_in * 2, channels, widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=momentum)
+        # Alternating (width w_i, dilation d_i) conv and 1x1 conv per block; the dilation is the
+        # dilated form's and is ignored by the strided form, which passes stride=w_i instead.
+        conv, bn = [], []
+        self.dilations = []
+        dilation = widths[0]
+        for w in widths[1:]:
+            self.dilations.append(dilation)
+            conv += [nn.Conv1d(channels, channels, w, dilation=dilation, bias=False),
+                     nn.Conv1d(channels, channels, 1, bias=False)]
+            bn += [nn.BatchNorm1d(channels, momentum=momentum),
+                   nn.BatchNorm1d(channels, momentum=momentum)]
+            dilation *= w
+        self.layers_conv = nn.ModuleList(conv)
+        self.layers_bn = nn.ModuleList(bn)
+        self.drop = nn.Dropout(dropout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shrink = nn.Conv1d(channels, num_joints_out * 3, 1)
+
+    def receptive_field(self):
+        """Input frames that feed one output frame."""
+        return math.prod(self.widths)
+
+    def set_bn_momentum(self, momentum):
+        """VideoPose3D decays BN momentum over training."""
+        self.expand_bn.momentum = momentum
+        for bn in self.layers_bn:
+            bn.momentum = momentum
+
+    def forward(self, x, strided=False):
+        """x (B, T, J_in, 2) -> (B, T - receptive_field + 1, J_out, 3).
+
+        ``strided=True`` requires T == receptive_field and returns (B, 1, J_out, 3).
+        """
+        if x.dim() != 4 or x.shape[-2:] != (self.num_joints_in, 2):
+            raise ValueError(f"expected (B, T, {self.num_joints_in}, 2), got {tuple(x.shape)}")
+        rf = self.receptive_field()
+        if strided and x.shape[1] != rf:
+            raise ValueError(f"strided form takes exactly {rf} frames, got {x.shape[1]}")
+        if x.shape[1] < rf:
+            raise ValueError(f"need at least {rf} frames, got {x.shape[1]}")
+        b, t = x.shape[:2]
+        x = x.reshape(b, t, -1).permute(0, 2, 1)  # (B, J_in*2, T): Conv1d runs along time
+
+        stride = self.widths[0] if strided else 1
+        x = self._block(self.expand_conv, self.expand_bn, x, stride=stride)
+        for i, w in enumerate(self.widths[1:]):
+            if strided:
+                res = x[:, :, w // 2::w]
+                x = self._block(self.layers_conv[2 * i], self.layers_bn[2 * i], x, stride=w)
+            else:
+                pad = (w - 1) * self.dilations[i] // 2
+                res = x[:, :, pad:x.shape[2] - pad]
+                x = self._block(self.layers_conv[2 * i], self.layers_bn[2 * i], x,
+                                dilation=self.dilations[i])
+            x = res + self._block(self.layers_conv[2 * i + 1], self.layers_bn[2 * i + 1], x)
+
+        x = self.shrink(x)
+        return x.permute(0, 2, 1).reshape(b, -1, self.num_joints_out, 3)
+
+    def forward_strided(self, x):
+        """Training form: one receptive field in, its centre frame out."""
+        return self.forward(x, strided=True)
+
+    def _block(self, conv, bn, x, stride=1, dilation=1):
+        # Same weight tensor for both forms; only stride/dilation differ.
+        x = F.conv1d(x, conv.weight, None, stride=stride, dilation=dilation)
+        return self.drop(self.relu(bn(x)))
+
+    def flops_per_frame(self, strided=True):
+        """Forward FLOPs (2 x multiply-adds of the convolutions) per output frame.
+
+        The dilated form evaluates every layer at every frame; the strided form evaluates layer i
+        only at the positions its single output needs (receptive field / product of widths[:i+1]).
+        BatchNorm, ReLU and the residual add are negligible and not counted.
+        """
+        c, w0 = self.channels, self.widths[0]
+        rf = self.receptive_field()
+        positions = rf // w0 if strided else 1
+        macs = positions * self.num_joints_in * 2 * c * w0
+        for w in self.widths[1:]:
+            if strided:
+                positions //= w
+            macs += positions * (c * c * w + c * c)
+        macs += c * self.num_joints_out * 3  # shrink (bias add not counted)
+        return 2 * macs
+
+
+def _flip(x, left, right):
+    """Mirror (..., J, C) poses: negate x, swap left/right joints (a second flip undoes it)."""
+    perm = list(range(x.shape[-2]))
+    for l, r in zip(left, right):
+        perm[l], perm[r] = r, l
+    x = x[..., perm, :].clone()
+    x[..., 0] *= -1
+    return x
+
+
+def predict_sequence(model, seq_2d, pad_mode="edge", flip_tta=False,
+                     left_in=None, right_in=None, left_out=LEFT, right_out=RIGHT):
+    """Per-frame 3D poses (T, J_out, 3) for a 2D sequence (T, J_in, 2), any T >= 1.
+
+    Both ends are padded by receptive_field // 2 copies of the edge frame so that every input
+    frame gets an output. With ``flip_tta`` the mirrored sequence is predicted too, mirrored back
+    and averaged. The input joint lists default to HumanEva's for 15 joints and COCO's for 17.
+    Returns the input's type: numpy in, numpy out; tensor in, tensor (on the input's device) out.
+    """
+    if pad_mode != "edge":
+        raise ValueError(f"unsupported pad_mode {pad_mode!r}; only 'edge' is implemented")
+    is_numpy = not torch.is_tensor(seq_2d)
+    x = torch.as_tensor(np.asarray(seq_2d) if is_numpy else seq_2d)
+    out_device = x.device
+    param = next(model.parameters())
+    x = x.to(device=param.device, dtype=param.dtype)
+    if x.dim() != 3:
+        raise ValueError(f"expected (T, J_in, 2), got {tuple(x.shape)}")
+
+    pad = model.receptive_field() // 2
+    x = torch.cat([x[:1].expand(pad, -1, -1), x, x[-1:].expand(pad, -1, -1)])[None]
+    batch = x
+    if flip_tta:
+        if left_in is None:
+            left_in, right_in = {15: (LEFT, RIGHT), 17: (COCO_LEFT, COCO_RIGHT)}.get(
+                x.shape[-2], (None, None))
+            if left_in is None:
+                raise ValueError(f"no default left/right lists for {x.shape[-2]} input joints")
+        batch = torch.cat([x, _flip(x, left_in, right_in)])
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            y = model(batch)
+    finally:
+        model.train(was_training)
+
+    if flip_tta:
+        y = (y[0] + _flip(y[1], left_out, right_out)) / 2
+    else:
+        y = y[0]
+    return y.cpu().numpy() if is_numpy else y.to(out_device)

@@ -1,0 +1,266 @@
+"""Assembling the Ray run: one TorchTrainer whose workers are the ensemble's members.
+
+One `fit()` covers all iterations (every fit costs ~15 s of worker start-up). Members never
+share gradients: no DDP, each worker owns its members' models. After each iteration every
+worker saves its members, then the workers exchange their predictions on the evaluation split
+(an all-gather, a few MB) so that rank 0 can aggregate the ensemble and commit the iteration
+record. Aggregating inside the workers keeps the members alive between iterations and keeps the
+test set off the driver. The driver only watches the run directory and prints progress.
+"""
+import math
+import os
+import threading
+import time
+
+import numpy as np
+
+from .. import config as C
+from ..errors import UserError
+from .checkpoints import RunDir
+
+
+def _gather(obj):
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        out = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    return [obj]
+
+
+def train_loop(loop_cfg):
+    """`train_loop_per_worker`: this worker's members, all iterations."""
+    import ray.train
+    import torch
+
+    from ..data.ingest import shard_windows
+    from ..ensemble import aggregate
+    from ..metrics import mpjpe, p_mpjpe
+    from .member import Member, TrainSet, draw_sample
+
+    cfg = C.from_dict(loop_cfg["cfg"])
+    t, n = cfg.train, cfg.train.members
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(loop_cfg["threads"])
+    device = "cpu"
+    if torch.cuda.is_available() and loop_cfg["use_gpu"]:
+        device = ray.train.torch.get_device()
+    run = RunDir(cfg.run.out)
+    rf = int(np.prod(cfg.model.widths))
+    nj, sym = loop_cfg["num_joints_2d"], tuple(loop_cfg["symmetry"])
+    train_w = shard_windows(ray.train.get_dataset_shard("train"), nj, rf)
+    eval_w = shard_windows(ray.train.get_dataset_shard("eval"), nj, rf)
+    data = TrainSet(train_w, t.flip, sym, device)
+
+    mine = [k for k in range(n) if k % world == rank]
+    members = [Member(k, cfg.model, t, nj, t.iterations * t.epochs, sym, device) for k in mine]
+    start = run.latest()
+    if start:
+        for m in members:
+            m.load_state_dict(run.load_member(n, m.index, start, map_location=device))
+    fault = C.fault(cfg)
+
+    for i in range(start + 1, t.iterations + 1):
+        losses, files, preds = {}, {}, {}
+        for m in members:
+            if fault == (m.index, i) and not run.exists(f"debug/fault-{m.index}-{i}"):
+                run.write_bytes(f"debug/fault-{m.index}-{i}", b"injected\n")
+                raise RuntimeError(f"injected crash of member {m.index} at iteration {i}")
+            sample = draw_sample(data.n, m.index, n, i, t.sampling, t.subset_size, t.seed)
+            losses[m.index] = m.train_iteration(data, sample, i, t.epochs)
+            files[m.index] = run.save_member(n, m.index, i, m.state_dict())
+            preds[m.index] = m.predict(eval_w, t.flip)
+        over = loop_cfg["deadline"] > 0 and time.time() > loop_cfg["deadline"]
+        gathered = _gather((losses, files, preds, over))
+        stop = any(g[3] for g in gathered) or i == t.iterations
+        metrics = {"iteration": i}
+        if rank == 0:
+            for g in gathered:
+                losses.update(g[0]), files.update(g[1]), preds.update(g[2])
+            order = sorted(preds)
+            stack = np.stack([preds[k] for k in order])
+            gt = eval_w.targets
+            ens = aggregate(stack, "mean")
+            record = {
+                "iteration": i, "members": n, "config_hash": cfg.hash(),
+                "epochs_done": i * t.epochs, "eval_frames": int(len(gt)),
+                "files": {f"{n}_members_ensemble{k}_iter{i}.ckpt": files[k] for k in order},
+                "train_loss": [float(losses[k]) for k in order],
+                "member_mpjpe_mm": [1000 * float(mpjpe(p, gt)) for p in stack],
+                "member_p_mpjpe_mm": [1000 * float(p_mpjpe(p, gt)) for p in stack],
+                "ensemble": {"aggregate": "mean", "mpjpe_mm": 1000 * float(mpjpe(ens, gt)),
+                             "p_mpjpe_mm": 1000 * float(p_mpjpe(ens, gt))},
+                "time": time.time(),
+            }
+            run.write_json(f"checkpoints/iter{i}.json", record)   # the commit point
+            run.prune(n, cfg.run.keep_last)
+            metrics.update(ensemble_mpjpe_mm=record["ensemble"]["mpjpe_mm"],
+                           ensemble_p_mpjpe_mm=record["ensemble"]["p_mpjpe_mm"])
+        ray.train.report(metrics)   # a barrier: no member starts i+1 before the record exists
+        if stop:
+            break
+
+
+def _resources(cfg, cluster):
+    """(num_workers, per-worker resources, threads, use_gpu) for this cluster."""
+    n, per = cfg.train.members, cfg.run.members_per_worker
+    workers = math.ceil(n / per)
+    gpus = cluster.get("GPU", 0)
+    if cfg.run.gpus_per_member > 1:
+        raise UserError(f"--gpus-per-member {cfg.run.gpus_per_member}: data-parallel members are "
+                        "not supported yet; expected 0 (auto) or 1")
+    use_gpu = gpus >= 1 and cfg.run.gpus_per_member != -1
+    cpus = cfg.run.cpus_per_member * per if cfg.run.cpus_per_member else None
+    if cpus is None:
+        total = cluster.get("CPU", 1)
+        cpus = max(1, math.floor(total / workers)) if total >= workers else total / workers
+    res = {"CPU": cpus}
+    if use_gpu:
+        res["GPU"] = 1
+    return workers, res, max(1, int(cpus)), use_gpu
+
+
+def check_config(run, cfg):
+    """Write config.toml on a new run; refuse to resume a run made with another config."""
+    if run.exists("config.toml"):
+        old = C.loads(run.read_bytes("config.toml").decode(), source=run.path("config.toml"))
+        if old.hash() != cfg.hash():
+            raise UserError(f"{run.path('config.toml')}: this run directory holds a different "
+                            f"config (hash {old.hash()} vs {cfg.hash()}); expected the same config "
+                            "to resume, or choose another --out")
+    else:
+        run.write_bytes("config.toml", C.to_toml(cfg).encode())
+
+
+class Progress:
+    """Watches the run directory from the driver: one line per committed iteration, TensorBoard."""
+
+    def __init__(self, run, cfg, first, echo=print):
+        self.run, self.cfg, self.seen, self.echo = run, cfg, first, echo
+        self.t0 = time.time()
+        self.writer = None
+        if "://" not in run.uri:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(os.path.join(run.root, "tensorboard"))
+            except ImportError:  # tensorboard is optional at run time
+                pass
+
+    def poll(self):
+        for i in self.run.iterations():
+            if i <= self.seen:
+                continue
+            r = self.run.record(i)
+            self.seen = i
+            done = i - self.first_done
+            elapsed = time.time() - self.t0
+            left = self.cfg.train.iterations - i
+            eta = elapsed / max(done, 1) * left
+            e = r["ensemble"]
+            self.echo(f"iter {i}/{self.cfg.train.iterations}  loss "
+                      + " ".join(f"{1000 * x:.1f}" for x in r["train_loss"])
+                      + f" mm  ensemble MPJPE {e['mpjpe_mm']:.1f} mm  P-MPJPE {e['p_mpjpe_mm']:.1f} mm"
+                      + f"  (best member {min(r['member_p_mpjpe_mm']):.1f})"
+                      + f"  elapsed {elapsed:.0f}s  ETA {eta:.0f}s")
+            if self.writer:
+                w = self.writer
+                for k, loss in enumerate(r["train_loss"]):
+                    w.add_scalar(f"train_loss_mm/member{k}", 1000 * loss, i)
+                    w.add_scalar(f"p_mpjpe_mm/member{k}", r["member_p_mpjpe_mm"][k], i)
+                w.add_scalar("mpjpe_mm/ensemble", e["mpjpe_mm"], i)
+                w.add_scalar("p_mpjpe_mm/ensemble", e["p_mpjpe_mm"], i)
+                w.flush()
+
+    def start(self):
+        self.first_done = self.seen
+
+
+def _ensure_ray(address):
+    import ray
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else {}
+        ray.init(log_to_driver=False, configure_logging=True, logging_level="WARNING", **kwargs)
+    try:
+        import ray.data
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+    except Exception:
+        pass
+    return ray
+
+
+def train(cfg, echo=print):
+    """Train (or resume) the run described by cfg; returns the final iteration record."""
+    C.validate(cfg)
+    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from ..data.ingest import datasets, open_source
+
+    run = RunDir(cfg.run.out)
+    check_config(run, cfg)
+    n = cfg.train.members
+    run.clean_incomplete(n)
+    start = run.latest()
+    if start >= cfg.train.iterations:
+        echo(f"{run.uri}: already complete at iteration {start}")
+        return _finish(run, cfg, echo)
+    source = open_source(cfg.data)
+    ray = _ensure_ray(cfg.run.address)
+    dsets, train_keys, test_keys = datasets(source, cfg.data.split, cfg.data.actions)
+    workers, res, threads, use_gpu = _resources(cfg, ray.cluster_resources())
+    if cfg.run.local:
+        workers, threads = 0, max(1, int(ray.cluster_resources().get("CPU", 1)))
+    echo(f"raypose: {n} members on {max(workers, 1)} worker(s) {res if workers else '(local)'}, "
+         f"{source.description}, split {cfg.data.split}: {len(train_keys)} train / "
+         f"{len(test_keys)} eval chunks; " + (f"resuming after iteration {start}" if start else "starting"))
+    loop_cfg = {"cfg": cfg.to_dict(), "num_joints_2d": source.num_joints_2d,
+                "symmetry": [list(source.symmetry[0]), list(source.symmetry[1])],
+                "threads": threads, "use_gpu": use_gpu,
+                "deadline": time.time() + cfg.run.time_budget if cfg.run.time_budget else 0}
+    storage = run.uri if "://" in run.uri else run.root
+    trainer = TorchTrainer(
+        train_loop, train_loop_config=loop_cfg,
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu and workers > 0,
+                                     resources_per_worker=res if workers else None),
+        datasets=dsets, dataset_config=DataConfig(datasets_to_split=[]),
+        run_config=RunConfig(storage_path=storage, name="ray",
+                             failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
+    )
+    progress = Progress(run, cfg, start, echo)
+    progress.start()
+    outcome = {}
+
+    def fit():
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as e:  # re-raised in the driver thread below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=fit, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(1.0)
+        progress.poll()
+    progress.poll()
+    if "error" in outcome:
+        raise outcome["error"]
+    return _finish(run, cfg, echo)
+
+
+def _finish(run, cfg, echo):
+    """metrics.json: the last iteration's record and the curve over iterations."""
+    its = run.iterations()
+    if not its:
+        raise UserError(f"{run.uri}: no complete iteration was written")
+    history = [run.record(i) for i in its]
+    last = history[-1]
+    summary = {"iteration": last["iteration"], "members": last["members"],
+               "config_hash": last["config_hash"], "last": last,
+               "curve": [{"iteration": r["iteration"], "train_loss": r["train_loss"],
+                          "ensemble": r["ensemble"], "member_p_mpjpe_mm": r["member_p_mpjpe_mm"],
+                          "member_mpjpe_mm": r["member_mpjpe_mm"]} for r in history]}
+    run.write_json("metrics.json", summary)
+    return last

@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import torch
+
+from raypose.model import COCO_LEFT, COCO_RIGHT, TemporalModel, _flip, predict_sequence
+from raypose.skeleton import LEFT, RIGHT
+
+
+def small_model(j_in=15, j_out=15, widths=(3, 3, 3), channels=32, seed=0):
+    """Eval-mode model with non-trivial BN stats, so a BN mix-up between forms would show."""
+    torch.manual_seed(seed)
+    model = TemporalModel(j_in, j_out, widths=widths, channels=channels)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def test_param_count_matches_videopose3d():
+    model = TemporalModel(15, 15, widths=(3, 3, 3), channels=1024)
+    assert sum(p.numel() for p in model.parameters()) == 8_537_133
+
+
+@pytest.mark.parametrize("widths,expected", [((3, 3, 3), 27), ((3, 3, 3, 3, 3), 243),
+                                             ((3, 3), 9), ((5,), 5), ((1, 3), 3)])
+def test_receptive_field(widths, expected):
+    assert TemporalModel(15, widths=widths, channels=8).receptive_field() == expected
+
+
+@pytest.mark.parametrize("widths", [(3, 2, 3), (0, 3), (), (4,)])
+def test_rejects_bad_widths(widths):
+    with pytest.raises(ValueError):
+        TemporalModel(15, widths=widths, channels=8)
+
+
+@pytest.mark.parametrize("widths,j_in", [((3, 3, 3), 15), ((3, 3), 15), ((3, 3, 3, 3), 15),
+                                         ((3, 3, 3), 17), ((5, 3), 15)])
+def test_dilated_and_strided_forms_agree(widths, j_in):
+    model = small_model(j_in=j_in, widths=widths)
+    rf = model.receptive_field()
+    t = rf + 13
+    x = torch.randn(2, t, j_in, 2)
+    with torch.no_grad():
+        dense = model(x)
+        assert dense.shape == (2, t - rf + 1, 15, 3)
+        windows = x.unfold(1, rf, 1)  # (B, T-rf+1, J, 2, rf)
+        windows = windows.permute(0, 1, 4, 2, 3).reshape(-1, rf, j_in, 2)
+        sparse = model(windows, strided=True)
+        assert sparse.shape == (windows.shape[0], 1, 15, 3)
+        torch.testing.assert_close(sparse.reshape(dense.shape), dense, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.forward_strided(windows), sparse)
+
+
+def test_forward_rejects_bad_shapes():
+    model = small_model()
+    with pytest.raises(ValueError):
+        model(torch.randn(1, 26, 15, 2))
+    with pytest.raises(ValueError):
+        model(torch.randn(1, 28, 15, 2), strided=True)
+    with pytest.raises(ValueError):
+        model(torch.randn(1, 27, 17, 2))
+
+
+def test_attributes_and_bn_momentum():
+    model = TemporalModel(17, 15, widths=(3, 3), channels=16, momentum=0.1)
+    assert (model.num_joints_in, model.num_joints_out, model.widths, model.channels) == \
+        (17, 15, (3, 3), 16)
+    model.set_bn_momentum(0.01)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(bns) == 3 and all(bn.momentum == 0.01 for bn in bns)
+
+
+@pytest.mark.parametrize("t", [1, 5, 27, 60])
+def test_predict_sequence_one_output_per_frame(t):
+    model = small_model()
+    seq = np.random.default_rng(0).normal(size=(t, 15, 2)).astype(np.float32)
+    out = predict_sequence(model, seq)
+    assert isinstance(out, np.ndarray) and out.shape == (t, 15, 3)
+    out_t = predict_sequence(model, torch.from_numpy(seq))
+    assert torch.is_tensor(out_t)
+    np.testing.assert_allclose(out_t.numpy(), out, atol=1e-6)
+
+
+def test_predict_sequence_matches_manual_edge_padding_and_restores_mode():
+    model = small_model()
+    model.train()
+    seq = np.random.default_rng(1).normal(size=(40, 15, 2)).astype(np.float32)
+    out = predict_sequence(model, seq)
+    assert model.training
+    padded = np.pad(seq, ((13, 13), (0, 0), (0, 0)), mode="edge")
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(padded)[None])[0].numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("j_in,left_in,right_in", [(15, LEFT, RIGHT), (17, COCO_LEFT, COCO_RIGHT)])
+def test_flip_tta_is_average_of_plain_and_unflipped(j_in, left_in, right_in):
+    model = small_model(j_in=j_in)
+    seq = np.random.default_rng(2).normal(size=(30, j_in, 2)).astype(np.float32)
+    plain = predict_sequence(model, seq)
+    flipped_in = _flip(torch.from_numpy(seq), left_in, right_in).numpy()
+    flipped_out = predict_sequence(model, flipped_in)
+    unflipped = _flip(torch.from_numpy(flipped_out), LEFT, RIGHT).numpy()
+    expected = (plain + unflipped) / 2
+    # Default joint lists for 15 / 17 inputs, and explicit ones.
+    np.testing.assert_allclose(predict_sequence(model, seq, flip_tta=True), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        predict_sequence(model, seq, flip_tta=True, left_in=left_in, right_in=right_in),
+        expected, atol=1e-5)
+    assert not np.allclose(plain, expected, atol=1e-4)  # the flip actually did something
+
+
+def test_flip_is_involution_and_mirrors():
+    x = torch.randn(4, 15, 3)
+    once = _flip(x, LEFT, RIGHT)
+    assert torch.equal(once[:, LEFT, 0], -x[:, RIGHT, 0])
+    assert torch.equal(once[:, 0, 1:], x[:, 0, 1:])
+    assert torch.equal(_flip(once, LEFT, RIGHT), x)
+
+
+def test_strided_form_trains():
+    torch.manual_seed(0)
+    model = TemporalModel(15, 15, widths=(3, 3, 3), channels=32, dropout=0.0).train()
+    x = torch.randn(8, 27, 15, 2)
+    y = torch.randn(8, 1, 15, 3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(10):
+        loss = (model(x, strided=True) - y).norm(dim=-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(p.grad is not None for p in model.parameters())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_flops_per_frame():
+    model = TemporalModel(15, 15, widths=(3, 3, 3), channels=1024)
+    assert model.flops_per_frame(strided=True) == pytest.approx(35.3e6, rel=0.02)
+    # Dilated: every layer once per frame.
+    c = 1024
+    dense = 2 * (30 * c * 3 + 2 * (c * c * 3 + c * c) + c * 45)
+    assert model.flops_per_frame(strided=False) == dense
