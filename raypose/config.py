@@ -47,10 +47,10 @@ class RunConfig:
     out: str = "runs/humaneva"
     address: str = ""                # Ray cluster address; empty = local or RAY_ADDRESS
     gpus_per_member: int = 0         # 0 = use a GPU per member when the cluster has GPUs
-    cpus_per_member: float = 0       # 0 = share the node's CPUs between members
+    cpus_per_member: float = 0.0      # 0 = share the node's CPUs between members
     members_per_worker: int = 1
     max_failures: int = 2
-    time_budget: float = 0           # seconds; 0 = no budget
+    time_budget: float = 0.0          # seconds; 0 = no budget
     keep_last: int = 0               # 0 = keep every iteration
     local: bool = False              # run all members in the driver process (no Ray workers)
 
@@ -182,7 +182,9 @@ def validate(cfg):
         (cfg.run.members_per_worker >= 1, "run.members_per_worker", "an integer >= 1"),
         (cfg.run.max_failures >= 0, "run.max_failures", "an integer >= 0"),
         (cfg.run.keep_last >= 0, "run.keep_last", "an integer >= 0"),
-        (cfg.run.gpus_per_member >= 0, "run.gpus_per_member", "an integer >= 0"),
+        (cfg.run.gpus_per_member in (0, 1), "run.gpus_per_member (--gpus-per-member)",
+         "0 (a GPU per member when there are GPUs) or 1; data-parallel members over several GPUs "
+         "are not supported yet"),
     ]
     for ok, key, expected in checks:
         if not ok:

@@ -108,7 +108,8 @@ def sequence_dataset(source, chunks):
         return batch.filter(pc.and_(pc.is_in(batch.column("subject"), subjects), pc.is_in(key, wanted)))
 
     ds = ds.map_batches(keep, batch_format="pyarrow")
-    ds = ds.groupby(KEY).map_groups(_to_sequence, batch_format="pyarrow")
+    # a handful of shuffle partitions: sequences are few and small, and each partition is a task
+    ds = ds.groupby(KEY, num_partitions=min(8, 3 * len(chunks))).map_groups(_to_sequence, batch_format="pyarrow")
     return ds.materialize()
 
 

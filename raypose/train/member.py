@@ -112,15 +112,13 @@ class Member:
     def state_dict(self):
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch": self.epoch, "index": self.index,
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": np.random.get_state()}
+                "torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, state):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = state["epoch"]
         torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
 
 
 def _seed(*parts):

@@ -107,10 +107,7 @@ def _resources(cfg, cluster):
     n, per = cfg.train.members, cfg.run.members_per_worker
     workers = math.ceil(n / per)
     gpus = cluster.get("GPU", 0)
-    if cfg.run.gpus_per_member > 1:
-        raise UserError(f"--gpus-per-member {cfg.run.gpus_per_member}: data-parallel members are "
-                        "not supported yet; expected 0 (auto) or 1")
-    use_gpu = gpus >= 1 and cfg.run.gpus_per_member != -1
+    use_gpu = gpus >= 1
     cpus = cfg.run.cpus_per_member * per if cfg.run.cpus_per_member else None
     if cpus is None:
         total = cluster.get("CPU", 1)
@@ -122,15 +119,15 @@ def _resources(cfg, cluster):
 
 
 def check_config(run, cfg):
-    """Write config.toml on a new run; refuse to resume a run made with another config."""
-    if run.exists("config.toml"):
-        old = C.loads(run.read_bytes("config.toml").decode(), source=run.path("config.toml"))
-        if old.hash() != cfg.hash():
-            raise UserError(f"{run.path('config.toml')}: this run directory holds a different "
-                            f"config (hash {old.hash()} vs {cfg.hash()}); expected the same config "
-                            "to resume, or choose another --out")
-    else:
-        run.write_bytes("config.toml", C.to_toml(cfg).encode())
+    """Refuse to resume a run made with another config; True if the run is new."""
+    if not run.exists("config.toml"):
+        return True
+    old = C.loads(run.read_bytes("config.toml").decode(), source=run.path("config.toml"))
+    if old.hash() != cfg.hash():
+        raise UserError(f"{run.path('config.toml')}: this run directory holds a different "
+                        f"config (hash {old.hash()} vs {cfg.hash()}); expected the same config "
+                        "to resume, or choose another --out")
+    return False
 
 
 class Progress:
@@ -181,13 +178,8 @@ def _ensure_ray(address):
     if not ray.is_initialized():
         kwargs = {"address": address} if address else {}
         ray.init(log_to_driver=False, configure_logging=True, logging_level="WARNING", **kwargs)
-    try:
-        import ray.data
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
-    except Exception:
-        pass
+    import logging
+    logging.getLogger("ray.data").setLevel(logging.WARNING)   # one progress line per iteration is ours
     return ray
 
 
@@ -200,9 +192,8 @@ def train(cfg, echo=print):
     from ..data.ingest import datasets, open_source
 
     run = RunDir(cfg.run.out)
-    check_config(run, cfg)
+    new = check_config(run, cfg)
     n = cfg.train.members
-    run.clean_incomplete(n)
     start = run.latest()
     if start >= cfg.train.iterations:
         echo(f"{run.uri}: already complete at iteration {start}")
@@ -211,8 +202,12 @@ def train(cfg, echo=print):
     ray = _ensure_ray(cfg.run.address)
     dsets, train_keys, test_keys = datasets(source, cfg.data.split, cfg.data.actions)
     workers, res, threads, use_gpu = _resources(cfg, ray.cluster_resources())
+    if new:   # only now that the data and options are known to be good
+        run.write_bytes("config.toml", C.to_toml(cfg).encode())
+    run.clean_incomplete(n)
     if cfg.run.local:
-        workers, threads = 0, max(1, int(ray.cluster_resources().get("CPU", 1)))
+        workers = 0
+        threads = int(cfg.run.cpus_per_member) or max(1, int(ray.cluster_resources().get("CPU", 1)))
     echo(f"raypose: {n} members on {max(workers, 1)} worker(s) {res if workers else '(local)'}, "
          f"{source.description}, split {cfg.data.split}: {len(train_keys)} train / "
          f"{len(test_keys)} eval chunks; " + (f"resuming after iteration {start}" if start else "starting"))
@@ -239,12 +234,15 @@ def train(cfg, echo=print):
         except BaseException as e:  # re-raised in the driver thread below
             outcome["error"] = e
 
+    import torch
+    driver_threads = torch.get_num_threads()   # local mode trains in this process
     thread = threading.Thread(target=fit, daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(1.0)
         progress.poll()
     progress.poll()
+    torch.set_num_threads(driver_threads)
     if "error" in outcome:
         raise outcome["error"]
     return _finish(run, cfg, echo)

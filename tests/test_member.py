@@ -1,0 +1,107 @@
+"""The per-member training step, plain PyTorch without Ray."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from raypose import config as C
+from raypose.data import splits
+from raypose.data.npz import load_humaneva
+from raypose.data.table import data_sequences
+from raypose.data.windows import make_windows
+from raypose.metrics import mpjpe
+from raypose.train.member import Member, TrainSet, draw_sample
+
+
+@pytest.fixture(scope="module")
+def windows(synth_dir):
+    d = load_humaneva(synth_dir)
+    keys = [(s, a) for s in d.positions_2d for a in d.positions_2d[s]]
+    train, test = splits.split_chunks(splits.filter_actions(keys, "Walk,Jog"), "videopose3d")
+    return make_windows(data_sequences(d, train)), make_windows(data_sequences(d, test))
+
+
+def small_cfg():
+    cfg = C.Config()
+    cfg.model.channels, cfg.model.dropout = 32, 0.1
+    cfg.train.lr, cfg.train.lr_decay, cfg.train.batch_size = 3e-3, 0.9, 64
+    return cfg
+
+
+def test_sampling_modes():
+    a = draw_sample(1000, 0, 3, 1, "bootstrap", 200, seed=5)
+    b = draw_sample(1000, 1, 3, 1, "bootstrap", 200, seed=5)
+    assert len(a) == 200 and len(np.unique(a)) < 200          # with replacement
+    assert not np.array_equal(a, b)                            # each member its own draw
+    assert np.array_equal(a, draw_sample(1000, 0, 3, 1, "bootstrap", 200, seed=5))
+    assert not np.array_equal(a, draw_sample(1000, 0, 3, 2, "bootstrap", 200, seed=5))
+    parts = [draw_sample(1000, k, 3, 1, "disjoint", 200, seed=5) for k in range(3)]
+    draw = np.concatenate(parts)                               # one draw cut into parts
+    assert len(draw) == 600
+    assert np.array_equal(draw, np.random.default_rng([5, 1, 7]).integers(0, 1000, 600))
+    assert np.array_equal(draw_sample(50, 2, 3, 4, "full", 10, seed=5), np.arange(50))
+    assert len(draw_sample(50, 0, 3, 1, "bootstrap", 0, seed=5)) == 50   # 0 = set size
+
+
+def test_trainset_flip_twins(windows):
+    train, _ = windows
+    ts = TrainSet(train, flip=True)
+    assert len(ts.starts) == 2 * ts.n
+    x, y = ts.batch(np.array([3, 3 + ts.n]))
+    np.testing.assert_allclose(x[1, :, 5, 0], -x[0, :, 2, 0])   # right <- mirrored left
+    np.testing.assert_allclose(y[1, 8], y[0, 11] * torch.tensor([-1.0, 1, 1]))
+    x0, y0 = TrainSet(train, flip=False).batch(np.array([3]))
+    torch.testing.assert_close(x0[0], x[0])
+    assert np.sort(ts.epoch_order(np.array([1, 2]), np.random.default_rng(0))).tolist() == [1, 2, 1 + ts.n, 2 + ts.n]
+
+
+def test_member_learns_and_schedules(windows):
+    train, test = windows
+    cfg = small_cfg()
+    m = Member(0, cfg.model, cfg.train, 15, total_epochs=6)
+    before = mpjpe(m.predict(test), test.targets)
+    ts = TrainSet(train, flip=True)
+    for i in (1, 2):
+        m.train_iteration(ts, draw_sample(ts.n, 0, 1, i, "bootstrap", 0, 0), i, epochs=3)
+    after = mpjpe(m.predict(test), test.targets)
+    assert after < 0.7 * before, (before, after)
+    assert m.epoch == 6
+    # learning rate decays per epoch and continues across iterations (no reset)
+    assert m.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.9 ** 5)
+    bn = m.model.expand_bn.momentum
+    assert 0.001 < bn < 0.1
+    pred = m.predict(test)
+    assert pred.shape == test.targets.shape and np.all(pred[:, 0] == 0)
+
+
+def test_resume_from_state_is_bit_identical(windows):
+    """A member restored from its checkpoint continues exactly as the uninterrupted one."""
+    train, test = windows
+    cfg = small_cfg()
+    ts = TrainSet(train, flip=True)
+    straight = Member(1, cfg.model, cfg.train, 15, total_epochs=4)
+    for i in (1, 2):
+        straight.train_iteration(ts, draw_sample(ts.n, 1, 2, i, "bootstrap", 500, 0), i, 2)
+    first = Member(1, cfg.model, cfg.train, 15, total_epochs=4)
+    first.train_iteration(ts, draw_sample(ts.n, 1, 2, 1, "bootstrap", 500, 0), 1, 2)
+    state = copy.deepcopy(first.state_dict())
+    torch.manual_seed(123)  # whatever happened in between
+    resumed = Member(1, cfg.model, cfg.train, 15, total_epochs=4)
+    resumed.load_state_dict(state)
+    resumed.train_iteration(ts, draw_sample(ts.n, 1, 2, 2, "bootstrap", 500, 0), 2, 2)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    np.testing.assert_array_equal(straight.predict(test), resumed.predict(test))
+
+
+def test_members_differ(windows):
+    train, test = windows
+    cfg = small_cfg()
+    ts = TrainSet(train, flip=True)
+    preds = []
+    for k in range(2):
+        m = Member(k, cfg.model, cfg.train, 15, total_epochs=2)
+        m.train_iteration(ts, draw_sample(ts.n, k, 2, 1, "bootstrap", 0, 0), 1, 2)
+        preds.append(m.predict(test))
+    assert np.abs(preds[0] - preds[1]).mean() > 1e-3
