@@ -60,6 +60,7 @@ def train_loop(loop_cfg):
         for m in members:
             m.load_state_dict(run.load_member(n, m.index, start, map_location=device))
     fault = C.fault(cfg)
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
     for i in range(start + 1, t.iterations + 1):
         losses, files, preds = {}, {}, {}
@@ -72,12 +73,13 @@ def train_loop(loop_cfg):
             files[m.index] = run.save_member(n, m.index, i, m.state_dict())
             preds[m.index] = m.predict(eval_w, t.flip)
         over = loop_cfg["deadline"] > 0 and time.time() > loop_cfg["deadline"]
-        gathered = _gather((losses, files, preds, over))
+        nodes = {m.index: node for m in members}
+        gathered = _gather((losses, files, preds, over, nodes))
         stop = any(g[3] for g in gathered) or i == t.iterations
         metrics = {"iteration": i}
         if rank == 0:
             for g in gathered:
-                losses.update(g[0]), files.update(g[1]), preds.update(g[2])
+                losses.update(g[0]), files.update(g[1]), preds.update(g[2]), nodes.update(g[4])
             order = sorted(preds)
             stack = np.stack([preds[k] for k in order])
             gt = eval_w.targets
@@ -87,6 +89,7 @@ def train_loop(loop_cfg):
                 "epochs_done": i * t.epochs, "eval_frames": int(len(gt)),
                 "files": {f"{n}_members_ensemble{k}_iter{i}.ckpt": files[k] for k in order},
                 "train_loss": [float(losses[k]) for k in order],
+                "member_nodes": [nodes[k] for k in order],
                 "member_mpjpe_mm": [1000 * float(mpjpe(p, gt)) for p in stack],
                 "member_p_mpjpe_mm": [1000 * float(p_mpjpe(p, gt)) for p in stack],
                 "ensemble": {"aggregate": "mean", "mpjpe_mm": 1000 * float(mpjpe(ens, gt)),
