@@ -67,6 +67,23 @@ def _cmd_train(args):
     train(train_config(args))
 
 
+def _cmd_evaluate(args):
+    from .evaluate import evaluate
+    evaluate(args.run, iteration=args.iteration, method=args.aggregate, data=args.data,
+             split=args.split, tta=not args.no_tta, curve=not args.no_curve)
+
+
+def _cmd_plot(args):
+    from .figures import animation, run_plots
+    if args.animate:
+        path = animation(args.run, args.animate, args.camera, args.out, iteration=args.iteration,
+                         method=args.aggregate)
+        print(f"wrote {path}")
+        return
+    for path in run_plots(args.run):
+        print(f"wrote {path}")
+
+
 def _cmd_predict(args):
     from .predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration,
@@ -131,6 +148,25 @@ def build_parser():
     q.add_argument("--aggregate", default="mean")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
     q.set_defaults(func=_cmd_predict)
+
+    q = sub.add_parser("evaluate", help="tables, aggregates, ensemble-size study, calibration")
+    q.add_argument("--run", required=True)
+    q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
+    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted")
+    q.add_argument("--data", help="evaluate on other data (npz dir, prepared dir, synthetic)")
+    q.add_argument("--split", help="videopose3d or seed (default: the run's)")
+    q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
+    q.add_argument("--no-curve", action="store_true", help="skip re-evaluating earlier iterations")
+    q.set_defaults(func=_cmd_evaluate)
+
+    q = sub.add_parser("plot", help="figures into RUN/plots, or an animation of one sequence")
+    q.add_argument("--run", required=True)
+    q.add_argument("--animate", metavar="SUBJECT/ACTION", help="e.g. 'Validate/S1/Walking 1 chunk0'")
+    q.add_argument("--camera", default="C1", help="camera of the animated sequence (C1, C2, C3)")
+    q.add_argument("--out", help="GIF path for --animate")
+    q.add_argument("--iteration", type=int)
+    q.add_argument("--aggregate", help="aggregate for the animated skeleton")
+    q.set_defaults(func=_cmd_plot)
 
     q = sub.add_parser("demo", help="synthetic data end to end on this machine")
     q.add_argument("--out", default="runs/demo", help="where the demo writes (replaced)")

@@ -192,7 +192,8 @@ def train(cfg, echo=print):
     from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from ..data.ingest import datasets, open_source
+    from ..data.ingest import datasets
+    from ..data.source import open_source
 
     run = RunDir(cfg.run.out)
     new = check_config(run, cfg)

@@ -1,0 +1,89 @@
+"""Where a run's frames come from: synthetic, an npz directory, or a prepared Parquet table.
+
+The driver needs the chunk list and the 2D layout before anything runs; evaluation reads the
+frames of some chunks straight into memory, without Ray.
+"""
+import json
+import os
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from ..errors import UserError
+from ..skeleton import LEFT, RIGHT
+from .npz import FILE_3D, PoseData, load_humaneva
+from .table import frame_table, table_sequences
+
+KEY = ["subject", "action", "camera"]
+
+
+@dataclass
+class Source:
+    """Where frames come from, with what the driver must know before any worker starts."""
+    chunks: list            # every (subject, action) in key order
+    num_joints_2d: int
+    symmetry: tuple         # (left, right) of the 2D layout
+    table: pa.Table | None  # in-memory frames (npz or synthetic input)
+    parquet: str | None     # or a prepared Parquet dataset (local path or URI)
+    description: str
+
+
+def open_source(data_cfg):
+    path = data_cfg.path
+    if path == "synthetic":
+        from .synthetic import generate
+        pos2d, pos3d, meta = generate(frames=data_cfg.synthetic_frames, seed=data_cfg.synthetic_seed)
+        return _from_pose_data(PoseData(pos2d, pos3d, meta), f"synthetic ({data_cfg.synthetic_frames} frames, seed {data_cfg.synthetic_seed})")
+    if "://" not in path and os.path.isfile(os.path.join(path, FILE_3D)):
+        return _from_pose_data(load_humaneva(path, data_cfg.keypoints), f"npz {path}")
+    return _from_parquet(path)
+
+
+def _from_pose_data(data, description):
+    chunks = [(s, a) for s in data.positions_2d for a in data.positions_2d[s]]
+    return Source(chunks, data.num_joints_2d, data.symmetry, frame_table(data), None, description)
+
+
+def _from_parquet(path):
+    if "://" in path:
+        fs, root = pafs.FileSystem.from_uri(path)
+    else:
+        if not os.path.isdir(path):
+            raise UserError(f"{path}: data not found; expected 'synthetic', an npz directory with "
+                            f"{FILE_3D}, or a directory written by raypose prepare")
+        fs, root = pafs.LocalFileSystem(), os.path.abspath(path)
+    frames = root.rstrip("/") + "/frames"
+    if fs.get_file_info(frames).type != pafs.FileType.Directory:
+        frames = root
+    try:
+        keys = pads.dataset(frames, filesystem=fs, format="parquet", partitioning="hive")
+        keys = keys.to_table(columns=["subject", "action"])
+    except Exception as e:
+        raise UserError(f"{path}: not a prepared frame table ({type(e).__name__}: {e})") from None
+    meta = {}
+    try:
+        with fs.open_input_stream(root.rstrip("/") + "/metadata.json") as f:
+            meta = json.loads(f.read())
+    except (FileNotFoundError, OSError):
+        pass
+    pairs = list(dict.fromkeys(zip(keys.column("subject").to_pylist(), keys.column("action").to_pylist())))
+    sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
+    nj = int(meta.get("num_joints", 15))
+    uri = frames if "://" not in path else path.rstrip("/") + frames[len(root.rstrip("/")):]
+    return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}")
+
+
+def read_sequences(source, chunks):
+    """[((subject, action, camera), 2D, 3D)] of the given chunks, read in this process."""
+    if source.table is not None:
+        table = source.table
+    else:
+        fs, root = (pafs.FileSystem.from_uri(source.parquet) if "://" in source.parquet
+                    else (pafs.LocalFileSystem(), source.parquet))
+        table = pads.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
+    key = pc.binary_join_element_wise(table.column("subject"), table.column("action"), "\x00")
+    table = table.filter(pc.is_in(key, pa.array(sorted({f"{s}\x00{a}" for s, a in chunks}))))
+    return table_sequences(table)
