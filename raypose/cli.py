@@ -40,8 +40,10 @@ TRAIN_FLAGS = {  # flag -> config key
     "seed": "train.seed", "out": "run.out", "time_budget": "run.time_budget",
     "address": "run.address", "gpus_per_member": "run.gpus_per_member",
     "max_failures": "run.max_failures", "keep_last": "run.keep_last",
-    "members_per_worker": "run.members_per_worker",
+    "members_per_worker": "run.members_per_worker", "semi": "semi.mode",
+    "labelled_fraction": "semi.labelled_fraction",
 }
+SEMI_DEFAULT_FRACTION = 0.4   # the 2022 study's labelled share
 
 
 def train_config(args):
@@ -54,6 +56,8 @@ def train_config(args):
             C.set_key(cfg, key, value)
     if args.local:
         cfg.run.local = True
+    if args.semi not in (None, "off") and args.labelled_fraction is None and cfg.semi.labelled_fraction == 1:
+        cfg.semi.labelled_fraction = SEMI_DEFAULT_FRACTION
     for item in args.set or []:
         if "=" not in item:
             raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
@@ -136,6 +140,10 @@ def build_parser():
     q.add_argument("--max-failures", type=int, help="worker restarts allowed (default 2)")
     q.add_argument("--keep-last", type=int, help="keep only the newest K iterations (0 = all)")
     q.add_argument("--members-per-worker", type=int)
+    q.add_argument("--semi", help="off, schedule (the 2022 pseudo-label schedule) or gated "
+                   "(pseudo-labels where the members agree)")
+    q.add_argument("--labelled-fraction", type=float,
+                   help="share of training chunks that keep their 3D (default 1; 0.4 with --semi)")
     q.add_argument("--local", action="store_true", help="all members in this process, no Ray workers")
     q.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key")
     q.set_defaults(func=_cmd_train)

@@ -43,6 +43,16 @@ class TrainConfig:
 
 
 @dataclass
+class SemiConfig:
+    mode: str = "off"                # off | schedule | gated
+    labelled_fraction: float = 1.0   # of the training chunks (by chunk, seeded); the rest lose 3D
+    warmup: int = 2                  # supervised iterations before the first pseudo-labels
+    per_iteration: int = 500         # schedule: (j + 1) * per_iteration windows, j = i - warmup
+    threshold_scale: float = 1.0     # gated: spread <= scale x median spread on labelled windows
+    weighted: bool = True            # gated: weight pseudo-labels by confidence
+
+
+@dataclass
 class RunConfig:
     out: str = "runs/humaneva"
     address: str = ""                # Ray cluster address; empty = local or RAY_ADDRESS
@@ -65,6 +75,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
     run: RunConfig = field(default_factory=RunConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
 
@@ -179,6 +190,11 @@ def validate(cfg):
         (bool(m.widths) and all(w >= 1 and w % 2 == 1 for w in m.widths), "model.widths", "odd filter widths such as 3,3,3"),
         (0 <= m.dropout < 1, "model.dropout", "a number in [0, 1)"),
         (cfg.data.split in ("videopose3d", "seed"), "data.split", "videopose3d or seed"),
+        (cfg.semi.mode in ("off", "schedule", "gated"), "semi.mode (--semi)", "off, schedule or gated"),
+        (0 < cfg.semi.labelled_fraction <= 1, "semi.labelled_fraction (--labelled-fraction)",
+         "a number in (0, 1]"),
+        (cfg.semi.warmup >= 0 and cfg.semi.per_iteration >= 1 and cfg.semi.threshold_scale > 0,
+         "semi.warmup / per_iteration / threshold_scale", "warmup >= 0, per_iteration >= 1, scale > 0"),
         (cfg.run.members_per_worker >= 1, "run.members_per_worker", "an integer >= 1"),
         (cfg.run.max_failures >= 0, "run.max_failures", "an integer >= 0"),
         (cfg.run.keep_last >= 0, "run.keep_last", "an integer >= 0"),

@@ -54,3 +54,8 @@ def load_members(run, cfg, iteration, num_joints_in, device="cpu"):
 def member_predictions(models, windows, flip, symmetry_2d, device="cpu"):
     """(K, N, 15, 3) for every target of `windows`."""
     return np.stack([predict_windows(m, windows, flip, symmetry_2d, device) for m in models])
+
+
+def frame_spread(spread_nj):
+    """Per-frame summary (N,) of a per-joint spread (N, J): mean over joints but the root."""
+    return np.asarray(spread_nj)[..., 1:].mean(-1)

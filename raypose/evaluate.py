@@ -4,8 +4,8 @@ error against iteration, and how well the members' spread predicts the error.
 Evaluation runs in the driver process: the members are loaded from their checkpoints and run
 over the evaluation split with the dilated form, which is cheap next to training.
 """
+import dataclasses
 import json
-import os
 
 import numpy as np
 
@@ -84,8 +84,7 @@ def noisy(windows, sigma_px, seed=0):
     rng = np.random.default_rng(seed)
     scale = sigma_px * 2 / 640            # pixels -> normalised units (x / w * 2)
     inputs = windows.inputs + rng.normal(0, scale, windows.inputs.shape).astype(np.float32)
-    return type(windows)(inputs, windows.starts, windows.targets, windows.keys, windows.offsets,
-                         windows.receptive_field)
+    return dataclasses.replace(windows, inputs=inputs)
 
 
 def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=True, echo=print,

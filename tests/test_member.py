@@ -48,10 +48,10 @@ def test_trainset_flip_twins(windows):
     train, _ = windows
     ts = TrainSet(train, flip=True)
     assert len(ts.starts) == 2 * ts.n
-    x, y = ts.batch(np.array([3, 3 + ts.n]))
+    x, y, w = ts.batch(np.array([3, 3 + ts.n]))
     np.testing.assert_allclose(x[1, :, 5, 0], -x[0, :, 2, 0])   # right <- mirrored left
     np.testing.assert_allclose(y[1, 8], y[0, 11] * torch.tensor([-1.0, 1, 1]))
-    x0, y0 = TrainSet(train, flip=False).batch(np.array([3]))
+    x0, y0, _ = TrainSet(train, flip=False).batch(np.array([3]))
     torch.testing.assert_close(x0[0], x[0])
     assert np.sort(ts.epoch_order(np.array([1, 2]), np.random.default_rng(0))).tolist() == [1, 2, 1 + ts.n, 2 + ts.n]
 

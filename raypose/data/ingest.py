@@ -10,7 +10,6 @@ import pyarrow.compute as pc
 
 from . import splits
 from .source import KEY
-from .windows import make_windows
 
 
 def _to_sequence(group: pa.Table) -> pa.Table:
@@ -25,8 +24,12 @@ def _to_sequence(group: pa.Table) -> pa.Table:
     return pa.table(row)
 
 
-def sequence_dataset(source, chunks):
-    """A materialised Ray Dataset with one row per sequence of the given chunks."""
+def sequence_dataset(source, chunks, with_3d=True):
+    """A materialised Ray Dataset with one row per sequence of the given chunks.
+
+    with_3d=False drops the 3D before anything else happens: unlabelled chunks reach the
+    members as 2D only, so their ground truth cannot leak into training.
+    """
     import ray.data
 
     if source.table is not None:
@@ -41,15 +44,21 @@ def sequence_dataset(source, chunks):
         return batch.filter(pc.and_(pc.is_in(batch.column("subject"), subjects), pc.is_in(key, wanted)))
 
     ds = ds.map_batches(keep, batch_format="pyarrow")
+    if not with_3d:
+        ds = ds.drop_columns(["pose_3d"])
     # a handful of shuffle partitions: sequences are few and small, and each partition is a task
     ds = ds.groupby(KEY, num_partitions=min(8, 3 * len(chunks))).map_groups(_to_sequence, batch_format="pyarrow")
     return ds.materialize()
 
 
-def datasets(source, split, actions):
-    """{'train': ..., 'eval': ...} sequence datasets for a split protocol and action filter."""
+def datasets(source, split, actions, labelled_fraction=1.0, seed=0):
+    """{'train', 'eval'[, 'unlabelled']} sequence datasets, and the chunk lists behind them."""
     train, test = splits.select(source.chunks, split, actions or None, source=source.description)
-    return {"train": sequence_dataset(source, train), "eval": sequence_dataset(source, test)}, train, test
+    labelled, unlabelled = splits.labelled_split(train, labelled_fraction, seed)
+    out = {"train": sequence_dataset(source, labelled), "eval": sequence_dataset(source, test)}
+    if unlabelled:
+        out["unlabelled"] = sequence_dataset(source, unlabelled, with_3d=False)
+    return out, labelled, unlabelled, test
 
 
 def rows_to_sequences(batches, num_joints_2d):
@@ -69,7 +78,6 @@ def rows_to_sequences(batches, num_joints_2d):
     return out
 
 
-def shard_windows(shard, num_joints_2d, receptive_field):
-    """Windows over every sequence of a Ray Data shard (each member reads the whole set)."""
-    batches = shard.iter_batches(batch_format="pyarrow", batch_size=None)
-    return make_windows(rows_to_sequences(batches, num_joints_2d), receptive_field)
+def shard_sequences(shard, num_joints_2d):
+    """Every sequence of a Ray Data shard (each member reads the whole set)."""
+    return rows_to_sequences(shard.iter_batches(batch_format="pyarrow", batch_size=None), num_joints_2d)

@@ -15,7 +15,8 @@ class Windows:
     """Every frame of every sequence as a training target with its centred 2D window."""
     inputs: np.ndarray      # (P, J, 2) padded, normalised 2D, all sequences back to back
     starts: np.ndarray      # (N,) start of each target's window in `inputs`
-    targets: np.ndarray | None  # (N, 15, 3) root-relative camera-frame 3D, or None (unlabelled)
+    targets: np.ndarray | None  # (N, 15, 3) root-relative camera-frame 3D; None if nothing has 3D
+    labelled: np.ndarray    # (N,) bool: the target is known (zeros stand in where it is not)
     keys: list              # per sequence: (subject, action, camera)
     offsets: np.ndarray     # (S+1,) first target index of each sequence
     receptive_field: int
@@ -44,7 +45,7 @@ def make_windows(sequences, receptive_field=27):
     """
     pad = receptive_field // 2
     inputs, starts, targets, keys, offsets = [], [], [], [], [0]
-    pos, has_3d = 0, None
+    pos = 0
     for key, kp, pose in sequences:
         kp = np.asarray(kp, dtype=np.float32)
         t = len(kp)
@@ -53,18 +54,24 @@ def make_windows(sequences, receptive_field=27):
         inputs.append(np.concatenate([np.repeat(kp[:1], pad, 0), kp, np.repeat(kp[-1:], pad, 0)]))
         starts.append(pos + np.arange(t))
         pos += t + 2 * pad
-        has_3d = (pose is not None) if has_3d is None else has_3d and pose is not None
         targets.append(pose)
         keys.append(key)
         offsets.append(offsets[-1] + t)
     if not keys:
         raise ValueError("no frames to window")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    labelled = np.repeat([p is not None for p in targets], np.diff(offsets))
+    tgt = None
+    if labelled.any():
+        tgt = np.concatenate([np.zeros((o, 15, 3), np.float32) if p is None else p
+                              for p, o in zip(targets, np.diff(offsets))]).astype(np.float32)
     return Windows(
         inputs=np.concatenate(inputs),
         starts=np.concatenate(starts).astype(np.int64),
-        targets=np.concatenate(targets).astype(np.float32) if has_3d else None,
+        targets=tgt,
+        labelled=labelled,
         keys=keys,
-        offsets=np.asarray(offsets, dtype=np.int64),
+        offsets=offsets,
         receptive_field=receptive_field,
     )
 

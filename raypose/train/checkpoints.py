@@ -13,6 +13,7 @@ import os
 import re
 import uuid
 
+import numpy as np
 import pyarrow.fs as pafs
 import torch
 
@@ -87,6 +88,20 @@ class RunDir:
                             "from its iteration record; the file is corrupt")
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
 
+    def save_npz(self, rel, **arrays):
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+        self.write_bytes(rel, data)
+        return hashlib.sha256(data).hexdigest()
+
+    def load_npz(self, rel, iteration):
+        """An npz listed in iteration `iteration`'s record, checksum verified."""
+        data = self.read_bytes(rel)
+        if hashlib.sha256(data).hexdigest() != self.record(iteration)["files"][rel.rsplit("/", 1)[-1]]:
+            raise UserError(f"{self.path(rel)}: checksum differs from its iteration record")
+        return dict(np.load(io.BytesIO(data)))
+
     def iterations(self):
         """Complete iterations, ascending."""
         found = (_ITER.match(name) for name in self.listdir("checkpoints"))
@@ -103,7 +118,7 @@ class RunDir:
         """Drop member files and temporaries of iterations that never got their record."""
         done = set(self.iterations())
         for name in self.listdir("checkpoints"):
-            m = re.match(r"^\d+_members_ensemble\d+_iter(\d+)\.ckpt$", name)
+            m = re.match(r"^(?:\d+_members_ensemble\d+_iter|pseudo_iter)(\d+)\.(?:ckpt|npz)$", name)
             if ".tmp-" in name or (m and int(m.group(1)) not in done):
                 self.delete(f"checkpoints/{name}")
 
@@ -116,3 +131,4 @@ class RunDir:
             self.delete(f"checkpoints/iter{i}.json")   # record first: the iteration stops counting
             for k in range(n):
                 self.delete(f"checkpoints/{member_name(n, k, i)}")
+            self.delete(f"checkpoints/pseudo_iter{i}.npz")

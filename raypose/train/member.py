@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from ..metrics import mpjpe_loss
+from ..metrics import mpjpe_loss, weighted_mpjpe_loss
 from ..inference import predict_windows
 from ..model import TemporalModel
 from ..skeleton import LEFT, RIGHT, flip_permutation
@@ -31,11 +31,15 @@ def draw_sample(n, member, members, iteration, sampling, subset_size, seed):
     raise ValueError(f"unknown sampling {sampling!r}")
 
 
+_SIGN3 = torch.tensor([-1.0, 1.0, 1.0])
+
+
 class TrainSet:
     """Training windows as contiguous tensors, with their mirrored copies appended.
 
     Index i < N is window i; index N + i is its flipped twin, so flip augmentation is just a
-    larger index range and a batch is one gather.
+    larger index range and a batch is one gather. Windows without 3D (unlabelled chunks) stay
+    out of the pool until `set_pseudo` gives them a target; their twins get the mirrored one.
     """
 
     def __init__(self, windows, flip, symmetry_2d=(LEFT, RIGHT), device="cpu"):
@@ -43,16 +47,38 @@ class TrainSet:
         starts = torch.from_numpy(windows.starts)
         targets = torch.from_numpy(windows.targets)
         self.n = len(starts)
+        self.p3 = torch.from_numpy(flip_permutation(targets.shape[1]))
         if flip:
             p2 = torch.from_numpy(flip_permutation(inputs.shape[1], *symmetry_2d))
-            p3 = torch.from_numpy(flip_permutation(targets.shape[1]))
             sign = torch.tensor([-1.0, 1.0])
             starts = torch.cat([starts, starts + len(inputs)])
             inputs = torch.cat([inputs, inputs[:, p2] * sign])
-            targets = torch.cat([targets, targets[:, p3] * torch.tensor([-1.0, 1.0, 1.0])])
+            targets = torch.cat([targets, targets[:, self.p3] * _SIGN3])
         self.flip = flip
         self.inputs, self.starts, self.targets = inputs.to(device), starts.to(device), targets.to(device)
+        self.weights = torch.ones(len(starts), device=device)
         self.offsets = torch.arange(windows.receptive_field, device=device)
+        self.labelled = np.asarray(windows.labelled, dtype=bool)
+        self.pseudo = np.zeros(self.n, dtype=bool)
+
+    def pool(self):
+        """Window indices with a target: labelled, or pseudo-labelled now."""
+        return np.flatnonzero(self.labelled | self.pseudo)
+
+    def set_pseudo(self, idx, poses, weights):
+        """Replace the pseudo-labels: windows `idx` (unlabelled) get `poses` (k, 15, 3)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        assert not self.labelled[idx].any(), "pseudo-labels are for unlabelled windows only"
+        self.pseudo[:] = False
+        self.pseudo[idx] = True
+        dev = self.targets.device
+        t_idx = torch.as_tensor(idx, device=dev)
+        poses = torch.as_tensor(np.asarray(poses, np.float32), device=dev)
+        w = torch.as_tensor(np.asarray(weights, np.float32), device=dev)
+        self.targets[t_idx], self.weights[t_idx] = poses, w
+        if self.flip:
+            self.targets[t_idx + self.n] = poses[:, self.p3.to(dev)] * _SIGN3.to(dev)
+            self.weights[t_idx + self.n] = w
 
     def epoch_order(self, sample, rng):
         idx = np.concatenate([sample, sample + self.n]) if self.flip else sample
@@ -60,7 +86,7 @@ class TrainSet:
 
     def batch(self, idx):
         idx = torch.as_tensor(idx, device=self.starts.device)
-        return self.inputs[self.starts[idx, None] + self.offsets], self.targets[idx]
+        return self.inputs[self.starts[idx, None] + self.offsets], self.targets[idx], self.weights[idx]
 
 
 class Member:
@@ -94,8 +120,9 @@ class Member:
             for idx in np.array_split(order, max(1, math.ceil(len(order) / self.cfg.batch_size))):
                 if len(idx) < 2:  # BatchNorm needs two samples; a lone last window waits an epoch
                     continue
-                x, y = data.batch(idx)
-                loss = mpjpe_loss(self.model(x, strided=True)[:, 0], y)
+                x, y, w = data.batch(idx)
+                pred = self.model(x, strided=True)[:, 0]
+                loss = weighted_mpjpe_loss(pred, y, w) if data.pseudo.any() else mpjpe_loss(pred, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()

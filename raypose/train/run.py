@@ -33,13 +33,15 @@ def train_loop(loop_cfg):
     import ray.train
     import torch
 
-    from ..data.ingest import shard_windows
+    from ..data.ingest import shard_sequences
+    from ..data.windows import make_windows
     from ..ensemble import aggregate
     from ..metrics import mpjpe, p_mpjpe
+    from ..semi import select
     from .member import Member, TrainSet, draw_sample
 
     cfg = C.from_dict(loop_cfg["cfg"])
-    t, n = cfg.train, cfg.train.members
+    t, n, semi = cfg.train, cfg.train.members, cfg.semi.mode != "off"
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(loop_cfg["threads"])
@@ -49,8 +51,11 @@ def train_loop(loop_cfg):
     run = RunDir(cfg.run.out)
     rf = int(np.prod(cfg.model.widths))
     nj, sym = loop_cfg["num_joints_2d"], tuple(loop_cfg["symmetry"])
-    train_w = shard_windows(ray.train.get_dataset_shard("train"), nj, rf)
-    eval_w = shard_windows(ray.train.get_dataset_shard("eval"), nj, rf)
+    seqs = shard_sequences(ray.train.get_dataset_shard("train"), nj)
+    if loop_cfg["unlabelled"]:   # 2D only: these chunks' 3D never reaches a worker
+        seqs += shard_sequences(ray.train.get_dataset_shard("unlabelled"), nj)
+    train_w = make_windows(seqs, rf)
+    eval_w = make_windows(shard_sequences(ray.train.get_dataset_shard("eval"), nj), rf)
     data = TrainSet(train_w, t.flip, sym, device)
 
     mine = [k for k in range(n) if k % world == rank]
@@ -59,43 +64,63 @@ def train_loop(loop_cfg):
     if start:
         for m in members:
             m.load_state_dict(run.load_member(n, m.index, start, map_location=device))
+        if run.exists(f"checkpoints/pseudo_iter{start}.npz"):
+            p = run.load_npz(f"checkpoints/pseudo_iter{start}.npz", start)
+            data.set_pseudo(p["index"], p["pose"], p["weight"])
     fault = C.fault(cfg)
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
     for i in range(start + 1, t.iterations + 1):
-        losses, files, preds = {}, {}, {}
+        losses, files, preds, train_preds = {}, {}, {}, {}
+        pool = data.pool()
         for m in members:
             if fault == (m.index, i) and not run.exists(f"debug/fault-{m.index}-{i}"):
                 run.write_bytes(f"debug/fault-{m.index}-{i}", b"injected\n")
                 raise RuntimeError(f"injected crash of member {m.index} at iteration {i}")
-            sample = draw_sample(data.n, m.index, n, i, t.sampling, t.subset_size, t.seed)
+            sample = pool[draw_sample(len(pool), m.index, n, i, t.sampling, t.subset_size, t.seed)]
             losses[m.index] = m.train_iteration(data, sample, i, t.epochs)
             files[m.index] = run.save_member(n, m.index, i, m.state_dict())
             preds[m.index] = m.predict(eval_w, t.flip)
+            if semi:
+                train_preds[m.index] = m.predict(train_w, t.flip)
         over = loop_cfg["deadline"] > 0 and time.time() > loop_cfg["deadline"]
         nodes = {m.index: node for m in members}
-        gathered = _gather((losses, files, preds, over, nodes))
+        gathered = _gather((losses, files, preds, over, nodes, train_preds))
         stop = any(g[3] for g in gathered) or i == t.iterations
+        for g in gathered:
+            losses.update(g[0]), files.update(g[1]), preds.update(g[2]), nodes.update(g[4])
+            train_preds.update(g[5])
+        order = sorted(preds)
+        semi_info = None
+        if semi:   # every rank computes the same pseudo-labels from the same gathered predictions
+            idx, pose, weight, semi_info = select(cfg.semi, i, np.stack([train_preds[k] for k in order]),
+                                                  data.labelled, t.seed)
+            data.set_pseudo(idx, pose, weight)
         metrics = {"iteration": i}
         if rank == 0:
-            for g in gathered:
-                losses.update(g[0]), files.update(g[1]), preds.update(g[2]), nodes.update(g[4])
-            order = sorted(preds)
+            if semi:
+                files[f"pseudo_iter{i}.npz"] = run.save_npz(f"checkpoints/pseudo_iter{i}.npz",
+                                                            index=idx, pose=pose, weight=weight)
             stack = np.stack([preds[k] for k in order])
             gt = eval_w.targets
             ens = aggregate(stack, "mean")
             record = {
                 "iteration": i, "members": n, "config_hash": cfg.hash(),
                 "epochs_done": i * t.epochs, "eval_frames": int(len(gt)),
-                "files": {f"{n}_members_ensemble{k}_iter{i}.ckpt": files[k] for k in order},
+                "files": {(f"{n}_members_ensemble{k}_iter{i}.ckpt" if isinstance(k, int) else k): v
+                          for k, v in files.items()},
                 "train_loss": [float(losses[k]) for k in order],
                 "member_nodes": [nodes[k] for k in order],
                 "member_mpjpe_mm": [1000 * float(mpjpe(p, gt)) for p in stack],
                 "member_p_mpjpe_mm": [1000 * float(p_mpjpe(p, gt)) for p in stack],
                 "ensemble": {"aggregate": "mean", "mpjpe_mm": 1000 * float(mpjpe(ens, gt)),
                              "p_mpjpe_mm": 1000 * float(p_mpjpe(ens, gt))},
+                "train_windows": {"labelled": int(data.labelled.sum()),
+                                  "unlabelled": int((~data.labelled).sum())},
                 "time": time.time(),
             }
+            if semi_info:
+                record["semi"] = semi_info
             run.write_json(f"checkpoints/iter{i}.json", record)   # the commit point
             run.prune(n, cfg.run.keep_last)
             metrics.update(ensemble_mpjpe_mm=record["ensemble"]["mpjpe_mm"],
@@ -204,7 +229,8 @@ def train(cfg, echo=print):
         return _finish(run, cfg, echo)
     source = open_source(cfg.data)
     ray = _ensure_ray(cfg.run.address)
-    dsets, train_keys, test_keys = datasets(source, cfg.data.split, cfg.data.actions)
+    dsets, train_keys, unlabelled_keys, test_keys = datasets(
+        source, cfg.data.split, cfg.data.actions, cfg.semi.labelled_fraction, cfg.train.seed)
     workers, res, threads, use_gpu = _resources(cfg, ray.cluster_resources())
     if new:   # only now that the data and options are known to be good
         run.write_bytes("config.toml", C.to_toml(cfg).encode())
@@ -213,11 +239,12 @@ def train(cfg, echo=print):
         workers = 0
         threads = int(cfg.run.cpus_per_member) or max(1, int(ray.cluster_resources().get("CPU", 1)))
     echo(f"raypose: {n} members on {max(workers, 1)} worker(s) {res if workers else '(local)'}, "
-         f"{source.description}, split {cfg.data.split}: {len(train_keys)} train / "
-         f"{len(test_keys)} eval chunks; " + (f"resuming after iteration {start}" if start else "starting"))
+         f"{source.description}, split {cfg.data.split}: {len(train_keys)} train"
+         + (f" + {len(unlabelled_keys)} unlabelled ({cfg.semi.mode})" if unlabelled_keys else "")
+         + f" / {len(test_keys)} eval chunks; " + (f"resuming after iteration {start}" if start else "starting"))
     loop_cfg = {"cfg": cfg.to_dict(), "num_joints_2d": source.num_joints_2d,
                 "symmetry": [list(source.symmetry[0]), list(source.symmetry[1])],
-                "threads": threads, "use_gpu": use_gpu,
+                "threads": threads, "use_gpu": use_gpu, "unlabelled": bool(unlabelled_keys),
                 "deadline": time.time() + cfg.run.time_budget if cfg.run.time_budget else 0}
     storage = run.uri if "://" in run.uri else run.root
     trainer = TorchTrainer(

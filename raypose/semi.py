@@ -1,0 +1,40 @@
+"""Pseudo-labels from the ensemble for windows without 3D, gated by the ensemble's own spread.
+
+schedule (the 2022 method): after `warmup` iterations, iteration i labels (j + 1) * K random
+unlabelled windows with the ensemble mean, j = i - warmup, whatever the members think of them.
+gated: label the windows on which the members agree as well as they do on labelled data,
+i.e. frame spread <= threshold_scale x the median frame spread on the labelled windows, and
+weight each by tau^2 / (tau^2 + spread^2) so the least sure of them count about half.
+The threshold moves with the ensemble: as members improve on what they know, the bar rises.
+"""
+import numpy as np
+
+from .ensemble import aggregate, frame_spread, spread
+
+
+def select(cfg, iteration, preds, labelled, seed):
+    """Pseudo-labels for the next iteration.
+
+    preds: (K, N, 15, 3) the members' predictions on every training window; labelled: (N,) bool.
+    Returns (indices into the N windows, poses (k, 15, 3), weights (k,), info dict).
+    """
+    unl = np.flatnonzero(~labelled)
+    empty = (np.zeros(0, np.int64), np.zeros((0, 15, 3), np.float32), np.zeros(0, np.float32))
+    if cfg.mode == "off" or iteration < cfg.warmup or len(unl) == 0:
+        return (*empty, {"mode": cfg.mode, "pseudo": 0})
+    mean = aggregate(preds[:, unl], "mean")
+    if cfg.mode == "schedule":
+        count = min(len(unl), (iteration - cfg.warmup + 1) * cfg.per_iteration)
+        pick = np.sort(np.random.default_rng([seed, iteration, 11]).choice(len(unl), count, replace=False))
+        weights = np.ones(count, np.float32)
+        info = {"mode": "schedule", "pseudo": int(count)}
+    else:
+        s_unl = frame_spread(spread(preds[:, unl], mean))
+        s_lab = frame_spread(spread(preds[:, labelled]))
+        tau = cfg.threshold_scale * float(np.median(s_lab))
+        pick = np.flatnonzero(s_unl <= tau)
+        weights = (tau ** 2 / (tau ** 2 + s_unl[pick] ** 2) if cfg.weighted
+                   else np.ones(len(pick))).astype(np.float32)
+        info = {"mode": "gated", "pseudo": int(len(pick)), "threshold_mm": 1000 * tau,
+                "median_spread_unlabelled_mm": 1000 * float(np.median(s_unl))}
+    return unl[pick], mean[pick].astype(np.float32), weights, info

@@ -1,0 +1,113 @@
+"""Benchmark: an ensemble of 5 against its members, every aggregate, a corrupted member,
+uncertainty calibration and the spread's response to noisy 2D input.
+
+    python scripts/bench_ensemble.py [--real ../shared/data/humaneva] [--json benchmarks/ensemble.json]
+
+Trains one ensemble per data set with `raypose train` (synthetic always; real HumanEva-I, official
+protocol, Walk/Jog/Box, GT 2D, where --real exists), then evaluates it. Prints one summary line
+per data set and writes JSON.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from raypose import config as C  # noqa: E402
+from raypose.ensemble import AGGREGATES, aggregate, build_model, load_members, member_predictions  # noqa: E402
+from raypose.evaluate import evaluate, eval_windows, quick  # noqa: E402
+from raypose.predict import open_run  # noqa: E402
+from raypose.train.run import train  # noqa: E402
+
+
+def corrupted(run_dir, members=5, seed=0):
+    """Replace member 0 by a model with random weights; P-MPJPE per aggregate, clean and corrupted."""
+    run, cfg, it = open_run(run_dir)
+    windows, source = eval_windows(cfg)
+    models = load_members(run, cfg, it, source.num_joints_2d)
+    preds = member_predictions(models, windows, True, source.symmetry)
+    torch.manual_seed(seed)
+    bad = build_model(cfg, source.num_joints_2d).eval()
+    bad_preds = preds.copy()
+    bad_preds[0] = member_predictions([bad], windows, True, source.symmetry)[0]
+    gt = windows.targets
+    out = {}
+    for m in AGGREGATES:
+        clean, dirty = quick(aggregate(preds, m), gt), quick(aggregate(bad_preds, m), gt)
+        out[m] = {"clean_p_mpjpe": clean["p_mpjpe"], "corrupted_p_mpjpe": dirty["p_mpjpe"],
+                  "loss": dirty["p_mpjpe"] / clean["p_mpjpe"] - 1}
+    out["corrupt_member_alone_p_mpjpe"] = quick(bad_preds[0], gt)["p_mpjpe"]
+    return out
+
+
+def bench(name, cfg, echo):
+    t0 = time.time()
+    train(cfg, echo=echo)
+    train_s = time.time() - t0
+    ev = evaluate(cfg.run.out, echo=echo)
+    members = ev["member_summaries"]
+    mean_member = {m: float(np.mean([x[m] for x in members])) for m in ("mpjpe", "p_mpjpe")}
+    res = {
+        "data": name, "members": cfg.train.members, "channels": cfg.model.channels,
+        "iterations": cfg.train.iterations, "epochs_per_iteration": cfg.train.epochs,
+        "train_seconds": train_s, "protocol_summary": ev["summary"], "mean_member": mean_member,
+        "best_member_p_mpjpe": min(x["p_mpjpe"] for x in members),
+        "aggregates_all_frames": ev["aggregates"],
+        "ensemble_gain_mm": ev["gain_mm"],
+        "calibration": {k: ev["calibration"][k] for k in ("spearman", "spearman_frame", "ause")},
+        "spearman_per_joint": ev["calibration"]["spearman_per_joint"],
+        "noise": ev["noise"], "corrupted": corrupted(cfg.run.out),
+    }
+    c = res["corrupted"]
+    echo(f"[{name}] ensemble P-MPJPE {ev['summary']['p_mpjpe']:.1f} mm vs mean member "
+         f"{mean_member['p_mpjpe']:.1f} (best {res['best_member_p_mpjpe']:.1f}); corrupted member: "
+         + ", ".join(f"{m} {100 * c[m]['loss']:+.0f}%" for m in AGGREGATES)
+         + f"; Spearman {res['calibration']['spearman']:.2f}, AUSE {res['calibration']['ause']:.3f}; "
+         f"spread x{ev['noise']['spread_ratio']:.2f} at {ev['noise']['sigma_px']:g} px noise")
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "humaneva"))
+    ap.add_argument("--out", default="bench_out/ensemble", help="where the runs go (replaced)")
+    ap.add_argument("--json", default="benchmarks/ensemble.json")
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--channels", type=int, default=128)
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=8)
+    args = ap.parse_args()
+    import shutil
+
+    results = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, torch {torch.__version__}",
+               "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv), "runs": []}
+    sets = [("synthetic", "synthetic")]
+    if os.path.isfile(os.path.join(args.real, "data_3d_humaneva15.npz")):
+        sets.append(("humaneva", os.path.abspath(args.real)))
+    else:
+        print(f"real HumanEva not found at {args.real}: synthetic only")
+    for name, path in sets:
+        out = os.path.join(args.out, name)
+        shutil.rmtree(out, ignore_errors=True)
+        cfg = C.Config()
+        cfg.data.path, cfg.data.actions = path, "Walk,Jog,Box"
+        cfg.model.channels, cfg.model.dropout = args.channels, 0.1
+        t = cfg.train
+        t.members, t.iterations, t.epochs = args.members, args.iterations, args.epochs
+        t.lr, t.lr_decay = 2e-3, 0.95
+        cfg.run.out = out
+        results["runs"].append(bench(name, C.validate(cfg), print))
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

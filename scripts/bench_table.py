@@ -1,0 +1,70 @@
+"""Render the README's benchmark tables from the JSON the benchmarks wrote (never typed by hand).
+
+    python scripts/bench_table.py            # rewrites the marked blocks of README.md
+
+A block sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`; NAME is a JSON file in
+benchmarks/ (ensemble, train, ...). A missing JSON leaves its block untouched.
+"""
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _ensemble(r):
+    rows = ["| data | ensemble P-MPJPE | mean member | best member | gain | " +
+            " | ".join(f"{m} +corrupt" for m in r["runs"][0]["corrupted"] if m != "corrupt_member_alone_p_mpjpe") +
+            " | Spearman | AUSE | spread x at noise |",
+            "|---" * (9 + len([m for m in r["runs"][0]["corrupted"] if m != "corrupt_member_alone_p_mpjpe"])) + "|"]
+    for run in r["runs"]:
+        c = run["corrupted"]
+        aggs = [m for m in c if m != "corrupt_member_alone_p_mpjpe"]
+        rows.append(
+            f"| {run['data']} ({run['members']} x {run['channels']} ch, {run['iterations']}x{run['epochs_per_iteration']} epochs) "
+            f"| {run['protocol_summary']['p_mpjpe']:.1f} mm | {run['mean_member']['p_mpjpe']:.1f} mm "
+            f"| {run['best_member_p_mpjpe']:.1f} mm | {run['ensemble_gain_mm']['p_mpjpe']:.1f} mm | "
+            + " | ".join(f"{c[m]['clean_p_mpjpe']:.1f} -> {c[m]['corrupted_p_mpjpe']:.1f} ({100 * c[m]['loss']:+.0f}%)" for m in aggs)
+            + f" | {run['calibration']['spearman']:.2f} | {run['calibration']['ause']:.3f} "
+            f"| x{run['noise']['spread_ratio']:.2f} at {run['noise']['sigma_px']:g} px |")
+    return rows
+
+
+def _train(r):
+    rows = ["| model | samples/s | MFLOP/sample (fwd+bwd) | MFU |", "|---|---|---|---|"]
+    for name, m in r["models"].items():
+        rows.append(f"| {name} | {m['samples_per_s']:,.0f} | {1000 * m['gflop_per_sample']:.1f} | {100 * m['mfu']:.0f}% |")
+    rows.append(f"| fp32 matmul peak | {r['peak_gflops']:.0f} GFLOP/s | | |")
+    return rows
+
+
+RENDER = {"ensemble": _ensemble, "train": _train}
+
+
+def render(name, data):
+    rows = RENDER[name](data)
+    rows.append("")
+    rows.append(f"Measured {data['date']} on {data['machine']} with `{data['command']}`.")
+    return "\n".join(rows)
+
+
+def main():
+    path = os.path.join(ROOT, "README.md")
+    text = open(path).read()
+    for name in RENDER:
+        src = os.path.join(ROOT, "benchmarks", f"{name}.json")
+        if not os.path.isfile(src):
+            continue
+        with open(src) as f:
+            data = json.load(f)
+        block = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+        text, n = block.subn(lambda m: m.group(1) + render(name, data) + "\n" + m.group(2), text)
+        if n:
+            print(f"README: {name} table from {src}")
+    with open(path, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Benchmark: training throughput of one member against the machine's fp32 matmul peak.
+
+    python scripts/bench_train.py [--seconds 20] [--json benchmarks/train.json]
+
+Measures, in one run on this machine: the fp32 GEMM peak (torch.mm on 2048x2048, all threads),
+then samples/s of `Member.train_iteration` (strided form, flip on, batch 128) for the HumanEva
+recipe (1024 channels, widths 3,3,3), 256 channels and the demo size. Model FLOPs per sample
+come from the layer shapes (x3 for forward + backward); MFU = achieved / peak.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from raypose import config as C  # noqa: E402
+from raypose.data.npz import PoseData  # noqa: E402
+from raypose.data.synthetic import generate  # noqa: E402
+from raypose.data.table import data_sequences  # noqa: E402
+from raypose.data.windows import make_windows  # noqa: E402
+from raypose.train.member import Member, TrainSet  # noqa: E402
+
+
+def matmul_peak(seconds=3.0, n=2048):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        reps += 1
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def throughput(windows, channels, seconds, batch=128):
+    cfg = C.Config()
+    cfg.model.channels = channels
+    cfg.train.batch_size = batch
+    member = Member(0, cfg.model, cfg.train, 15, total_epochs=100)
+    data = TrainSet(windows, flip=True)
+    chunk = np.arange(min(data.n, 40 * batch // 2))           # 40 batches per call (flip doubles)
+    member.train_iteration(data, chunk[: 4 * batch], 1, 1)     # warm-up
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        member.train_iteration(data, chunk, 1, 1)
+        done += 2 * len(chunk)
+    rate = done / (time.perf_counter() - t0)
+    flops = 3 * member.model.flops_per_frame(strided=True)
+    return rate, flops
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="measurement time per model")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--json", default="benchmarks/train.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    d = PoseData(*generate(frames=3000, seed=0))
+    windows = make_windows(data_sequences(d))
+    peak = matmul_peak()
+    res = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, {args.threads} threads, torch {torch.__version__}",
+           "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv),
+           "peak_gflops": peak, "models": {}}
+    for name, ch in (("humaneva_1024", 1024), ("c256", 256), ("demo_128", 128)):
+        rate, flops = throughput(windows, ch, args.seconds)
+        mfu = rate * flops / (peak * 1e9)
+        res["models"][name] = {"channels": ch, "samples_per_s": rate, "gflop_per_sample": flops / 1e9, "mfu": mfu}
+        print(f"{name}: {rate:,.0f} samples/s, {flops / 1e6:.1f} MFLOP/sample, MFU {100 * mfu:.0f}% of {peak:.0f} GFLOP/s")
+    top = res["models"]["humaneva_1024"]
+    res.update(samples_per_s=top["samples_per_s"], mfu=top["mfu"])
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"member @1024: {top['samples_per_s']:,.0f} samples/s, MFU {100 * top['mfu']:.0f}% "
+          f"(peak {peak:.0f} GFLOP/s); wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
