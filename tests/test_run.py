@@ -25,10 +25,15 @@ def local_ray():
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     """One uninterrupted 2-member, 3-iteration run on Ray workers."""
-    out = tmp_path_factory.mktemp("straight") / "run"
+    base = tmp_path_factory.mktemp("straight")
     lines = []
-    last = train(tiny_config(out, **{"train.iterations": 3}), echo=lines.append)
-    return out, last, lines
+    cwd = os.getcwd()
+    os.chdir(base)           # a relative --out, as users type it: workers run elsewhere
+    try:
+        last = train(tiny_config("run", **{"train.iterations": 3}), echo=lines.append)
+    finally:
+        os.chdir(cwd)
+    return base / "run", last, lines
 
 
 def test_run_directory_layout(straight):

@@ -214,6 +214,8 @@ def _ensure_ray(address):
 def train(cfg, echo=print):
     """Train (or resume) the run described by cfg; returns the final iteration record."""
     C.validate(cfg)
+    if "://" not in cfg.run.out:   # workers run in other directories (and on other machines)
+        cfg.run.out = os.path.abspath(cfg.run.out)
     from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

@@ -1,0 +1,100 @@
+"""Benchmark: semi-supervised ensembles. Fully labelled, labelled-only, the 2022 schedule and
+spread-gated pseudo-labels; same members, same iterations, official protocol, Walk/Jog/Box.
+
+    python scripts/bench_semi.py [--real ../shared/data/humaneva] [--json benchmarks/semi.json]
+
+Reports P-MPJPE (protocol 2, mean over actions then subjects) for each mode and the share of the
+labelled-only -> fully-labelled gap that schedule and gated close.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from raypose import config as C  # noqa: E402
+from raypose.ensemble import aggregate, load_members, member_predictions  # noqa: E402
+from raypose.evaluate import eval_windows, protocol  # noqa: E402
+from raypose.predict import open_run  # noqa: E402
+from raypose.train.run import train  # noqa: E402
+
+MODES = [("full", "off", 1.0), ("labelled_only", "off", None), ("schedule", "schedule", None),
+         ("gated", "gated", None)]
+
+
+def score(run_dir):
+    run, cfg, it = open_run(run_dir)
+    windows, source = eval_windows(cfg)
+    preds = member_predictions(load_members(run, cfg, it, source.num_joints_2d), windows, True, source.symmetry)
+    _, summary = protocol(windows, aggregate(preds, "mean"))
+    return summary
+
+
+def bench(name, path, args):
+    res = {"data": name, "modes": {}}
+    for mode, semi, fraction in MODES:
+        out = os.path.join(args.out, name, mode)
+        shutil.rmtree(out, ignore_errors=True)
+        cfg = C.Config()
+        cfg.data.path, cfg.data.actions = path, "Walk,Jog,Box"
+        cfg.model.channels, cfg.model.dropout = args.channels, 0.1
+        t = cfg.train
+        t.members, t.iterations, t.epochs, t.lr, t.lr_decay = args.members, args.iterations, args.epochs, 2e-3, 0.95
+        cfg.semi.mode = semi
+        cfg.semi.labelled_fraction = fraction or args.fraction
+        cfg.semi.warmup, cfg.semi.per_iteration = args.warmup, args.per_iteration
+        cfg.run.out = out
+        t0 = time.time()
+        last = train(C.validate(cfg), echo=lambda s: None)
+        summary = score(out)
+        res["modes"][mode] = {"p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
+                              "seconds": time.time() - t0, "semi": last.get("semi"),
+                              "train_windows": last["train_windows"]}
+        print(f"[{name}] {mode}: P-MPJPE {summary['p_mpjpe']:.1f} mm ({time.time() - t0:.0f} s)", flush=True)
+    m = res["modes"]
+    gap = m["labelled_only"]["p_mpjpe"] - m["full"]["p_mpjpe"]
+    for mode in ("schedule", "gated"):
+        m[mode]["gap_closed"] = (m["labelled_only"]["p_mpjpe"] - m[mode]["p_mpjpe"]) / gap if gap > 0 else None
+    print(f"[{name}] gap {gap:.1f} mm; schedule closes {100 * (m['schedule']['gap_closed'] or 0):.0f}%, "
+          f"gated {100 * (m['gated']['gap_closed'] or 0):.0f}%")
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "humaneva"))
+    ap.add_argument("--synthetic-only", action="store_true")
+    ap.add_argument("--out", default="bench_out/semi")
+    ap.add_argument("--json", default="benchmarks/semi.json")
+    ap.add_argument("--members", type=int, default=3)
+    ap.add_argument("--channels", type=int, default=128)
+    ap.add_argument("--iterations", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--per-iteration", type=int, default=500)
+    ap.add_argument("--fraction", type=float, default=0.4)
+    args = ap.parse_args()
+    results = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, torch {torch.__version__}",
+               "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv), "runs": []}
+    sets = [("synthetic", "synthetic")]
+    if not args.synthetic_only and os.path.isfile(os.path.join(args.real, "data_3d_humaneva15.npz")):
+        sets.append(("humaneva", os.path.abspath(args.real)))
+    elif not args.synthetic_only:
+        print(f"real HumanEva not found at {args.real}: synthetic only")
+    for name, path in sets:
+        results["runs"].append(bench(name, path, args))
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
