@@ -48,8 +48,10 @@ class SemiConfig:
     labelled_fraction: float = 1.0   # of the training chunks (by chunk, seeded); the rest lose 3D
     warmup: int = 2                  # supervised iterations before the first pseudo-labels
     per_iteration: int = 500         # schedule: (j + 1) * per_iteration windows, j = i - warmup
-    threshold_scale: float = 1.0     # gated: spread <= scale x median spread on labelled windows
+    threshold_scale: float = 0.7     # gated: spread <= scale x median spread on labelled windows
     weighted: bool = True            # gated: weight pseudo-labels by confidence
+    refresh: bool = False            # gated: relabel every iteration (False: the warm-up teacher only)
+    pseudo_weight: float = 0.3       # loss weight of a pseudo-labelled window relative to a labelled one
 
 
 @dataclass

@@ -2,14 +2,27 @@
 
 schedule (the 2022 method): after `warmup` iterations, iteration i labels (j + 1) * K random
 unlabelled windows with the ensemble mean, j = i - warmup, whatever the members think of them.
-gated: label the windows on which the members agree as well as they do on labelled data,
-i.e. frame spread <= threshold_scale x the median frame spread on the labelled windows, and
-weight each by tau^2 / (tau^2 + spread^2) so the least sure of them count about half.
-The threshold moves with the ensemble: as members improve on what they know, the bar rises.
+gated: label the windows on which the members agree better than they do on labelled data,
+i.e. frame spread <= threshold_scale x the median frame spread on the labelled windows, weight
+each by tau^2 / (tau^2 + spread^2) so the least sure of them count about half, and scale the
+pseudo-labels' loss by pseudo_weight: the ensemble's mean is shrunk towards the mean pose, and
+a small weight keeps that pull from outweighing the labelled data.
 """
 import numpy as np
 
 from .ensemble import aggregate, frame_spread, spread
+
+
+def due(cfg, iteration):
+    """Whether pseudo-labels are (re)made after this iteration.
+
+    The 2022 schedule relabels every iteration. Gated labels once, with the ensemble as it stands
+    after the warm-up: members retrained on their own mean shrink towards the mean pose, and a
+    teacher that keeps relabelling follows them (measured: see the README's semi table).
+    """
+    if cfg.mode == "off" or iteration < cfg.warmup:
+        return False
+    return cfg.mode == "schedule" or cfg.refresh or iteration == cfg.warmup
 
 
 def select(cfg, iteration, preds, labelled, seed):
@@ -37,4 +50,5 @@ def select(cfg, iteration, preds, labelled, seed):
                    else np.ones(len(pick))).astype(np.float32)
         info = {"mode": "gated", "pseudo": int(len(pick)), "threshold_mm": 1000 * tau,
                 "median_spread_unlabelled_mm": 1000 * float(np.median(s_unl))}
-    return unl[pick], mean[pick].astype(np.float32), weights, info
+        weights = cfg.pseudo_weight * weights
+    return unl[pick], mean[pick].astype(np.float32), weights.astype(np.float32), info

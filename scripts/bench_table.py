@@ -39,7 +39,19 @@ def _train(r):
     return rows
 
 
-RENDER = {"ensemble": _ensemble, "train": _train}
+def _semi(r):
+    rows = ["| data | fully labelled | labelled only | schedule (2022) | gated | gap closed: schedule / gated |",
+            "|---|---|---|---|---|---|"]
+    for run in r["runs"]:
+        m = run["modes"]
+        closed = " / ".join(f"{100 * m[k]['gap_closed']:.0f}%" if m[k]["gap_closed"] is not None else "-"
+                            for k in ("schedule", "gated"))
+        rows.append(f"| {run['data']} | " + " | ".join(f"{m[k]['p_mpjpe']:.1f} mm" for k in
+                    ("full", "labelled_only", "schedule", "gated")) + f" | {closed} |")
+    return rows
+
+
+RENDER = {"ensemble": _ensemble, "train": _train, "semi_synthetic": _semi, "semi": _semi}
 
 
 def render(name, data):

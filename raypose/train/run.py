@@ -37,7 +37,7 @@ def train_loop(loop_cfg):
     from ..data.windows import make_windows
     from ..ensemble import aggregate
     from ..metrics import mpjpe, p_mpjpe
-    from ..semi import select
+    from ..semi import due, select
     from .member import Member, TrainSet, draw_sample
 
     cfg = C.from_dict(loop_cfg["cfg"])
@@ -81,7 +81,7 @@ def train_loop(loop_cfg):
             losses[m.index] = m.train_iteration(data, sample, i, t.epochs)
             files[m.index] = run.save_member(n, m.index, i, m.state_dict())
             preds[m.index] = m.predict(eval_w, t.flip)
-            if semi:
+            if due(cfg.semi, i):
                 train_preds[m.index] = m.predict(train_w, t.flip)
         over = loop_cfg["deadline"] > 0 and time.time() > loop_cfg["deadline"]
         nodes = {m.index: node for m in members}
@@ -92,13 +92,17 @@ def train_loop(loop_cfg):
             train_preds.update(g[5])
         order = sorted(preds)
         semi_info = None
-        if semi:   # every rank computes the same pseudo-labels from the same gathered predictions
+        if due(cfg.semi, i):   # every rank makes the same pseudo-labels from the same predictions
             idx, pose, weight, semi_info = select(cfg.semi, i, np.stack([train_preds[k] for k in order]),
                                                   data.labelled, t.seed)
             data.set_pseudo(idx, pose, weight)
+        elif semi and data.pseudo.any():   # kept from an earlier iteration, saved again with this one
+            idx = np.flatnonzero(data.pseudo)
+            pose, weight = data.targets[idx].cpu().numpy(), data.weights[idx].cpu().numpy()
+            semi_info = {"mode": cfg.semi.mode, "pseudo": int(len(idx)), "kept": True}
         metrics = {"iteration": i}
         if rank == 0:
-            if semi:
+            if semi_info is not None:
                 files[f"pseudo_iter{i}.npz"] = run.save_npz(f"checkpoints/pseudo_iter{i}.npz",
                                                             index=idx, pose=pose, weight=weight)
             stack = np.stack([preds[k] for k in order])
