@@ -76,3 +76,41 @@ def test_predict_bad_input(run_dir, synth_dir, tmp_path, capsys):
         assert not (tmp_path / "o.npz").exists()
     code = main(["predict", "--run", str(tmp_path), "--input", "x", "--out", str(tmp_path / "o.npz")])
     assert code == 2 and "config.toml" in capsys.readouterr().err
+
+
+def test_evaluate_tables_and_studies(run_dir, capsys):
+    assert main(["evaluate", "--run", str(run_dir), "--aggregate", "weighted"]) == 0
+    out = capsys.readouterr().out
+    assert "| p_mpjpe |" in out and "Validate/S1" in out and "member 2:" in out
+    assert "gain over the mean member" in out and "spread x" in out
+    ev = json.loads((run_dir / "metrics.json").read_text())["evaluation"]
+    assert ev["aggregate"] == "weighted" and ev["members"] == 3
+    assert {r["action"] for r in ev["table"]} <= {"Walking", "Jog", "Box"}
+    assert set(ev["aggregates"]) == {"mean", "median", "trimmed", "geomedian", "weighted"}
+    sizes = ev["ensemble_size"]["mean"]
+    assert sizes["sizes"] == [1, 2, 3] and sizes["p_mpjpe_std"][-1] == 0   # one subset of all 3
+    # the full ensemble's row equals the aggregate over all frames
+    assert sizes["p_mpjpe_mean"][-1] == pytest.approx(ev["aggregates"]["mean"]["p_mpjpe"])
+    assert len(ev["per_joint"]["spread_mm"]) == 15 and ev["per_joint"]["spread_mm"][0] == 0
+    assert ev["calibration"]["spearman_per_joint"][0] is None
+    assert ev["iterations"]["iteration"] == [1, 2]
+    assert ev["noise"]["noisy_spread_mm"] > 0
+    assert "# Evaluation" in (run_dir / "evaluation.md").read_text()
+    assert "curve" in json.loads((run_dir / "metrics.json").read_text())   # training's part kept
+
+
+def test_plots_and_animation(run_dir, tmp_path, capsys):
+    assert main(["plot", "--run", str(run_dir)]) == 0
+    names = sorted(os.listdir(run_dir / "plots"))
+    assert names == ["ensemble_size.png", "heatmap_p_mpjpe.png", "iterations.png", "per_joint.png",
+                     "sparsification.png"]
+    for name in names:
+        assert (run_dir / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    gif = tmp_path / "walk.gif"
+    assert main(["plot", "--run", str(run_dir), "--animate", "Validate/S2/Walking", "--camera", "C3",
+                 "--out", str(gif)]) == 0
+    from PIL import Image
+    frames = Image.open(gif).n_frames
+    assert frames > 10
+    code = main(["plot", "--run", str(run_dir), "--animate", "Validate/S9/Walking", "--out", str(gif)])
+    assert code == 2 and "no such subject/action" in capsys.readouterr().err
