@@ -58,6 +58,7 @@ class TemporalModel(nn.Module):
         self.layers_conv = nn.ModuleList(conv)
         self.layers_bn = nn.ModuleList(bn)
         self.drop = nn.Dropout(dropout)
+        self.strided_gemm = True   # strided form as GEMMs (False: Conv1d kernels; for benchmarks)
         self.relu = nn.ReLU(inplace=True)
         self.shrink = nn.Conv1d(channels, num_joints_out * 3, 1)
 
@@ -84,6 +85,8 @@ class TemporalModel(nn.Module):
         if x.shape[1] < rf:
             raise ValueError(f"need at least {rf} frames, got {x.shape[1]}")
         b, t = x.shape[:2]
+        if strided and self.strided_gemm:
+            return self._strided_rows(x.reshape(b, t, -1)).reshape(b, 1, self.num_joints_out, 3)
         x = x.reshape(b, t, -1).permute(0, 2, 1)  # (B, J_in*2, T): Conv1d runs along time
 
         stride = self.widths[0] if strided else 1
@@ -101,6 +104,34 @@ class TemporalModel(nn.Module):
 
         x = self.shrink(x)
         return x.permute(0, 2, 1).reshape(b, -1, self.num_joints_out, 3)
+
+    def _strided_rows(self, x):
+        """The strided form as plain GEMMs on (B, positions, channels) rows.
+
+        With stride == width the windows of a layer do not overlap, so each layer is a reshape
+        (w neighbouring positions side by side) and one matrix product with the conv weight laid
+        out as (C_out, w * C_in). Forward and backward are then large GEMMs, which run closer to
+        the machine's peak than Conv1d's kernels at these shapes.
+        """
+        b = x.shape[0]
+
+        def layer(conv, bn, x, w):
+            pos, c_in = x.shape[1] // w, x.shape[2]
+            weight = conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], w * c_in)
+            y = F.linear(x.reshape(b * pos, w * c_in), weight)
+            y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                             self.training or not bn.track_running_stats,
+                             bn.momentum if bn.momentum is not None else 0.0, bn.eps)
+            if self.training and bn.num_batches_tracked is not None:
+                bn.num_batches_tracked.add_(1)
+            return self.drop(self.relu(y)).reshape(b, pos, -1)
+
+        x = layer(self.expand_conv, self.expand_bn, x, self.widths[0])
+        for i, w in enumerate(self.widths[1:]):
+            res = x[:, w // 2::w]
+            x = layer(self.layers_conv[2 * i], self.layers_bn[2 * i], x, w)
+            x = res + layer(self.layers_conv[2 * i + 1], self.layers_bn[2 * i + 1], x, 1)
+        return F.linear(x, self.shrink.weight[:, :, 0], self.shrink.bias)
 
     def forward_strided(self, x):
         """Training form: one receptive field in, its centre frame out."""

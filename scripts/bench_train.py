@@ -37,11 +37,12 @@ def matmul_peak(seconds=3.0, n=2048):
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def throughput(windows, channels, seconds, batch=128):
+def throughput(windows, channels, seconds, batch=128, gemm=True):
     cfg = C.Config()
     cfg.model.channels = channels
     cfg.train.batch_size = batch
     member = Member(0, cfg.model, cfg.train, 15, total_epochs=100)
+    member.model.strided_gemm = gemm
     data = TrainSet(windows, flip=True)
     chunk = np.arange(min(data.n, 40 * batch // 2))           # 40 batches per call (flip doubles)
     member.train_iteration(data, chunk[: 4 * batch], 1, 1)     # warm-up
@@ -69,9 +70,12 @@ def main():
            "peak_gflops": peak, "models": {}}
     for name, ch in (("humaneva_1024", 1024), ("c256", 256), ("demo_128", 128)):
         rate, flops = throughput(windows, ch, args.seconds)
+        conv, _ = throughput(windows, ch, args.seconds / 2, gemm=False)   # the Conv1d kernels, same run
         mfu = rate * flops / (peak * 1e9)
-        res["models"][name] = {"channels": ch, "samples_per_s": rate, "gflop_per_sample": flops / 1e9, "mfu": mfu}
-        print(f"{name}: {rate:,.0f} samples/s, {flops / 1e6:.1f} MFLOP/sample, MFU {100 * mfu:.0f}% of {peak:.0f} GFLOP/s")
+        res["models"][name] = {"channels": ch, "samples_per_s": rate, "gflop_per_sample": flops / 1e9,
+                               "mfu": mfu, "conv1d_samples_per_s": conv, "gemm_speedup": rate / conv}
+        print(f"{name}: {rate:,.0f} samples/s ({rate / conv:.2f}x Conv1d), {flops / 1e6:.1f} MFLOP/sample, "
+              f"MFU {100 * mfu:.0f}% of {peak:.0f} GFLOP/s")
     top = res["models"]["humaneva_1024"]
     res.update(samples_per_s=top["samples_per_s"], mfu=top["mfu"])
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

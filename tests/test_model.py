@@ -146,3 +146,21 @@ def test_flops_per_frame():
     c = 1024
     dense = 2 * (30 * c * 3 + 2 * (c * c * 3 + c * c) + c * 45)
     assert model.flops_per_frame(strided=False) == dense
+
+
+def test_gemm_strided_form_equals_conv_kernels_in_training():
+    """The GEMM layout of the strided form is the same function, gradients and BN updates included."""
+    torch.manual_seed(0)
+    a = TemporalModel(17, 15, widths=(3, 3, 3), channels=32, dropout=0.0)
+    b = TemporalModel(17, 15, widths=(3, 3, 3), channels=32, dropout=0.0)
+    b.load_state_dict(a.state_dict())
+    b.strided_gemm = False
+    x = torch.randn(16, 27, 17, 2)
+    ya, yb = a(x, strided=True), b(x, strided=True)
+    torch.testing.assert_close(ya, yb, atol=1e-5, rtol=1e-5)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, atol=1e-4, rtol=1e-4, msg=name)
+    for (name, ba), bb in zip(a.named_buffers(), b.buffers()):
+        torch.testing.assert_close(ba, bb, atol=1e-5, rtol=1e-5, msg=name)
