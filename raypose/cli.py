@@ -90,8 +90,9 @@ def _cmd_plot(args):
 
 def _cmd_predict(args):
     from .predict import predict_file
+    from .evaluate import DEFAULT_AGGREGATE
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration,
-                        method=args.aggregate, flip=not args.no_tta)
+                        method=args.aggregate or DEFAULT_AGGREGATE, flip=not args.no_tta)
     print(f"wrote {path}")
 
 
@@ -153,14 +154,14 @@ def build_parser():
     q.add_argument("--input", required=True, help="npz with positions_2d (VideoPose3D layout)")
     q.add_argument("--out", required=True, help="output npz")
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
-    q.add_argument("--aggregate", default="mean")
+    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (default)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
     q.set_defaults(func=_cmd_predict)
 
     q = sub.add_parser("evaluate", help="tables, aggregates, ensemble-size study, calibration")
     q.add_argument("--run", required=True)
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
-    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted")
+    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (default)")
     q.add_argument("--data", help="evaluate on other data (npz dir, prepared dir, synthetic)")
     q.add_argument("--split", help="videopose3d or seed (default: the run's)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")

@@ -48,7 +48,8 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None):
     windows = make_windows(seqs, int(np.prod(cfg.model.widths)))
     models = load_members(run, cfg, iteration, source.num_joints_2d)
     preds = member_predictions(models, windows, cfg.train.flip, source.symmetry)
-    ens = aggregate(preds, method or "mean")
+    from .evaluate import DEFAULT_AGGREGATE
+    ens = aggregate(preds, method or DEFAULT_AGGREGATE)
     kp = image_coordinates(seqs[0][1])
     title = f"{chunks[0][0]} {chunks[0][1]} {camera}, {len(models)} members, iteration {iteration}"
     return plots.animate(kp, ens, out, gt3d=windows.targets, spread=spread(preds, ens), title=title)

@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory):
 def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     out = tmp_path / "pred.npz"
     assert main(["predict", "--run", str(run_dir), "--input", str(synth_dir / "data_2d_humaneva15_gt.npz"),
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--aggregate", "mean"]) == 0
     d = read_npz(out)
     pos2d, _ = load_2d(synth_dir / "data_2d_humaneva15_gt.npz")
     assert set(d["positions_3d"]) == set(pos2d) == set(d["uncertainty"])
@@ -53,10 +53,11 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     rms = np.sqrt(((preds - preds.mean(0)) ** 2).sum(-1).mean(0))
     np.testing.assert_allclose(unc[1], rms, atol=1e-6)
     assert unc[1][:, 1:].min() > 0                       # three different members do disagree
-    # median aggregate, earlier iteration
+    # the default aggregate, an earlier iteration
     assert main(["predict", "--run", str(run_dir), "--input", str(synth_dir / "data_2d_humaneva15_gt.npz"),
-                 "--out", str(tmp_path / "p1.npz"), "--iteration", "1", "--aggregate", "median"]) == 0
-    assert read_npz(tmp_path / "p1.npz")["metadata"]["iteration"] == 1
+                 "--out", str(tmp_path / "p1.npz"), "--iteration", "1"]) == 0
+    meta1 = read_npz(tmp_path / "p1.npz")["metadata"]
+    assert meta1["iteration"] == 1 and meta1["aggregation"] == "weighted"
 
 
 def test_predict_bad_input(run_dir, synth_dir, tmp_path, capsys):
