@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 from .skeleton import JOINT_NAMES, LEFT, PARENTS, RIGHT  # noqa: E402
@@ -47,6 +48,7 @@ def plot_iterations(curve, out):
         for name, values in curve["aggregates"].items():
             ax.plot(it, values[metric], marker="o", ms=3, label=f"ensemble ({name})")
         ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(METRIC_LABEL[metric])
         ax.set_title(f"{METRIC_LABEL[metric].split()[0]} vs iteration")
         ax.grid(alpha=0.3)
@@ -92,8 +94,7 @@ def plot_heatmap(table, out, metric="p_mpjpe"):
     for r in table:
         grid[subjects.index(r["subject"]), actions.index(r["action"])] = r[metric]
     fig, ax = plt.subplots(figsize=(1.6 * len(actions) + 2.5, 0.6 * len(subjects) + 1.8))
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("0.85")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
     for i in range(len(subjects)):
         for j in range(len(actions)):

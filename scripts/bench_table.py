@@ -58,7 +58,15 @@ def _semi(r):
     return rows
 
 
-RENDER = {"ensemble": _ensemble, "train": _train, "semi_synthetic": _semi, "semi": _semi}
+def _infer(r):
+    return ["| ensemble | frames | ensemble frames/s | member-frames/s | GFLOP per member-frame (flip TTA) | of fp32 peak |",
+            "|---|---|---|---|---|---|",
+            f"| {r['members']} x {r['channels']} ch | {r['frames']:,} in {r['sequences']} sequences "
+            f"| {r['ensemble_frames_per_s']:,.0f} | {r['member_frames_per_s']:,.0f} "
+            f"| {r['gflop_per_member_frame']:.3f} | {100 * r['flop_utilisation']:.0f}% of {r['peak_gflops']:.0f} GFLOP/s |"]
+
+
+RENDER = {"infer": _infer, "ensemble": _ensemble, "train": _train, "semi_synthetic": _semi, "semi": _semi}
 
 
 def render(name, data):

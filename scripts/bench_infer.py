@@ -1,0 +1,63 @@
+"""Benchmark: ensemble prediction throughput over whole sequences (dilated form) against the FLOP limit.
+
+    python scripts/bench_infer.py [--members 5] [--channels 1024] [--json benchmarks/infer.json]
+
+Frames/s of `ensemble.member_predictions` (every member over every sequence of the synthetic set,
+test-time flip averaging on, as `raypose predict` runs it), next to the fp32 matmul peak measured
+in the same run; FLOPs per frame from the layer shapes (x2 with flip).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from raypose import config as C  # noqa: E402
+from raypose.data.npz import PoseData  # noqa: E402
+from raypose.data.synthetic import generate  # noqa: E402
+from raypose.data.table import data_sequences  # noqa: E402
+from raypose.data.windows import make_windows  # noqa: E402
+from raypose.ensemble import build_model, member_predictions  # noqa: E402
+from raypose.skeleton import LEFT, RIGHT  # noqa: E402
+from bench_train import matmul_peak  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--channels", type=int, default=1024)
+    ap.add_argument("--frames", type=int, default=3000)
+    ap.add_argument("--json", default="benchmarks/infer.json")
+    args = ap.parse_args()
+    cfg = C.Config()
+    cfg.model.channels = args.channels
+    windows = make_windows(data_sequences(PoseData(*generate(frames=args.frames, seed=0))))
+    models = [build_model(cfg, 15).eval() for _ in range(args.members)]
+    peak = matmul_peak()
+    member_predictions(models[:1], windows, True, (LEFT, RIGHT))          # warm-up
+    t0 = time.perf_counter()
+    member_predictions(models, windows, True, (LEFT, RIGHT))
+    seconds = time.perf_counter() - t0
+    frames = len(windows) * args.members
+    flops = 2 * models[0].flops_per_frame(strided=False)                  # x2: flip TTA
+    rate = frames / seconds
+    res = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, torch {torch.__version__}",
+           "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv),
+           "members": args.members, "channels": args.channels, "frames": len(windows),
+           "sequences": len(windows.keys), "member_frames_per_s": rate,
+           "ensemble_frames_per_s": rate / args.members, "peak_gflops": peak,
+           "gflop_per_member_frame": flops / 1e9, "flop_utilisation": rate * flops / (peak * 1e9)}
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"{args.members} x {args.channels} ch: {rate / args.members:,.0f} ensemble frames/s "
+          f"({rate:,.0f} member-frames/s), {100 * res['flop_utilisation']:.0f}% of {peak:.0f} GFLOP/s; wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
