@@ -1,6 +1,5 @@
 """The `raypose` command: parses arguments and calls the library; nothing else lives here."""
 import argparse
-import os
 import sys
 
 from .errors import UserError
@@ -89,8 +88,8 @@ def _cmd_plot(args):
 
 
 def _cmd_predict(args):
-    from .predict import predict_file
     from .evaluate import DEFAULT_AGGREGATE
+    from .predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration,
                         method=args.aggregate or DEFAULT_AGGREGATE, flip=not args.no_tta)
     print(f"wrote {path}")

@@ -10,7 +10,6 @@ import json
 import numpy as np
 
 from . import metrics as M
-from .cameras import normalize_screen
 from .data import splits
 from .data.source import open_source, read_sequences
 from .data.windows import make_windows
@@ -116,7 +115,7 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
     calib = calibration_report(unc, err)
     evaluation = {
         "iteration": iteration, "aggregate": method, "split": split or cfg.data.split,
-        "data": source.description, "tta": tta, "frames": int(len(gt)), "members": n,
+        "data": source.description, "tta": tta, "frames": len(gt), "members": n,
         "table": json.loads(table.to_json(orient="records")),
         "summary": summary, "member_summaries": members,
         "gain_mm": {m: float(np.mean([x[m] for x in members]) - summary[m]) for m in ("mpjpe", "p_mpjpe")},

@@ -4,11 +4,11 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402,F401
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
 
-from .skeleton import JOINT_NAMES, LEFT, PARENTS, RIGHT  # noqa: E402
+from .skeleton import JOINT_NAMES, LEFT, PARENTS, RIGHT
 
 DPI = 120
 METRIC_LABEL = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)"}

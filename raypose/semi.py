@@ -48,7 +48,7 @@ def select(cfg, iteration, preds, labelled, seed):
         pick = np.flatnonzero(s_unl <= tau)
         weights = (tau ** 2 / (tau ** 2 + s_unl[pick] ** 2) if cfg.weighted
                    else np.ones(len(pick))).astype(np.float32)
-        info = {"mode": "gated", "pseudo": int(len(pick)), "threshold_mm": 1000 * tau,
+        info = {"mode": "gated", "pseudo": len(pick), "threshold_mm": 1000 * tau,
                 "median_spread_unlabelled_mm": 1000 * float(np.median(s_unl))}
         weights = cfg.pseudo_weight * weights
     return unl[pick], mean[pick].astype(np.float32), weights.astype(np.float32), info

@@ -8,22 +8,21 @@ protocol, Walk/Jog/Box, GT 2D, where --real exists), then evaluates it. Prints o
 per data set and writes JSON.
 """
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from benchlib import REAL_DEFAULT, data_sets, header, write
 
-from raypose import config as C  # noqa: E402
-from raypose.ensemble import AGGREGATES, aggregate, build_model, load_members, member_predictions  # noqa: E402
-from raypose.evaluate import evaluate, eval_windows, quick  # noqa: E402
-from raypose.predict import open_run  # noqa: E402
-from raypose.train.run import train  # noqa: E402
+from raypose import config as C
+from raypose.ensemble import AGGREGATES, aggregate, build_model, load_members, member_predictions
+from raypose.evaluate import eval_windows, evaluate, quick
+from raypose.predict import open_run
+from raypose.train.run import train
 
 
 def corrupted(run_dir, members=5, seed=0):
@@ -75,7 +74,7 @@ def bench(name, cfg, echo):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--real", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "humaneva"))
+    ap.add_argument("--real", default=REAL_DEFAULT)
     ap.add_argument("--out", default="bench_out/ensemble", help="where the runs go (replaced)")
     ap.add_argument("--json", default="benchmarks/ensemble.json")
     ap.add_argument("--members", type=int, default=5)
@@ -85,14 +84,8 @@ def main():
     args = ap.parse_args()
     import shutil
 
-    results = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, torch {torch.__version__}",
-               "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv), "runs": []}
-    sets = [("synthetic", "synthetic")]
-    if os.path.isfile(os.path.join(args.real, "data_3d_humaneva15.npz")):
-        sets.append(("humaneva", os.path.abspath(args.real)))
-    else:
-        print(f"real HumanEva not found at {args.real}: synthetic only")
-    for name, path in sets:
+    results = {**header(), "runs": []}
+    for name, path in data_sets(args.real):
         out = os.path.join(args.out, name)
         shutil.rmtree(out, ignore_errors=True)
         cfg = C.Config()
@@ -103,10 +96,7 @@ def main():
         t.lr, t.lr_decay = 2e-3, 0.95
         cfg.run.out = out
         results["runs"].append(bench(name, C.validate(cfg), print))
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"wrote {args.json}")
+    write(args.json, results)
 
 
 if __name__ == "__main__":

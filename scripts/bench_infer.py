@@ -7,24 +7,23 @@ test-time flip averaging on, as `raypose predict` runs it), next to the fp32 mat
 in the same run; FLOPs per frame from the layer shapes (x2 with flip).
 """
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
 
-from raypose import config as C  # noqa: E402
-from raypose.data.npz import PoseData  # noqa: E402
-from raypose.data.synthetic import generate  # noqa: E402
-from raypose.data.table import data_sequences  # noqa: E402
-from raypose.data.windows import make_windows  # noqa: E402
-from raypose.ensemble import build_model, member_predictions  # noqa: E402
-from raypose.skeleton import LEFT, RIGHT  # noqa: E402
-from bench_train import matmul_peak  # noqa: E402
+from bench_train import matmul_peak
+from benchlib import header, write
+
+from raypose import config as C
+from raypose.data.npz import PoseData
+from raypose.data.synthetic import generate
+from raypose.data.table import data_sequences
+from raypose.data.windows import make_windows
+from raypose.ensemble import build_model, member_predictions
+from raypose.skeleton import LEFT, RIGHT
 
 
 def main():
@@ -46,17 +45,13 @@ def main():
     frames = len(windows) * args.members
     flops = 2 * models[0].flops_per_frame(strided=False)                  # x2: flip TTA
     rate = frames / seconds
-    res = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, torch {torch.__version__}",
-           "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv),
-           "members": args.members, "channels": args.channels, "frames": len(windows),
+    res = {**header(), "members": args.members, "channels": args.channels, "frames": len(windows),
            "sequences": len(windows.keys), "member_frames_per_s": rate,
            "ensemble_frames_per_s": rate / args.members, "peak_gflops": peak,
            "gflop_per_member_frame": flops / 1e9, "flop_utilisation": rate * flops / (peak * 1e9)}
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(res, f, indent=1)
     print(f"{args.members} x {args.channels} ch: {rate / args.members:,.0f} ensemble frames/s "
-          f"({rate:,.0f} member-frames/s), {100 * res['flop_utilisation']:.0f}% of {peak:.0f} GFLOP/s; wrote {args.json}")
+          f"({rate:,.0f} member-frames/s), {100 * res['flop_utilisation']:.0f}% of {peak:.0f} GFLOP/s")
+    write(args.json, res)
 
 
 if __name__ == "__main__":

@@ -7,23 +7,21 @@ Reports P-MPJPE (protocol 2, mean over actions then subjects) for each mode and 
 labelled-only -> fully-labelled gap that schedule and gated close.
 """
 import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from raypose import config as C  # noqa: E402
-from raypose.ensemble import aggregate, load_members, member_predictions  # noqa: E402
-from raypose.evaluate import eval_windows, protocol  # noqa: E402
-from raypose.predict import open_run  # noqa: E402
-from raypose.train.run import train  # noqa: E402
+from benchlib import REAL_DEFAULT, data_sets, header, write
+
+from raypose import config as C
+from raypose.ensemble import aggregate, load_members, member_predictions
+from raypose.evaluate import eval_windows, protocol
+from raypose.predict import open_run
+from raypose.train.run import train
 
 MODES = [("full", "off", 1.0), ("labelled_only", "off", None), ("schedule", "schedule", None),
          ("gated", "gated", None)]
@@ -75,7 +73,7 @@ def bench(name, path, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--real", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "humaneva"))
+    ap.add_argument("--real", default=REAL_DEFAULT)
     ap.add_argument("--synthetic-only", action="store_true")
     ap.add_argument("--out", default="bench_out/semi")
     ap.add_argument("--json", default="benchmarks/semi.json")
@@ -89,19 +87,10 @@ def main():
     ap.add_argument("--modes", help="subset, e.g. gated,schedule (no gap computed then)")
     ap.add_argument("--set", action="append", default=[], help="extra config key=value for every mode")
     args = ap.parse_args()
-    results = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, torch {torch.__version__}",
-               "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv), "runs": []}
-    sets = [("synthetic", "synthetic")]
-    if not args.synthetic_only and os.path.isfile(os.path.join(args.real, "data_3d_humaneva15.npz")):
-        sets.append(("humaneva", os.path.abspath(args.real)))
-    elif not args.synthetic_only:
-        print(f"real HumanEva not found at {args.real}: synthetic only")
-    for name, path in sets:
+    results = {**header(), "runs": []}
+    for name, path in data_sets(args.real, args.synthetic_only):
         results["runs"].append(bench(name, path, args))
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"wrote {args.json}")
+    write(args.json, results)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def main():
             continue
         with open(src) as f:
             data = json.load(f)
-        block = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+        block = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.DOTALL)
         text, n = block.subn(lambda m: m.group(1) + render(name, data) + "\n" + m.group(2), text)
         if n:
             print(f"README: {name} table from {src}")

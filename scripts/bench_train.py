@@ -8,23 +8,22 @@ recipe (1024 channels, widths 3,3,3), 256 channels and the demo size. Model FLOP
 come from the layer shapes (x3 for forward + backward); MFU = achieved / peak.
 """
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from benchlib import header, write
 
-from raypose import config as C  # noqa: E402
-from raypose.data.npz import PoseData  # noqa: E402
-from raypose.data.synthetic import generate  # noqa: E402
-from raypose.data.table import data_sequences  # noqa: E402
-from raypose.data.windows import make_windows  # noqa: E402
-from raypose.train.member import Member, TrainSet  # noqa: E402
+from raypose import config as C
+from raypose.data.npz import PoseData
+from raypose.data.synthetic import generate
+from raypose.data.table import data_sequences
+from raypose.data.windows import make_windows
+from raypose.train.member import Member, TrainSet
 
 
 def matmul_peak(seconds=3.0, n=2048):
@@ -65,9 +64,7 @@ def main():
     d = PoseData(*generate(frames=3000, seed=0))
     windows = make_windows(data_sequences(d))
     peak = matmul_peak()
-    res = {"machine": f"{platform.node()} {os.cpu_count()} CPUs, {args.threads} threads, torch {torch.__version__}",
-           "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python"] + sys.argv),
-           "peak_gflops": peak, "models": {}}
+    res = {**header(args.threads), "peak_gflops": peak, "models": {}}
     for name, ch in (("humaneva_1024", 1024), ("c256", 256), ("demo_128", 128)):
         rate, flops = throughput(windows, ch, args.seconds)
         conv, _ = throughput(windows, ch, args.seconds / 2, gemm=False)   # the Conv1d kernels, same run
@@ -78,11 +75,9 @@ def main():
               f"MFU {100 * mfu:.0f}% of {peak:.0f} GFLOP/s")
     top = res["models"]["humaneva_1024"]
     res.update(samples_per_s=top["samples_per_s"], mfu=top["mfu"])
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(res, f, indent=1)
     print(f"member @1024: {top['samples_per_s']:,.0f} samples/s, MFU {100 * top['mfu']:.0f}% "
-          f"(peak {peak:.0f} GFLOP/s); wrote {args.json}")
+          f"(peak {peak:.0f} GFLOP/s)")
+    write(args.json, res)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,19 @@ import numpy as np
 import pytest
 import torch
 
-from raypose.metrics import (evaluate_sequences, format_table, mpjpe, mpjpe_loss, mpjve, n_mpjpe,
-                             p_mpjpe, per_joint_error, procrustes_align, summary_table,
-                             weighted_mpjpe_loss)
+from raypose.metrics import (
+    evaluate_sequences,
+    format_table,
+    mpjpe,
+    mpjpe_loss,
+    mpjve,
+    n_mpjpe,
+    p_mpjpe,
+    per_joint_error,
+    procrustes_align,
+    summary_table,
+    weighted_mpjpe_loss,
+)
 
 
 def _rotation(rng):

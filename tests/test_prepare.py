@@ -1,6 +1,5 @@
 """`raypose prepare` on synthetic data, and every bad input it must refuse with one clear line."""
 import os
-import pickle
 import subprocess
 import sys
 

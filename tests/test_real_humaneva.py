@@ -1,7 +1,7 @@
 """Real HumanEva-I through the same code as the synthetic set; skipped where the licensed files are absent."""
 import numpy as np
-
 from conftest import real_humaneva
+
 from raypose.cameras import CAMERA_NAMES, world_to_camera
 from raypose.cli import main
 from raypose.data import npz, table

@@ -76,7 +76,7 @@ def test_member_crash_is_survived_with_identical_results(straight, tmp_path):
 
 
 def test_too_many_crashes_fail_the_run(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="injected crash of member 0 at iteration 1"):  # noqa: B017
         train(tiny_config(tmp_path / "r", **{"train.iterations": 1, "debug.fail_member_at": "0:1",
                                                "run.max_failures": 0}), echo=lambda s: None)
     assert RunDir(tmp_path / "r").iterations() == []

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import torch
 
-from ..metrics import mpjpe_loss, weighted_mpjpe_loss
 from ..inference import predict_windows
+from ..metrics import mpjpe_loss, weighted_mpjpe_loss
 from ..model import TemporalModel
 from ..skeleton import LEFT, RIGHT, flip_permutation
 

@@ -99,7 +99,7 @@ def train_loop(loop_cfg):
         elif semi and data.pseudo.any():   # kept from an earlier iteration, saved again with this one
             idx = np.flatnonzero(data.pseudo)
             pose, weight = data.targets[idx].cpu().numpy(), data.weights[idx].cpu().numpy()
-            semi_info = {"mode": cfg.semi.mode, "pseudo": int(len(idx)), "kept": True}
+            semi_info = {"mode": cfg.semi.mode, "pseudo": len(idx), "kept": True}
         metrics = {"iteration": i}
         if rank == 0:
             if semi_info is not None:
@@ -110,7 +110,7 @@ def train_loop(loop_cfg):
             ens = aggregate(stack, "mean")
             record = {
                 "iteration": i, "members": n, "config_hash": cfg.hash(),
-                "epochs_done": i * t.epochs, "eval_frames": int(len(gt)),
+                "epochs_done": i * t.epochs, "eval_frames": len(gt),
                 "files": {(f"{n}_members_ensemble{k}_iter{i}.ckpt" if isinstance(k, int) else k): v
                           for k, v in files.items()},
                 "train_loss": [float(losses[k]) for k in order],
