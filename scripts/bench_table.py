@@ -66,7 +66,15 @@ def _infer(r):
             f"| {r['gflop_per_member_frame']:.3f} | {100 * r['flop_utilisation']:.0f}% of {r['peak_gflops']:.0f} GFLOP/s |"]
 
 
-RENDER = {"infer": _infer, "ensemble": _ensemble, "train": _train, "semi_synthetic": _semi, "semi": _semi}
+def _budget(r):
+    subj = " / ".join(f"{v:.1f}" for v in r["p_mpjpe_per_subject"].values())
+    return ["| budget | raypose train wall time | ensemble | epochs | P-MPJPE (S1 / S2 / S3) | tuned VideoPose3D | target |",
+            "|---|---|---|---|---|---|---|",
+            f"| {r['budget_s']:.0f} s | {r['train_wall_s']:.0f} s | {r['members']} x {r['channels']} ch, {r['aggregate']} "
+            f"| {r['epochs']} | {r['p_mpjpe']:.1f} mm ({subj}) | {r['reference_tuned_videopose3d_mm']} mm | {r['target_mm']} mm |"]
+
+
+RENDER = {"budget": _budget, "infer": _infer, "ensemble": _ensemble, "train": _train, "semi": _semi}
 
 
 def render(name, data):

@@ -1,0 +1,70 @@
+"""Benchmark: accuracy at a fixed wall-time budget on real HumanEva-I.
+
+    python scripts/bench_budget.py [--real ../shared/data/humaneva] [--budget 600] [--json benchmarks/budget.json]
+
+Official protocol (train Train/*, test Validate/*), Walk/Jog/Box, GT 2D. The whole
+`raypose train` (start-up included) gets --budget seconds of wall time: training stops after the
+iteration that crosses budget - --margin seconds, so one last iteration still fits. Then
+P-MPJPE, the action-wise mean per validation subject and over the three.
+Skips (exit 0, one line) where the real files are absent.
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from raypose import config as C  # noqa: E402
+from raypose.ensemble import aggregate, load_members, member_predictions  # noqa: E402
+from raypose.evaluate import DEFAULT_AGGREGATE, eval_windows, protocol  # noqa: E402
+from raypose.predict import open_run  # noqa: E402
+from raypose.train.run import train  # noqa: E402
+from benchlib import REAL_DEFAULT, header, write  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real", default=REAL_DEFAULT)
+    ap.add_argument("--budget", type=float, default=600.0, help="wall seconds for the whole raypose train")
+    ap.add_argument("--margin", type=float, default=45.0, help="seconds kept for the last iteration")
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--channels", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=5, help="epochs per iteration")
+    ap.add_argument("--lr-decay", type=float, default=0.98)
+    ap.add_argument("--out", default="bench_out/budget")
+    ap.add_argument("--json", default="benchmarks/budget.json")
+    args = ap.parse_args()
+    if not os.path.isfile(os.path.join(args.real, "data_3d_humaneva15.npz")):
+        print(f"real HumanEva not found at {args.real}: skipped")
+        return
+    shutil.rmtree(args.out, ignore_errors=True)
+    cfg = C.Config()
+    cfg.data.path, cfg.data.actions = os.path.abspath(args.real), "Walk,Jog,Box"
+    cfg.model.channels, cfg.model.dropout = args.channels, 0.1
+    t = cfg.train
+    t.members, t.epochs, t.iterations = args.members, args.epochs, 1000
+    t.lr, t.lr_decay = 2e-3, args.lr_decay
+    cfg.run.out, cfg.run.time_budget = args.out, args.budget - args.margin
+    t0 = time.time()
+    last = train(C.validate(cfg))
+    wall = time.time() - t0
+    run, cfg, it = open_run(args.out)
+    windows, source = eval_windows(cfg)
+    preds = member_predictions(load_members(run, cfg, it, source.num_joints_2d), windows, True, source.symmetry)
+    table, summary = protocol(windows, aggregate(preds, DEFAULT_AGGREGATE))
+    per_subject = table.groupby("subject")["p_mpjpe"].mean().to_dict()
+    res = {**header(), "budget_s": args.budget, "train_wall_s": wall, "iterations": it,
+           "epochs": it * args.epochs, "members": args.members, "channels": args.channels,
+           "aggregate": DEFAULT_AGGREGATE, "p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
+           "p_mpjpe_per_subject": per_subject, "ensemble_mean_p_mpjpe_all_frames": last["ensemble"]["p_mpjpe_mm"],
+           "reference_tuned_videopose3d_mm": 21.7, "target_mm": 17.4}
+    print(f"budget {args.budget:.0f} s: {wall:.0f} s wall, {it} iterations x {args.epochs} epochs, "
+          f"{args.members} x {args.channels} ch: P-MPJPE {summary['p_mpjpe']:.1f} mm ("
+          + " / ".join(f"{v:.1f}" for v in per_subject.values()) + ") vs 21.7 tuned VideoPose3D, target 17.4")
+    write(args.json, res)
+
+
+if __name__ == "__main__":
+    main()
