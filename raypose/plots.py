@@ -1,199 +1,489 @@
-"""Figures for a run's evaluation, and the skeleton animation. Plain data in, PNG/GIF out."""
+"""Figures for a run's evaluation, and the skeleton animation. Plain data in, PNG/GIF out.
+
+Every function takes lists/dicts/numpy arrays (errors in mm, poses in metres) and an output path,
+writes the file and returns the path. Figures are built on the Agg canvas directly
+(`matplotlib.figure.Figure` + `FigureCanvasAgg`), so importing this module never changes the
+user's pyplot backend and no figure is left open in pyplot's registry.
+
+    plot_ensemble_size(study, out)        MPJPE / P-MPJPE vs number of members, +-1 std band
+    plot_iterations(curve, out)           error vs training iteration, aggregates and members
+    plot_per_joint(spread_mm, error_mm, out)  per-joint error and ensemble spread (root left out)
+    plot_sparsification(curves, out)      sparsification curve vs oracle and random, with AUSE
+    plot_heatmap(table, out, metric)      subject x action table as a heat map
+    save_all(evaluation, out_dir)         the five figures above from one evaluation dict
+    skeleton_limits(*arrays)              fixed, equal-span 3D limits over whole clips
+    animate(kp2d_px, pred3d, out, ...)    GIF: 2D input beside the 3D ensemble and ground truth
+"""
+import math
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import matplotlib.ticker
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
-from .skeleton import JOINT_NAMES, LEFT, PARENTS, RIGHT
+from .cameras import IMAGE_HEIGHT, IMAGE_WIDTH
+from .errors import UserError
+from .skeleton import JOINT_NAMES, LEFT, NUM_JOINTS, PARENTS, RIGHT
 
 DPI = 120
-METRIC_LABEL = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)"}
+ANIMATION_DPI = 100
+METRIC_LABEL = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "n_mpjpe": "N-MPJPE (mm)",
+                "mpjve": "MPJVE (mm/frame)"}
+METRIC_NAME = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}
+ACTION_ORDER = ("Walking", "Jog", "Box", "Gestures", "ThrowCatch", "Combo")
+# Body-side colours shared by the 2D and 3D skeletons (the subject's left / right).
+SIDE_COLOURS = {"left": "tab:blue", "right": "tab:green", "centre": "0.35"}
+
+
+def _figure(figsize):
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig, out):
+    """Lay out, write the PNG (bounding box grown to every label), free the figure."""
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
+    fig.savefig(out, dpi=DPI, bbox_inches="tight", pad_inches=0.1, facecolor="white")
+    fig.clear()
     return out
 
 
+def _integer_ticks(ax, values):
+    """Every value as a tick when there are few, else integer ticks chosen by matplotlib."""
+    values = sorted({int(v) for v in values})
+    if 0 < len(values) <= 12:
+        ax.set_xticks(values)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+# ----------------------------------------------------------------------------- evaluation figures
+
 def plot_ensemble_size(study, out):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    """Error of random member subsets vs ensemble size, per aggregate, +-1 std over subsets.
+
+    `study`: {aggregate: {"sizes": [1..N], "mpjpe_mean": [...], "mpjpe_std": [...],
+    "p_mpjpe_mean": [...], "p_mpjpe_std": [...]}} in mm.
+    """
+    fig = _figure((10.5, 4.2))
+    axes = fig.subplots(1, 2)
+    sizes = set()
     for ax, metric in zip(axes, ("mpjpe", "p_mpjpe")):
-        for name, s in study.items():
-            x = np.asarray(s["sizes"])
-            m, sd = np.asarray(s[f"{metric}_mean"]), np.asarray(s[f"{metric}_std"])
-            ax.plot(x, m, marker="o", label=name)
-            ax.fill_between(x, m - sd, m + sd, alpha=0.2)
-        ax.set_xticks(x)
+        for k, (name, s) in enumerate(study.items()):
+            x = np.asarray(s["sizes"], dtype=float)
+            sizes.update(s["sizes"])
+            m = np.asarray(s[f"{metric}_mean"], dtype=float)
+            sd = np.asarray(s.get(f"{metric}_std", np.zeros_like(m)), dtype=float)
+            colour = f"C{k}"
+            ax.fill_between(x, m - sd, m + sd, color=colour, alpha=0.18, lw=0)
+            ax.plot(x, m, marker="o", ms=4, color=colour,
+                    label=f"{name} ({m[-1]:.1f} mm at {int(x[-1])})")
+        _integer_ticks(ax, sizes)
         ax.set_xlabel("ensemble size (members)")
         ax.set_ylabel(METRIC_LABEL[metric])
-        ax.set_title(f"{METRIC_LABEL[metric].split()[0]} vs ensemble size (±1 sd over subsets)")
+        ax.set_title(f"{METRIC_NAME[metric]} vs ensemble size")
         ax.grid(alpha=0.3)
-        ax.legend(title="aggregate")
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Rectangle((0, 0), 1, 1, color="0.5", alpha=0.25, lw=0))
+        labels.append("±1 std over member subsets")
+        ax.legend(handles, labels, title="aggregate", fontsize=8, title_fontsize=8)
     return _save(fig, out)
 
 
 def plot_iterations(curve, out):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    it = curve["iteration"]
+    """Error vs training iteration: one line per aggregate, the members as thin grey lines.
+
+    `curve`: {"iteration": [...], "aggregates": {name: {"mpjpe": [...], "p_mpjpe": [...]}},
+    "members": {"mpjpe": [[per iteration] per member], "p_mpjpe": [...]}} in mm. The y axis turns
+    logarithmic when the curve spans more than a factor 3, so that the late iterations, where the
+    aggregates differ by a few mm, stay readable next to the first ones.
+    """
+    fig = _figure((11, 4.4))
+    axes = fig.subplots(1, 2)
+    it = np.asarray(curve["iteration"], dtype=float)
+    members = curve.get("members") or {}
     for ax, metric in zip(axes, ("mpjpe", "p_mpjpe")):
-        for k, values in enumerate(curve.get("members", {}).get(metric, [])):
-            ax.plot(it, values, color="0.7", lw=0.8, label="members" if k == 0 else None)
-        for name, values in curve["aggregates"].items():
-            ax.plot(it, values[metric], marker="o", ms=3, label=f"ensemble ({name})")
-        ax.set_xlabel("iteration")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.set_ylabel(METRIC_LABEL[metric])
-        ax.set_title(f"{METRIC_LABEL[metric].split()[0]} vs iteration")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        values = []
+        member_curves = [np.asarray(v, dtype=float) for v in members.get(metric, [])]
+        for k, v in enumerate(member_curves):
+            ax.plot(it[:len(v)], v, color="0.65", lw=0.9, zorder=1,
+                    label=f"members (n={len(member_curves)})" if k == 0 else None)
+            values.append(v)
+        for k, (name, agg) in enumerate(curve["aggregates"].items()):
+            v = np.asarray(agg[metric], dtype=float)
+            values.append(v)
+            last = f", last {v[-1]:.1f}" if len(v) else ""
+            ax.plot(it[:len(v)], v, marker="o", ms=3, lw=1.5, color=f"C{k}", zorder=2,
+                    label=f"{name}{last}")
+        flat = np.concatenate(values) if values else np.array([])
+        flat = flat[np.isfinite(flat) & (flat > 0)]
+        if len(flat) and flat.max() / flat.min() > 3:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_locator(LogLocator(subs=(1, 1.5, 2, 3, 4, 5, 6, 8), numticks=30))
+        _integer_ticks(ax, it)
+        ax.set_xlabel("training iteration")
+        ax.set_ylabel(METRIC_LABEL[metric] + (", log scale" if ax.get_yscale() == "log" else ""))
+        ax.set_title(f"{METRIC_NAME[metric]} vs iteration")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(title="ensemble aggregate (mm)", fontsize=8, title_fontsize=8)
     return _save(fig, out)
 
 
 def plot_per_joint(spread_mm, error_mm, out, joint_names=JOINT_NAMES):
-    idx = np.arange(1, len(joint_names))              # the root is 0 by construction
-    fig, ax = plt.subplots(figsize=(10, 4))
+    """Grouped bars per joint: the ensemble's mean error and the members' mean spread (mm).
+
+    The root (joint 0) is left out: root-relative poses make both 0 there by construction.
+    """
+    error, spread = np.asarray(error_mm, dtype=float), np.asarray(spread_mm, dtype=float)
+    idx = np.arange(1, len(joint_names))
+    fig = _figure((max(7.0, 0.7 * len(idx) + 1.5), 4.4))
+    ax = fig.subplots()
     w = 0.4
-    ax.bar(idx - w / 2, np.asarray(error_mm)[idx], w, label="mean error (MPJPE)")
-    ax.bar(idx + w / 2, np.asarray(spread_mm)[idx], w, label="mean spread of members")
-    ax.set_xticks(idx)
-    ax.set_xticklabels([joint_names[i] for i in idx], rotation=45, ha="right")
-    ax.set_ylabel("mm")
-    ax.set_title("Per-joint error and ensemble spread (root omitted: 0 by construction)")
+    ax.bar(idx - w / 2, error[idx], w, color="C0",
+           label="ensemble error (mean per-joint position error)")
+    ax.bar(idx + w / 2, spread[idx], w, color="C1", label="ensemble spread (RMS member distance)")
+    ax.set_xticks(idx, [joint_names[i] for i in idx], rotation=40, ha="right",
+                  rotation_mode="anchor")
+    ax.set_xlim(idx[0] - 0.6, idx[-1] + 0.6)
+    ax.set_ylabel("mean over frames (mm)")
+    ax.set_title(f"Per-joint error and ensemble spread ({joint_names[0]} omitted: root, always 0)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    ax.set_axisbelow(True)
+    ax.set_ylim(0, 1.18 * max(float(np.nanmax(error[idx], initial=0)),
+                              float(np.nanmax(spread[idx], initial=0)), 1e-6))
+    ax.legend(loc="upper left", fontsize=8, ncol=2)
     return _save(fig, out)
 
 
 def plot_sparsification(curves, out):
-    f = 100 * np.asarray(curves["fractions"])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(f, curves["curve"], label=f"by ensemble spread (AUSE {curves.get('ause_normalised', curves['ause']):.3f})")
-    ax.plot(f, curves["oracle"], "--", label="oracle (by true error)")
-    rnd = curves["random"]
-    ax.plot(f, np.full_like(f, rnd) if np.isscalar(rnd) else rnd, ":", label="random order")
-    ax.set_xlabel("frames removed, most uncertain first (%)")
-    ax.set_ylabel("MPJPE of remaining frames (mm)")
-    ax.set_title("Sparsification")
+    """Mean error of the frames kept after removing the most uncertain fraction, vs the oracle.
+
+    `curves`: {"fractions": [0..1], "curve": [...], "oracle": [...], "random": float or list,
+    "ause": float (mm), optional "ause_normalised"}; the shaded gap between the two is the AUSE.
+    """
+    f = 100 * np.asarray(curves["fractions"], dtype=float)
+    cur = np.asarray(curves["curve"], dtype=float)
+    orc = np.asarray(curves["oracle"], dtype=float)
+    rnd = curves.get("random")
+    fig = _figure((7, 4.6))
+    ax = fig.subplots()
+    ause = curves.get("ause")
+    text = "AUSE"
+    if ause is not None:
+        text += f" {ause:.2f} mm"
+        if curves.get("ause_normalised") is not None:
+            text += f" ({curves['ause_normalised']:.3f} of the mean error)"
+    ax.fill_between(f, orc, cur, color="C0", alpha=0.15, lw=0, label="gap between the two (AUSE)")
+    ax.plot(f, cur, color="C0", lw=2, label="removing the largest ensemble spread first")
+    ax.plot(f, orc, "--", color="C1", lw=1.8, label="oracle: removing the largest true error first")
+    if rnd is not None:
+        r = np.full_like(f, float(rnd)) if np.ndim(rnd) == 0 else np.asarray(rnd, dtype=float)
+        ax.plot(f, r, ":", color="0.3", lw=1.8, label="random order (expected)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("frames removed (%)")
+    ax.set_ylabel("mean error of the remaining frames (mm)")
+    ax.set_title(f"Sparsification by ensemble spread\n{text}", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower left", fontsize=8)
     return _save(fig, out)
 
 
+def _subject_key(s):
+    """'Validate/S10' sorts after 'Validate/S9'."""
+    head, _, tail = s.rpartition("S")
+    return (head, int(tail)) if tail.isdigit() else (s, -1)
+
+
 def plot_heatmap(table, out, metric="p_mpjpe"):
-    subjects = sorted({r["subject"] for r in table})
-    order = ["Walking", "Jog", "Box", "Gestures", "ThrowCatch"]
-    actions = sorted({r["action"] for r in table}, key=lambda a: (order.index(a) if a in order else 99, a))
-    grid = np.full((len(subjects), len(actions)), np.nan)
+    """Subject x action heat map of `metric` (mm) with each value written in its cell.
+
+    `table`: records {"subject", "action", metric, ...}. Combinations without a record are drawn
+    grey and marked 'n/a'; a repeated (subject, action) keeps the frame-weighted mean.
+    """
+    label = METRIC_LABEL.get(metric, f"{metric} (mm)")
+    subjects = sorted({str(r["subject"]) for r in table}, key=_subject_key)
+    actions = sorted({str(r["action"]) for r in table},
+                     key=lambda a: (ACTION_ORDER.index(a) if a in ACTION_ORDER else 99, a))
+    total = np.zeros((len(subjects), len(actions)))
+    weight = np.zeros_like(total)
     for r in table:
-        grid[subjects.index(r["subject"]), actions.index(r["action"])] = r[metric]
-    fig, ax = plt.subplots(figsize=(1.6 * len(actions) + 2.5, 0.6 * len(subjects) + 1.8))
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
-    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
+        v = r.get(metric)
+        if v is None or not np.isfinite(float(v)):
+            continue
+        w = float(r.get("frames") or 1)
+        i, j = subjects.index(str(r["subject"])), actions.index(str(r["action"]))
+        total[i, j] += w * float(v)
+        weight[i, j] += w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grid = np.where(weight > 0, total / np.maximum(weight, 1e-12), np.nan)
+    fig = _figure((1.25 * max(len(actions), 2) + 3.2, 0.55 * max(len(subjects), 2) + 1.8))
+    ax = fig.subplots()
+    cmap = colormaps["viridis"].with_extremes(bad="0.88")
+    finite = grid[np.isfinite(grid)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    norm = Normalize(lo, hi)
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
     for i in range(len(subjects)):
         for j in range(len(actions)):
-            if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center",
-                        color="white" if grid[i, j] < np.nanmean(grid) else "black")
+            v = grid[i, j]
+            if np.isfinite(v):
+                r, g, b, _ = cmap(norm(v))
+                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=10,
+                        color="white" if dark else "black")
+            else:
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=9, color="0.45")
     ax.set_xticks(range(len(actions)), actions)
     ax.set_yticks(range(len(subjects)), subjects)
-    ax.set_title(f"{METRIC_LABEL.get(metric, metric)} per subject and action")
-    fig.colorbar(im, ax=ax, label=METRIC_LABEL.get(metric, metric))
+    ax.set_xticks(np.arange(len(actions) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(subjects) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", lw=2)
+    ax.tick_params(which="minor", length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel("action")
+    ax.set_ylabel("subject")
+    ax.set_title(f"{METRIC_NAME.get(metric, metric)} per subject and action (mm)")
+    fig.colorbar(im, ax=ax, label=label, fraction=0.06, pad=0.03)
     return _save(fig, out)
 
 
 def save_all(evaluation, out_dir):
-    """Every figure whose data is present; returns the paths written."""
+    """Every figure whose data is present in `evaluation`; returns the paths written.
+
+    Keys: "ensemble_size", "iterations", "per_joint" {"spread_mm", "error_mm"}, "sparsification",
+    "table" -> ensemble_size.png, iterations.png, per_joint.png, sparsification.png,
+    heatmap_p_mpjpe.png.
+    """
     paths = []
-    if "ensemble_size" in evaluation:
-        paths.append(plot_ensemble_size(evaluation["ensemble_size"], os.path.join(out_dir, "ensemble_size.png")))
-    if "iterations" in evaluation:
-        paths.append(plot_iterations(evaluation["iterations"], os.path.join(out_dir, "iterations.png")))
-    if "per_joint" in evaluation:
+
+    def join(name):
+        return os.path.join(out_dir, name)
+
+    if evaluation.get("ensemble_size"):
+        paths.append(plot_ensemble_size(evaluation["ensemble_size"], join("ensemble_size.png")))
+    if evaluation.get("iterations"):
+        paths.append(plot_iterations(evaluation["iterations"], join("iterations.png")))
+    if evaluation.get("per_joint"):
         pj = evaluation["per_joint"]
-        paths.append(plot_per_joint(pj["spread_mm"], pj["error_mm"], os.path.join(out_dir, "per_joint.png")))
-    if "sparsification" in evaluation:
-        paths.append(plot_sparsification(evaluation["sparsification"], os.path.join(out_dir, "sparsification.png")))
-    if "table" in evaluation:
-        paths.append(plot_heatmap(evaluation["table"], os.path.join(out_dir, "heatmap_p_mpjpe.png")))
+        paths.append(plot_per_joint(pj["spread_mm"], pj["error_mm"], join("per_joint.png")))
+    if evaluation.get("sparsification"):
+        paths.append(plot_sparsification(evaluation["sparsification"], join("sparsification.png")))
+    if evaluation.get("table"):
+        paths.append(plot_heatmap(evaluation["table"], join("heatmap_p_mpjpe.png")))
     return paths
 
 
+# ----------------------------------------------------------------------------- animation
+
 def skeleton_limits(*arrays, margin=0.1):
-    """(lo, hi) per axis over every frame of every array (..., 3), with a margin, equal span."""
-    pts = np.concatenate([np.asarray(a).reshape(-1, 3) for a in arrays if a is not None])
+    """(lo, hi), each (3,), over every point of every array (..., 3); None arrays are skipped.
+
+    All three axes get the same span (the largest extent, plus `margin` of it on each side), so
+    a 3D plot with a cubic box keeps the body's proportions and never clips any frame.
+    """
+    parts = [np.asarray(a, dtype=float).reshape(-1, 3) for a in arrays if a is not None]
+    pts = np.concatenate(parts) if parts else np.zeros((0, 3))
+    pts = pts[np.isfinite(pts).all(1)]
+    if not len(pts):
+        return -np.ones(3), np.ones(3)
     lo, hi = pts.min(0), pts.max(0)
-    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * (1 + margin)
+    centre = (lo + hi) / 2
+    half = max(float((hi - lo).max()) / 2, 0.05) * (1 + 2 * margin)
     return centre - half, centre + half
 
 
 def _upright(p):
-    """Camera frame (x right, y down, z forward) -> plot axes (x, depth, up)."""
+    """Camera frame (x right, y down, z forward) -> plot axes (x, depth z, up -y)."""
+    p = np.asarray(p, dtype=float)
     return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
 
 
-def animate(kp2d_px, pred3d, out, gt3d=None, spread=None, fps=30, title="", step=1):
-    """GIF: the 2D input beside the ensemble's 3D skeleton (joints coloured by spread) and the truth."""
-    from matplotlib.animation import FuncAnimation, PillowWriter
+def _side(j):
+    return "left" if j in LEFT else "right" if j in RIGHT else "centre"
 
-    kp = np.asarray(kp2d_px)[::step]
-    pred = _upright(np.asarray(pred3d)[::step])
-    gt = None if gt3d is None else _upright(np.asarray(gt3d)[::step])
-    spr = None if spread is None else 1000 * np.asarray(spread)[::step]
+
+def _bone_path(children):
+    """Joint indices tracing each bone child -> parent, -1 (a break) between bones."""
+    idx = []
+    for j in children:
+        idx += [j, int(PARENTS[j]), -1]
+    return np.asarray(idx, dtype=int)
+
+
+def _path_coords(points, idx):
+    """Coordinates (one array per axis) along `idx` from `_bone_path`, NaN at the breaks."""
+    xyz = np.where((idx >= 0)[:, None], points[np.maximum(idx, 0)], np.nan)
+    return tuple(xyz.T)
+
+
+def _frame_step(n, step, max_frames):
+    if step is None:
+        return max(1, math.ceil(n / max_frames)) if max_frames else 1
+    if int(step) < 1:
+        raise UserError(f"animate: step {step!r} must be a positive integer")
+    return int(step)
+
+
+def animate(kp2d_px, pred3d, out, gt3d=None, spread=None, fps=30, title="", step=None,
+            max_frames=240):
+    """GIF: the 2D input beside the ensemble's 3D skeleton (joints coloured by spread) and truth.
+
+    kp2d_px (T, J2, 2) pixels in the 640x480 image (bones drawn when J2 == 15, else points);
+    pred3d and gt3d (T, 15, 3) camera-frame root-relative metres (x right, y down, z forward),
+    shown upright as (x, depth, -y); spread (T, 15) metres. Every `step`-th frame is drawn
+    (default: the smallest step that keeps at most `max_frames` frames). Axis limits and the
+    colour scale are fixed over the whole clip. The static parts are drawn once and each frame
+    only redraws the moving artists (blitting), so 60 frames take about a second.
+    """
+    if not str(out).lower().endswith(".gif"):
+        raise UserError(f"animate: {out}: only GIF output is supported, give a path ending in .gif")
+    try:
+        from PIL import Image
+    except ImportError as e:  # pragma: no cover - Pillow is a matplotlib dependency
+        raise UserError("animate: writing a GIF needs Pillow (pip install pillow)") from e
+    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3d projection)
+
+    kp = np.asarray(kp2d_px, dtype=float)
+    pred = np.asarray(pred3d, dtype=float)
+    if pred.ndim != 3 or pred.shape[1:] != (NUM_JOINTS, 3):
+        raise UserError(f"animate: pred3d has shape {pred.shape}, expected (T, {NUM_JOINTS}, 3)")
+    if kp.ndim != 3 or kp.shape[-1] != 2 or len(kp) != len(pred):
+        raise UserError(f"animate: kp2d_px has shape {kp.shape}, expected ({len(pred)}, J, 2)")
+    for name, a, shape in (("gt3d", gt3d, pred.shape), ("spread", spread, pred.shape[:2])):
+        if a is not None and np.shape(a) != shape:
+            raise UserError(f"animate: {name} has shape {np.shape(a)}, expected {shape}")
+    n = len(pred)
+    if n == 0:
+        raise UserError("animate: no frames")
+    s = _frame_step(n, step, max_frames)
+    frames = np.arange(0, n, s)
+    kp = kp[frames]
+    pred = _upright(pred[frames])
+    gt = None if gt3d is None else _upright(np.asarray(gt3d)[frames])
+    spr = None if spread is None else 1000 * np.asarray(spread, dtype=float)[frames]
     lo, hi = skeleton_limits(pred, gt)
-    fig = plt.figure(figsize=(10, 5))
-    ax2 = fig.add_subplot(1, 2, 1)
-    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
-    ax2.set_xlim(0, 640)
-    ax2.set_ylim(480, 0)
+
+    fig = Figure(figsize=(11, 5.4), dpi=ANIMATION_DPI)
+    FigureCanvasAgg(fig)
+    fig.patch.set_facecolor("white")
+    ax2 = fig.add_axes([0.065, 0.13, 0.37, 0.68])
+    ax3 = fig.add_axes([0.45, 0.0, 0.45, 0.86], projection="3d")
+    cax = fig.add_axes([0.915, 0.2, 0.013, 0.5])
+    if title:
+        fig.suptitle(title, fontsize=12, y=0.975)
+
+    # 2D panel: the image frame, with room for keypoints that fall outside it.
+    x0 = min(0.0, float(np.nanmin(kp[..., 0])))
+    x1 = max(IMAGE_WIDTH, float(np.nanmax(kp[..., 0])))
+    y0 = min(0.0, float(np.nanmin(kp[..., 1])))
+    y1 = max(IMAGE_HEIGHT, float(np.nanmax(kp[..., 1])))
+    ax2.add_patch(Rectangle((0, 0), IMAGE_WIDTH, IMAGE_HEIGHT, fc="0.96", ec="0.5", lw=1))
+    ax2.set_xlim(x0, x1)
+    ax2.set_ylim(y1, y0)                                      # image rows grow downwards
     ax2.set_aspect("equal")
     ax2.set_xlabel("x (px)")
     ax2.set_ylabel("y (px)")
-    ax2.set_title("2D input")
+    ax2.set_title(f"2D input: {kp.shape[1]} keypoints in the {IMAGE_WIDTH}×{IMAGE_HEIGHT} image",
+                  fontsize=10)
+
+    # 3D panel: fixed cube over the clip, viewed a little from above and beside the camera.
     ax3.set_xlim(lo[0], hi[0])
     ax3.set_ylim(lo[1], hi[1])
     ax3.set_zlim(lo[2], hi[2])
-    ax3.set_xlabel("x (m)")
-    ax3.set_ylabel("depth (m)")
-    ax3.set_zlabel("up (m)")
-    ax3.set_title("3D: ensemble (coloured by spread) and ground truth")
-    bones = [(j, PARENTS[j]) for j in range(1, 15)]
-    colour = lambda j: "tab:red" if j in LEFT else "tab:blue" if j in RIGHT else "k"
-    lines2 = [ax2.plot([], [], color=colour(j), lw=2)[0] for j, _ in bones] if kp.shape[1] == 15 else []
+    ax3.set_box_aspect((1, 1, 1))
+    ax3.view_init(elev=12, azim=-68)
+    ax3.set_xlabel("x (m)", labelpad=2)
+    ax3.set_ylabel("depth z (m)", labelpad=2)
+    ax3.set_zlabel("up −y (m)", labelpad=2)
+    for axis in (ax3.xaxis, ax3.yaxis, ax3.zaxis):
+        axis.set_major_locator(MaxNLocator(nbins=5))
+    ax3.tick_params(labelsize=8, pad=0)
+
+    # One polyline per body side, bones separated by NaN: 3-4 artists instead of 14 per skeleton.
+    bones = [j for j in range(NUM_JOINTS) if PARENTS[j] >= 0]
+    groups = {side: _bone_path([j for j in bones if _side(j) == side]) for side in SIDE_COLOURS}
+    everything = _bone_path(bones)
+    lines2 = {side: ax2.plot([], [], color=SIDE_COLOURS[side], lw=2, solid_capstyle="round")[0]
+              for side in groups} if kp.shape[1] == NUM_JOINTS else {}
     pts2 = ax2.plot([], [], "o", color="k", ms=3)[0]
-    lines_p = [ax3.plot([], [], [], color=colour(j), lw=2)[0] for j, _ in bones]
-    lines_g = [ax3.plot([], [], [], color="0.4", lw=1.5, ls="--")[0] for _ in bones] if gt is not None else []
+    gt_style = {"color": "k", "lw": 1.3, "ls": (0, (3, 2))}
+    line_g = ax3.plot([], [], [], **gt_style)[0] if gt is not None else None
+    lines_p = {side: ax3.plot([], [], [], color=SIDE_COLOURS[side], lw=2.6,
+                              solid_capstyle="round")[0] for side in groups}
+    cmap = colormaps["YlOrRd"].resampled(12)     # discrete: survives the 256-colour GIF palette
+    vmax = float(np.nanmax(spr)) if spr is not None and np.isfinite(spr).any() else 0.0
+    norm = Normalize(0.0, max(vmax, 1e-3))
+    joints = ax3.scatter(pred[0, :, 0], pred[0, :, 1], pred[0, :, 2], s=34, edgecolors="k",
+                         linewidths=0.6, depthshade=False,
+                         **({"c": "0.3"} if spr is None else
+                            {"c": spr[0], "cmap": cmap, "norm": norm}))
+    counter = fig.text(0.065, 0.025, "", fontsize=9, color="0.3")
+    anim = [*lines2.values(), pts2, *([line_g] if line_g else []), *lines_p.values(), joints,
+            counter]
+    for a in anim:
+        a.set_animated(True)
+
+    handles = [Line2D([], [], color=SIDE_COLOURS["left"], lw=2.6, label="ensemble, left side"),
+               Line2D([], [], color=SIDE_COLOURS["right"], lw=2.6, label="ensemble, right side")]
     if gt is not None:
-        lines_g[0].set_label("ground truth")
-    lines_p[0].set_label("ensemble")
-    vmax = float(np.percentile(spr, 99)) if spr is not None else 1.0
-    sc = ax3.scatter([], [], [], c=[], cmap="plasma", vmin=0, vmax=max(vmax, 1e-3), s=25)
+        handles.append(Line2D([], [], label="ground truth", **gt_style))
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.675, 0.925), ncol=3,
+               fontsize=8, title="3D: root-relative, camera frame", title_fontsize=10,
+               frameon=False)
     if spr is not None:
-        fig.colorbar(sc, ax=ax3, shrink=0.6, pad=0.1, label="member spread (mm)")
-    ax3.legend(loc="upper left", fontsize=8)
-    fig.suptitle(title)
+        fig.colorbar(ScalarMappable(norm, cmap), cax=cax, label="ensemble spread per joint (mm)")
+        cax.tick_params(labelsize=8)
+    else:
+        cax.set_visible(False)
 
-    def draw(t):
-        for line, (j, p) in zip(lines2, bones):
-            line.set_data([kp[t, j, 0], kp[t, p, 0]], [kp[t, j, 1], kp[t, p, 1]])
+    canvas = fig.canvas
+    canvas.draw()                                   # static parts once; sets the 3D projection
+    background = canvas.copy_from_bbox(fig.bbox)
+
+    def render(t):
+        canvas.restore_region(background)
+        for side, line in lines2.items():
+            line.set_data(*_path_coords(kp[t], groups[side]))
         pts2.set_data(kp[t, :, 0], kp[t, :, 1])
-        for line, (j, p) in zip(lines_p, bones):
-            line.set_data_3d(*[[pred[t, j, a], pred[t, p, a]] for a in range(3)])
-        for line, (j, p) in zip(lines_g, bones):
-            line.set_data_3d(*[[gt[t, j, a], gt[t, p, a]] for a in range(3)])
-        sc._offsets3d = (pred[t, :, 0], pred[t, :, 1], pred[t, :, 2])
+        if line_g is not None:
+            line_g.set_data_3d(*_path_coords(gt[t], everything))
+        for side, line in lines_p.items():
+            line.set_data_3d(*_path_coords(pred[t], groups[side]))
+        joints.set_offsets(pred[t, :, :2])
+        joints.set_3d_properties(pred[t, :, 2], "z")
         if spr is not None:
-            sc.set_array(spr[t])
-        return lines2 + lines_p + lines_g + [pts2, sc]
+            joints.set_array(spr[t])
+        joints.do_3d_projection()
+        shown = f", every {s} frames shown" if s > 1 else ""
+        counter.set_text(f"frame {frames[t] + 1}/{n}{shown}")
+        for a in anim:
+            (fig if a is counter else a.axes).draw_artist(a)
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
-    anim = FuncAnimation(fig, draw, frames=len(pred), blit=False)
+    # One palette for the whole clip, from a few frames: GIF frames are 256-colour images, and
+    # mapping to a fixed palette is ~50x faster than quantising every frame on its own.
+    sample = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), 4)).round().astype(int))
+    montage = Image.fromarray(np.concatenate([render(t) for t in sample]))
+    palette = montage.quantize(255, method=Image.Quantize.MEDIANCUT)
+    images = [Image.fromarray(render(t)).quantize(palette=palette, dither=Image.Dither.NONE)
+              for t in range(len(frames))]
+    fig.clear()
+
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    anim.save(out, writer=PillowWriter(fps=fps))
-    plt.close(fig)
+    duration = max(20, round(1000 / fps))
+    images[0].save(out, save_all=True, append_images=images[1:], duration=duration, loop=0)
     return out

@@ -75,6 +75,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", default=REAL_DEFAULT)
     ap.add_argument("--synthetic-only", action="store_true")
+    ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--out", default="bench_out/semi")
     ap.add_argument("--json", default="benchmarks/semi.json")
     ap.add_argument("--members", type=int, default=3)
@@ -89,6 +90,8 @@ def main():
     args = ap.parse_args()
     results = {**header(), "runs": []}
     for name, path in data_sets(args.real, args.synthetic_only):
+        if args.skip_synthetic and name == "synthetic":
+            continue
         results["runs"].append(bench(name, path, args))
     write(args.json, results)
 

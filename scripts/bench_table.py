@@ -74,7 +74,8 @@ def _budget(r):
             f"| {r['epochs']} | {r['p_mpjpe']:.1f} mm ({subj}) | {r['reference_tuned_videopose3d_mm']} mm | {r['target_mm']} mm |"]
 
 
-RENDER = {"budget": _budget, "infer": _infer, "ensemble": _ensemble, "train": _train, "semi": _semi}
+RENDER = {"budget": _budget, "infer": _infer, "ensemble": _ensemble, "train": _train, "semi_synthetic": _semi,
+          "semi_humaneva": _semi}
 
 
 def render(name, data):

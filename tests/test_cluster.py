@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -60,6 +61,21 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _wait_http(url, timeout):
+    import urllib.error
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return True
+        except urllib.error.HTTPError:
+            return True                       # it answers (token auth may refuse us): it is up
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
 @pytest.mark.skipif(shutil.which("ray", path=BIN) is None, reason="ray CLI not installed beside python")
 def test_ray_job_submit_to_running_head(tmp_path):
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], RAY_AUTH_MODE="token")
@@ -70,12 +86,17 @@ def test_ray_job_submit_to_running_head(tmp_path):
                             "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=120)
     assert start.returncode == 0, start.stderr[-2000:]
     try:
-        out = tmp_path / "jobrun"
         address = f"http://127.0.0.1:{dash}"
-        sub = subprocess.run([ray_cli, "job", "submit", "--address", address, "--submission-id",
-                              "raypose-test", "--working-dir", ROOT, "--",
-                              "python", "scripts/train.py", *tiny_flags(out)],
-                             env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert _wait_http(address + "/api/version", 120), "the head's dashboard never came up"
+        out = tmp_path / "jobrun"
+        for _ in range(30):   # a fresh head's job agent can take a while to come up on a busy machine
+            sub = subprocess.run([ray_cli, "job", "submit", "--address", address, "--submission-id",
+                                  "raypose-test", "--working-dir", ROOT, "--",
+                                  "python", "scripts/train.py", *tiny_flags(out)],
+                                 env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+            if "No available agent" not in sub.stdout + sub.stderr:
+                break
+            time.sleep(2)
         # `ray job status` renders JobStatus.SUCCEEDED as "Job '<id>' succeeded"
         status = subprocess.run([ray_cli, "job", "status", "--address", address, "raypose-test"],
                                 env=env, capture_output=True, text=True, timeout=60)
@@ -88,4 +109,5 @@ def test_ray_job_submit_to_running_head(tmp_path):
             run.load_member(2, k, 2)
         assert json.loads((out / "metrics.json").read_text())["iteration"] == 2
     finally:
+        # stops every Ray instance of this machine: CI runs nothing else beside the tests
         subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)

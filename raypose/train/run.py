@@ -167,7 +167,7 @@ class Progress:
 
     def __init__(self, run, cfg, first, echo=print):
         self.run, self.cfg, self.seen, self.echo = run, cfg, first, echo
-        self.t0 = time.time()
+        self.first_done, self.t0 = first, time.time()
         self.writer = None
         if "://" not in run.uri:
             try:
@@ -200,9 +200,6 @@ class Progress:
                 w.add_scalar("mpjpe_mm/ensemble", e["mpjpe_mm"], i)
                 w.add_scalar("p_mpjpe_mm/ensemble", e["p_mpjpe_mm"], i)
                 w.flush()
-
-    def start(self):
-        self.first_done = self.seen
 
 
 def _ensure_ray(address):
@@ -262,7 +259,6 @@ def train(cfg, echo=print):
                              failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
     )
     progress = Progress(run, cfg, start, echo)
-    progress.start()
     outcome = {}
 
     def fit():
