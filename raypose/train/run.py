@@ -186,6 +186,8 @@ class Progress:
             elapsed = time.time() - self.t0
             left = self.cfg.train.iterations - i
             eta = elapsed / max(done, 1) * left
+            if self.cfg.run.time_budget:   # the budget ends the run first
+                eta = min(eta, max(0.0, self.cfg.run.time_budget - elapsed))
             e = r["ensemble"]
             self.echo(f"iter {i}/{self.cfg.train.iterations}  loss "
                       + " ".join(f"{1000 * x:.1f}" for x in r["train_loss"])
