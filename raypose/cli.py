@@ -18,8 +18,8 @@ def _cmd_prepare(args):
 
 
 def _cmd_synth(args):
-    from .data.prepare import check_empty
     from .data.synthetic import write_synthetic
+    from .data.table import check_empty
     check_empty(args.out, args.overwrite)
     paths = write_synthetic(args.out, frames=args.frames, seed=args.seed)
     print("wrote " + ", ".join(paths))

@@ -21,8 +21,7 @@ def test_flip_is_an_involution_and_mirrors():
     np.testing.assert_allclose(skeleton.flip(f), p)
     np.testing.assert_allclose(f[:, 5, 0], -p[:, 2, 0])      # left shoulder -> right, x negated
     np.testing.assert_allclose(f[:, 5, 1:], p[:, 2, 1:])
-    np.testing.assert_allclose(windows.flip_3d(p), f)
-    np.testing.assert_allclose(windows.flip_2d(p[..., :2]), f[..., :2])
+    np.testing.assert_allclose(skeleton.flip(p[..., :2]), f[..., :2])      # 2D mirrors the same way
 
 
 def test_world_to_camera_matches_reference_point():

@@ -1,7 +1,6 @@
 """`raypose prepare`: HumanEva npz -> checked frame table on disk, with a summary of what was written."""
 import os
 
-from ..errors import UserError
 from . import splits
 from .npz import load_humaneva
 from .table import frame_table, write_outputs
@@ -40,9 +39,3 @@ def format_summary(summary):
             f"({s['train_chunks']} train / {s['test_chunks']} test), {s['frames']} frames of 3D, "
             f"{s['rows']} rows ({s['joints_2d']} 2D joints), {s['bytes']:,} bytes")
 
-
-def check_empty(out, overwrite):
-    out = os.fspath(out)
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)) and not overwrite:
-        raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
-                        "directory (or pass --overwrite)")

@@ -59,11 +59,16 @@ def frame_table(data, keys=None, split=None):
     return pa.concat_tables(parts)
 
 
-def _prepare_out(out, overwrite):
-    out = os.path.abspath(os.fspath(out))
+def check_empty(out, overwrite):
+    """An output path must be new or empty unless the user asked to overwrite it."""
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)) and not overwrite:
         raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
                         "directory (or pass --overwrite)")
+
+
+def _prepare_out(out, overwrite):
+    out = os.path.abspath(os.fspath(out))
+    check_empty(out, overwrite)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     return out, tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp-", dir=os.path.dirname(out))
 

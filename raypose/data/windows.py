@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..skeleton import LEFT, RIGHT, flip_permutation
-
 
 @dataclass
 class Windows:
@@ -75,14 +73,3 @@ def make_windows(sequences, receptive_field=27):
         receptive_field=receptive_field,
     )
 
-
-def flip_2d(x, left=LEFT, right=RIGHT):
-    """Mirror normalised 2D (..., J, 2): x -> -x, left and right joints swap."""
-    out = x[..., flip_permutation(x.shape[-2], left, right), :].copy()
-    out[..., 0] *= -1
-    return out
-
-
-def flip_3d(y):
-    """Mirror camera-frame 3D (..., 15, 3) the same way, so flipped pairs stay consistent."""
-    return flip_2d(y)
