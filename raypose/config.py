@@ -49,10 +49,12 @@ class SemiConfig:
     labelled_fraction: float = 1.0   # of the training chunks (by chunk, seeded); the rest lose 3D
     warmup: int = 2                  # supervised iterations before the first pseudo-labels
     per_iteration: int = 500         # schedule: (j + 1) * per_iteration windows, j = i - warmup
-    threshold_scale: float = 0.7     # gated: spread <= scale x median spread on labelled windows
+    threshold_scale: float = 2.0     # gated: spread <= scale x median spread on labelled windows
     weighted: bool = True            # gated: weight pseudo-labels by confidence
-    refresh: bool = False            # gated: relabel every iteration (False: the warm-up teacher only)
-    pseudo_weight: float = 0.3       # loss weight of a pseudo-labelled window relative to a labelled one
+    refresh: bool = True             # gated: relabel every iteration (False: the warm-up teacher only)
+    pseudo_weight: float = 1.0       # loss weight of a pseudo-labelled window relative to a labelled one
+    fit_2d: bool = True              # gated: move each pseudo-label's x, y onto the window's own 2D
+    fit_bones: bool = True           # gated: give each pseudo-label its subject's labelled bone lengths
 
 
 @dataclass
@@ -62,6 +64,7 @@ class RunConfig:
     gpus_per_member: int = 0         # 0 = use a GPU per member when the cluster has GPUs
     cpus_per_member: float = 0.0      # 0 = share the node's CPUs between members
     members_per_worker: int = 1
+    pack: bool = True                # members_per_worker > 1: train them as one stacked model (vmap)
     max_failures: int = 2
     time_budget: float = 0.0          # seconds; 0 = no budget
     keep_last: int = 0               # 0 = keep every iteration

@@ -24,7 +24,8 @@ from raypose.predict import open_run
 from raypose.train.run import train
 
 MODES = [("full", "off", 1.0), ("labelled_only", "off", None), ("schedule", "schedule", None),
-         ("gated", "gated", None)]
+         ("gated", "gated", None), ("gated_no_fit", "gated", None)]
+NO_FIT = {"gated_no_fit": ["semi.fit_2d=false", "semi.fit_bones=false"]}   # the ablation: spread gate alone
 
 
 def score(run_dir):
@@ -51,7 +52,7 @@ def bench(name, path, args):
         cfg.semi.labelled_fraction = fraction or args.fraction
         cfg.semi.warmup, cfg.semi.per_iteration = args.warmup, args.per_iteration
         cfg.run.out = out
-        for item in args.set:
+        for item in args.set + NO_FIT.get(mode, []):
             C.set_key(cfg, *item.split("=", 1))
         t0 = time.time()
         last = train(C.validate(cfg), echo=lambda s: None)
@@ -64,7 +65,7 @@ def bench(name, path, args):
     if len(m) < len(MODES):
         return res
     gap = m["labelled_only"]["p_mpjpe"] - m["full"]["p_mpjpe"]
-    for mode in ("schedule", "gated"):
+    for mode in ("schedule", "gated", "gated_no_fit"):
         m[mode]["gap_closed"] = (m["labelled_only"]["p_mpjpe"] - m[mode]["p_mpjpe"]) / gap if gap > 0 else None
     print(f"[{name}] gap {gap:.1f} mm; schedule closes {100 * (m['schedule']['gap_closed'] or 0):.0f}%, "
           f"gated {100 * (m['gated']['gap_closed'] or 0):.0f}%")

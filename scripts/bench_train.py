@@ -23,6 +23,8 @@ from raypose.data.npz import PoseData
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
+from raypose.metrics import mpjpe_loss
+from raypose.model import TemporalModel
 from raypose.train.member import Member, TrainSet
 
 
@@ -54,11 +56,44 @@ def throughput(windows, channels, seconds, batch=128, gemm=True):
     return rate, flops
 
 
+def compile_ratio(channels, seconds, batch=128):
+    """torch.compile against eager on the same bare training step (model, loss, Adam).
+
+    A bare step rather than Member.train_iteration: the per-epoch BN-momentum change would make
+    a compiled model recompile every epoch, which is a cost of its own, not of the step.
+    """
+    torch.manual_seed(0)
+    model = TemporalModel(15, 15, (3, 3, 3), channels, 0.1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
+    compiled = torch.compile(model)
+    x, y = torch.randn(batch, 27, 15, 2), torch.randn(batch, 1, 15, 3)
+
+    def step(m):
+        loss = mpjpe_loss(m(x, strided=True), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    t0 = time.perf_counter()
+    step(compiled)
+    compile_s = time.perf_counter() - t0
+    rates = {}
+    for name, m in (("eager", model), ("compiled", compiled)):
+        for _ in range(3):
+            step(m)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            step(m)
+            n += 1
+        rates[name] = n * batch / (time.perf_counter() - t0)
+    return rates["compiled"] / rates["eager"], compile_s
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="measurement time per model")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--json", default="benchmarks/train.json")
+    ap.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile comparison")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     d = PoseData(*generate(frames=3000, seed=0))
@@ -69,10 +104,13 @@ def main():
         rate, flops = throughput(windows, ch, args.seconds)
         conv, _ = throughput(windows, ch, args.seconds / 2, gemm=False)   # the Conv1d kernels, same run
         mfu = rate * flops / (peak * 1e9)
+        compiled, compile_s = compile_ratio(ch, args.seconds / 3) if args.compile else (None, None)
         res["models"][name] = {"channels": ch, "samples_per_s": rate, "gflop_per_sample": flops / 1e9,
-                               "mfu": mfu, "conv1d_samples_per_s": conv, "gemm_speedup": rate / conv}
+                               "mfu": mfu, "conv1d_samples_per_s": conv, "gemm_speedup": rate / conv,
+                               "compiled_vs_eager": compiled, "compile_s": compile_s}
         print(f"{name}: {rate:,.0f} samples/s ({rate / conv:.2f}x Conv1d), {flops / 1e6:.1f} MFLOP/sample, "
-              f"MFU {100 * mfu:.0f}% of {peak:.0f} GFLOP/s")
+              f"MFU {100 * mfu:.0f}% of {peak:.0f} GFLOP/s"
+              + (f", torch.compile {compiled:.2f}x eager" if compiled else ""), flush=True)
     top = res["models"]["humaneva_1024"]
     res.update(samples_per_s=top["samples_per_s"], mfu=top["mfu"])
     print(f"member @1024: {top['samples_per_s']:,.0f} samples/s, MFU {100 * top['mfu']:.0f}% "

@@ -1,6 +1,7 @@
 """Ensemble runs on a local 2-CPU Ray instance: files, metrics, faults, budget, pruning, resume checks."""
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from raypose.cli import main
 from raypose.errors import UserError
 from raypose.train.checkpoints import RunDir, member_name
 from raypose.train.run import train
+from raypose.train.timing import breakdown
 from runs import tiny_config
 
 
@@ -30,7 +32,9 @@ def straight(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(base)           # a relative --out, as users type it: workers run elsewhere
     try:
+        t0 = time.time()
         last = train(tiny_config("run", **{"train.iterations": 3}), echo=lines.append)
+        lines.append((t0, time.time()))
     finally:
         os.chdir(cwd)
     return base / "run", last, lines
@@ -57,11 +61,28 @@ def test_run_directory_layout(straight):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["iteration"] == 3 and [c["iteration"] for c in metrics["curve"]] == [1, 2, 3]
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out / "tensorboard"))
-    progress = [line for line in lines if line.startswith("iter ")]
+    progress = [line for line in lines if isinstance(line, str) and line.startswith("iter ")]
     assert len(progress) == 3 and "ensemble MPJPE" in progress[-1] and "ETA" in progress[-1]
     # the two members are really different models
     a, b = run.load_member(2, 0, 3)["model"], run.load_member(2, 1, 3)["model"]
     assert not torch.equal(a["expand_conv.weight"], b["expand_conv.weight"])
+
+
+def test_wall_time_breakdown(straight):
+    out, last, lines = straight
+    t0, t1 = lines[-1]
+    run = RunDir(out)
+    records = [run.record(i) for i in run.iterations()]
+    b = breakdown(records, t0, t1)
+    parts = ("startup_s", "train_s", "eval_s", "checkpoint_s", "aggregate_s", "barrier_s", "finish_s")
+    assert all(b[p] >= 0 for p in parts), b
+    assert sum(b[p] for p in parts) == pytest.approx(b["wall_s"])
+    assert b["ray_s"] == pytest.approx(b["wall_s"] - b["train_s"] - b["eval_s"])
+    assert 0 < b["ray_share"] < 1 and b["workers"] == 2
+    assert b["startup_s"] > 1          # Ray workers and ingest are never free
+    # every member trained on a bootstrap draw of the labelled windows, flipped twins included
+    windows = last["train_windows"]["labelled"]
+    assert b["member_samples"] == 2 * 3 * 1 * 2 * windows
 
 
 def test_member_crash_is_survived_with_identical_results(straight, tmp_path):
@@ -93,6 +114,21 @@ def test_local_mode_matches_workers(straight, tmp_path):
     _, last0, _ = straight
     last = train(local(tmp_path / "l", **{"train.iterations": 3, "run.cpus_per_member": 1}), echo=lambda s: None)
     assert last["files"] == last0["files"]
+
+
+def test_packed_members_train_resume_and_match_separate_ones(tmp_path):
+    """--members-per-worker 2 packs both members into one stacked model (local: one worker)."""
+    out, flat = tmp_path / "p", {"model.dropout": 0.0}   # no dropout draws: packed == separate
+    train(local(out, **{"train.iterations": 1, "run.members_per_worker": 2, **flat}), echo=lambda s: None)
+    last = train(local(out, **{"train.iterations": 2, "run.members_per_worker": 2, **flat}), echo=lambda s: None)
+    run = RunDir(out)
+    assert last["ensemble"]["mpjpe_mm"] < run.record(1)["ensemble"]["mpjpe_mm"]   # resumed, still learning
+    a, b = run.load_member(2, 0, 2), run.load_member(2, 1, 2)
+    assert a["epoch"] == b["epoch"] == 2 and len(a["optimizer"]["state"]) == len(a["model"]) - 3 * 5   # every parameter, no buffer
+    assert not torch.equal(a["model"]["expand_conv.weight"], b["model"]["expand_conv.weight"])
+    separate = train(local(tmp_path / "s", **{"train.iterations": 2, **flat}), echo=lambda s: None)
+    # the same members and draws, trained packed: only float rounding differs
+    assert last["member_p_mpjpe_mm"] == pytest.approx(separate["member_p_mpjpe_mm"], rel=0.03)
 
 
 def test_time_budget_stops_with_complete_state(tmp_path):

@@ -101,12 +101,18 @@ class Member:
         self.total_epochs = max(1, total_epochs)
         self.epoch = 0          # epochs done over the whole run; drives lr and BN momentum
 
-    def _schedule(self):
+    def schedule(self):
+        """(learning rate, BN momentum) for the next epoch: both decay with epochs done."""
         c = self.cfg
-        for group in self.optimizer.param_groups:
-            group["lr"] = c.lr * c.lr_decay ** self.epoch
         decay = math.log(c.bn_momentum / c.bn_momentum_final) if c.bn_momentum_final > 0 else 0.0
-        self.model.set_bn_momentum(c.bn_momentum * math.exp(-self.epoch / self.total_epochs * decay))
+        return (c.lr * c.lr_decay ** self.epoch,
+                c.bn_momentum * math.exp(-self.epoch / self.total_epochs * decay))
+
+    def _schedule(self):
+        lr, momentum = self.schedule()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.set_bn_momentum(momentum)
 
     def train_iteration(self, data, sample, iteration, epochs):
         """`epochs` passes over `sample` (indices into `data`, a TrainSet); mean loss of the last."""

@@ -39,7 +39,9 @@ def train_loop(loop_cfg):
     from ..metrics import mpjpe, p_mpjpe
     from ..semi import due, select
     from .member import Member, TrainSet, draw_sample
+    from .packed import train_packed
 
+    loop_start = time.time()
     cfg = C.from_dict(loop_cfg["cfg"])
     t, n, semi = cfg.train, cfg.train.members, cfg.semi.mode != "off"
     ctx = ray.train.get_context()
@@ -60,6 +62,7 @@ def train_loop(loop_cfg):
 
     mine = [k for k in range(n) if k % world == rank]
     members = [Member(k, cfg.model, t, nj, t.iterations * t.epochs, sym, device) for k in mine]
+    pack = cfg.run.pack and cfg.run.members_per_worker > 1 and len(members) > 1
     start = run.latest()
     if start:
         for m in members:
@@ -70,31 +73,52 @@ def train_loop(loop_cfg):
     fault = C.fault(cfg)
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
+    setup_done = time.time()
     for i in range(start + 1, t.iterations + 1):
-        losses, files, preds, train_preds = {}, {}, {}, {}
+        losses, files, preds, train_preds, times = {}, {}, {}, {}, {}
+        t_iter = time.time()
         pool = data.pool()
+        samples = {m.index: pool[draw_sample(len(pool), m.index, n, i, t.sampling, t.subset_size, t.seed)]
+                   for m in members}
         for m in members:
             if fault == (m.index, i) and not run.exists(f"debug/fault-{m.index}-{i}"):
                 run.write_bytes(f"debug/fault-{m.index}-{i}", b"injected\n")
                 raise RuntimeError(f"injected crash of member {m.index} at iteration {i}")
-            sample = pool[draw_sample(len(pool), m.index, n, i, t.sampling, t.subset_size, t.seed)]
-            losses[m.index] = m.train_iteration(data, sample, i, t.epochs)
+        if pack:   # one stacked model for this worker's members; the time is shared out evenly
+            t0 = time.time()
+            losses.update(zip(mine, train_packed(members, data, [samples[k] for k in mine], i, t.epochs)))
+            packed_s = (time.time() - t0) / len(members)
+        for m in members:
+            t0 = time.time()
+            if not pack:
+                losses[m.index] = m.train_iteration(data, samples[m.index], i, t.epochs)
+            t1 = time.time()
+            if pack:
+                t0 = t1 - packed_s
             files[m.index] = run.save_member(n, m.index, i, m.state_dict())
+            t2 = time.time()
             preds[m.index] = m.predict(eval_w, t.flip)
             if due(cfg.semi, i):
                 train_preds[m.index] = m.predict(train_w, t.flip)
+            times[m.index] = {"train_s": t1 - t0, "save_s": t2 - t1, "eval_s": time.time() - t2,
+                              "samples": len(samples[m.index]) * (2 if t.flip else 1) * t.epochs,
+                              "worker": rank}
         over = loop_cfg["deadline"] > 0 and time.time() > loop_cfg["deadline"]
         nodes = {m.index: node for m in members}
-        gathered = _gather((losses, files, preds, over, nodes, train_preds))
+        worker = {"rank": rank, "setup_s": setup_done - loop_start if i == start + 1 else 0.0,
+                  "started": t_iter, "work_done": time.time()}
+        gathered = _gather((losses, files, preds, over, nodes, train_preds, times, worker))
+        t_gathered = time.time()
         stop = any(g[3] for g in gathered) or i == t.iterations
         for g in gathered:
             losses.update(g[0]), files.update(g[1]), preds.update(g[2]), nodes.update(g[4])
-            train_preds.update(g[5])
+            train_preds.update(g[5]), times.update(g[6])
         order = sorted(preds)
         semi_info = None
         if due(cfg.semi, i):   # every rank makes the same pseudo-labels from the same predictions
             idx, pose, weight, semi_info = select(cfg.semi, i, np.stack([train_preds[k] for k in order]),
-                                                  data.labelled, t.seed)
+                                                  data.labelled, t.seed, _centre_2d(train_w, nj),
+                                                  _bones(train_w) if cfg.semi.fit_bones else None)
             data.set_pseudo(idx, pose, weight)
         elif semi and data.pseudo.any():   # kept from an earlier iteration, saved again with this one
             idx = np.flatnonzero(data.pseudo)
@@ -122,6 +146,10 @@ def train_loop(loop_cfg):
                 "train_windows": {"labelled": int(data.labelled.sum()),
                                   "unlabelled": int((~data.labelled).sum())},
                 "time": time.time(),
+                # where the wall time went (scripts/bench_ensemble_scaling.py reads this)
+                "timing": {"members": [times[k] for k in order],
+                           "workers": sorted((g[7] for g in gathered), key=lambda w: w["rank"]),
+                           "gathered": t_gathered, "aggregate_s": time.time() - t_gathered},
             }
             if semi_info:
                 record["semi"] = semi_info
@@ -132,6 +160,20 @@ def train_loop(loop_cfg):
         ray.train.report(metrics)   # a barrier: no member starts i+1 before the record exists
         if stop:
             break
+
+
+def _centre_2d(windows, num_joints_2d):
+    """Each target's own 2D frame, when its joints are the 3D skeleton's (else None)."""
+    if num_joints_2d != 15:
+        return None
+    return windows.inputs[windows.starts + windows.receptive_field // 2]
+
+
+def _bones(windows):
+    """Each training window's reference bone lengths, from the labelled windows only."""
+    from ..semi import subject_bones
+    subjects = np.repeat([k[0] for k in windows.keys], np.diff(windows.offsets))
+    return subject_bones(windows.targets, windows.labelled, subjects)
 
 
 def _resources(cfg, cluster):

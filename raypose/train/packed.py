@@ -1,0 +1,101 @@
+"""Several members in one process with stacked weights: one vmapped step trains all of them.
+
+`torch.func.stack_module_state` stacks the members' parameters and BatchNorm buffers along a
+new leading axis and `vmap` runs the model over it, so M small members become one set of
+batched GEMMs. That is how many small members share one GPU, where a lone small member leaves
+most of the device idle. The members stay independent: each has its own batch, its own
+dropout draws and its own BatchNorm statistics, and Adam is elementwise, so one Adam over the
+stacked tensors updates each member exactly as its own Adam would.
+"""
+import copy
+import math
+
+import numpy as np
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from ..metrics import weighted_mpjpe_loss
+
+
+class PackedMembers:
+    def __init__(self, models, lr, optimizers=None, amsgrad=True):
+        self.models, self.optimizers = models, optimizers
+        params, self.buffers = stack_module_state(models)
+        self.params = {k: torch.nn.Parameter(v.detach()) for k, v in params.items()}
+        self.base = copy.deepcopy(models[0]).to("meta")
+        self.optimizer = torch.optim.Adam(self.params.values(), lr=lr, amsgrad=amsgrad)
+        if optimizers:   # carry on from where each member's own Adam stopped
+            for name, packed in self.params.items():
+                states = [opt.state.get(dict(m.named_parameters())[name]) for m, opt in zip(models, optimizers)]
+                if all(states):
+                    self.optimizer.state[packed] = {key: (v.clone() if v.dim() == 0 else
+                                                          torch.stack([s[key] for s in states]))
+                                                    for key, v in states[0].items()}
+
+        def one(p, b, x, y, w):
+            pred = functional_call(self.base, (p, b), (x,), {"strided": True})[:, 0]
+            return weighted_mpjpe_loss(pred, y, w)
+        self._losses = vmap(one, randomness="different")
+
+    def set_schedule(self, lr, bn_momentum):
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.base.set_bn_momentum(bn_momentum)
+
+    def step(self, x, y, w):
+        """x (M, B, rf, J, 2), y (M, B, 15, 3), w (M, B): one optimiser step for every member."""
+        self.base.train()
+        losses = self._losses(self.params, self.buffers, x, y, w)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()   # members share no parameter, so each gets its own gradient
+        self.optimizer.step()
+        return losses.detach()
+
+    def unpack(self):
+        """Weights, BatchNorm statistics and Adam state back into each member's own objects."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        with torch.no_grad():
+            for k, m in enumerate(self.models):
+                for name, t in m.named_parameters():
+                    t.copy_(self.params[name][k])
+                    if self.optimizers and self.params[name] in self.optimizer.state:
+                        state = self.optimizer.state[self.params[name]]
+                        self.optimizers[k].state[t] = {key: (v.clone() if v.dim() == 0 else v[k].clone())
+                                                       for key, v in state.items()}
+                for name, t in m.named_buffers():
+                    t.copy_(self.buffers[name][k])
+                if self.optimizers:
+                    for group in self.optimizers[k].param_groups:
+                        group["lr"] = lr
+        return self.models
+
+
+def train_packed(members, data, samples, iteration, epochs):
+    """`Member.train_iteration` for several members at once; mean loss of the last epoch each.
+
+    Every member keeps its own draw, epoch order and schedule (the members of a run have done the
+    same epochs, so they share learning rate and BN momentum). The draws must be equally long
+    (bootstrap, disjoint and full draws are).
+    """
+    from .member import _seed
+    if len({len(s) for s in samples}) != 1:
+        raise ValueError("packed members need equally long draws")
+    cfg = members[0].cfg
+    packed = PackedMembers([m.model for m in members], cfg.lr, [m.optimizer for m in members])
+    for _ in range(epochs):
+        packed.set_schedule(*members[0].schedule())
+        orders = [data.epoch_order(s, np.random.default_rng([cfg.seed, m.index, iteration, m.epoch]))
+                  for m, s in zip(members, samples)]
+        torch.manual_seed(_seed(cfg.seed, members[0].index, len(members), members[0].epoch))
+        parts = [np.array_split(o, max(1, math.ceil(len(o) / cfg.batch_size))) for o in orders]
+        total, count = torch.zeros(len(members)), 0
+        for idx in zip(*parts):
+            if len(idx[0]) < 2:   # BatchNorm needs two samples
+                continue
+            x, y, w = (torch.stack(t) for t in zip(*(data.batch(i) for i in idx)))
+            total += packed.step(x, y, w).cpu() * len(idx[0])
+            count += len(idx[0])
+        for m in members:
+            m.epoch += 1
+    packed.unpack()
+    return (total / max(count, 1)).tolist()
