@@ -21,6 +21,7 @@ from raypose.ensemble import aggregate, load_members, member_predictions  # noqa
 from raypose.evaluate import DEFAULT_AGGREGATE, eval_windows, protocol  # noqa: E402
 from raypose.predict import open_run  # noqa: E402
 from raypose.train.run import train  # noqa: E402
+from raypose.train.timing import breakdown  # noqa: E402
 from benchlib import REAL_DEFAULT, header, write  # noqa: E402
 
 
@@ -33,6 +34,8 @@ def main():
     ap.add_argument("--channels", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=5, help="epochs per iteration")
     ap.add_argument("--lr-decay", type=float, default=0.98)
+    ap.add_argument("--sampling", default="bootstrap", help="bootstrap, disjoint or full")
+    ap.add_argument("--members-per-worker", type=int, default=1)
     ap.add_argument("--out", default="bench_out/budget")
     ap.add_argument("--json", default="benchmarks/budget.json")
     args = ap.parse_args()
@@ -45,23 +48,27 @@ def main():
     cfg.model.channels, cfg.model.dropout = args.channels, 0.1
     t = cfg.train
     t.members, t.epochs, t.iterations = args.members, args.epochs, 1000
-    t.lr, t.lr_decay = 2e-3, args.lr_decay
+    t.lr, t.lr_decay, t.sampling = 2e-3, args.lr_decay, args.sampling
+    cfg.run.members_per_worker = args.members_per_worker
     cfg.run.out, cfg.run.time_budget = args.out, args.budget - args.margin
     t0 = time.time()
     last = train(C.validate(cfg))
-    wall = time.time() - t0
+    t1 = time.time()
+    wall = t1 - t0
     run, cfg, it = open_run(args.out)
+    timing = breakdown([run.record(i) for i in run.iterations()], t0, t1)
     windows, source = eval_windows(cfg)
     preds = member_predictions(load_members(run, cfg, it, source.num_joints_2d), windows, True, source.symmetry)
     table, summary = protocol(windows, aggregate(preds, DEFAULT_AGGREGATE))
     per_subject = table.groupby("subject")["p_mpjpe"].mean().to_dict()
     res = {**header(), "budget_s": args.budget, "train_wall_s": wall, "iterations": it,
            "epochs": it * args.epochs, "members": args.members, "channels": args.channels,
+           "sampling": args.sampling, "members_per_worker": args.members_per_worker, "timing": timing,
            "aggregate": DEFAULT_AGGREGATE, "p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
            "p_mpjpe_per_subject": per_subject, "ensemble_mean_p_mpjpe_all_frames": last["ensemble"]["p_mpjpe_mm"],
            "reference_tuned_videopose3d_mm": 21.7, "target_mm": 17.4}
     print(f"budget {args.budget:.0f} s: {wall:.0f} s wall, {it} iterations x {args.epochs} epochs, "
-          f"{args.members} x {args.channels} ch: P-MPJPE {summary['p_mpjpe']:.1f} mm ("
+          f"{args.members} x {args.channels} ch, {args.sampling}, Ray share {100 * timing['ray_share']:.1f}%: P-MPJPE {summary['p_mpjpe']:.1f} mm ("
           + " / ".join(f"{v:.1f}" for v in per_subject.values()) + ") vs 21.7 tuned VideoPose3D, target 17.4")
     write(args.json, res)
 

@@ -164,3 +164,25 @@ def test_gemm_strided_form_equals_conv_kernels_in_training():
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-4, rtol=1e-4, msg=name)
     for (name, ba), bb in zip(a.named_buffers(), b.buffers()):
         torch.testing.assert_close(ba, bb, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_fast_dropout_is_dropout():
+    from raypose.model import Dropout
+    torch.manual_seed(0)
+    x = torch.ones(300, 1000, requires_grad=True)
+    drop = Dropout(0.25).train()
+    y = drop(x)
+    kept = (y != 0).float()
+    assert abs(kept.mean().item() - 0.75) < 0.005                     # keep probability 1 - p
+    assert torch.allclose(y[y != 0], torch.tensor(4 / 3))              # survivors scaled by 1 / (1 - p)
+    assert abs(y.mean().item() - 1.0) < 0.01                           # expectation preserved
+    # independent across positions and calls, not a repeating pattern
+    assert abs(kept[:, :-1].mul(kept[:, 1:]).mean().item() - 0.75 ** 2) < 0.005
+    assert not torch.equal(drop(x) != 0, y != 0)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())                             # gradient = mask x scale
+    torch.manual_seed(3)
+    a = drop(x)
+    torch.manual_seed(3)
+    assert torch.equal(a, drop(x))                                     # seeded like any torch op
+    assert torch.equal(drop.eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
