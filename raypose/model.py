@@ -139,16 +139,18 @@ class TemporalModel(nn.Module):
         """The strided form as plain GEMMs on (B, positions, channels) rows.
 
         With stride == width the windows of a layer do not overlap, so each layer is a reshape
-        (w neighbouring positions side by side) and one matrix product with the conv weight laid
-        out as (C_out, w * C_in). Forward and backward are then large GEMMs, which run closer to
-        the machine's peak than Conv1d's kernels at these shapes.
+        (w neighbouring positions side by side) and one matrix product with the conv weight
+        viewed as (C_out, C_in * w). Forward and backward are then large GEMMs, which run closer
+        to the machine's peak than Conv1d's kernels at these shapes.
         """
         b = x.shape[0]
 
         def layer(conv, bn, x, w):
             pos, c_in = x.shape[1] // w, x.shape[2]
-            weight = conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], w * c_in)
-            y = F.linear(x.reshape(b * pos, w * c_in), weight)
+            # rows laid out (channel, tap) like the conv weight, so the weight is a view: the
+            # activations are far smaller than a 1024 x 3072 weight and its gradient to copy
+            rows = x.reshape(b * pos, w, c_in).transpose(1, 2).reshape(b * pos, c_in * w)
+            y = F.linear(rows, conv.weight.reshape(conv.weight.shape[0], c_in * w))
             y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias,
                              self.training or not bn.track_running_stats,
                              bn.momentum if bn.momentum is not None else 0.0, bn.eps)

@@ -23,7 +23,7 @@ class PackedMembers:
         params, self.buffers = stack_module_state(models)
         self.params = {k: torch.nn.Parameter(v.detach()) for k, v in params.items()}
         self.base = copy.deepcopy(models[0]).to("meta")
-        self.optimizer = torch.optim.Adam(self.params.values(), lr=lr, amsgrad=amsgrad)
+        self.optimizer = torch.optim.Adam(self.params.values(), lr=lr, amsgrad=amsgrad, fused=True)
         if optimizers:   # carry on from where each member's own Adam stopped
             for name, packed in self.params.items():
                 states = [opt.state.get(dict(m.named_parameters())[name]) for m, opt in zip(models, optimizers)]
