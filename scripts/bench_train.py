@@ -38,12 +38,17 @@ def matmul_peak(seconds=3.0, n=2048):
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def throughput(windows, channels, seconds, batch=128, gemm=True):
+def throughput(windows, channels, seconds, batch=128, gemm=True, torch_dropout=False, fused=True):
+    """samples/s of Member.train_iteration; the flags undo one lever each, for the ablation."""
     cfg = C.Config()
     cfg.model.channels = channels
     cfg.train.batch_size = batch
     member = Member(0, cfg.model, cfg.train, 15, total_epochs=100)
     member.model.strided_gemm = gemm
+    if torch_dropout:
+        member.model.drop = torch.nn.Dropout(cfg.model.dropout)
+    if not fused:
+        member.optimizer = torch.optim.Adam(member.model.parameters(), lr=cfg.train.lr, amsgrad=True)
     data = TrainSet(windows, flip=True)
     chunk = np.arange(min(data.n, 40 * batch // 2))           # 40 batches per call (flip doubles)
     member.train_iteration(data, chunk[: 4 * batch], 1, 1)     # warm-up
@@ -105,9 +110,12 @@ def main():
         conv, _ = throughput(windows, ch, args.seconds / 2, gemm=False)   # the Conv1d kernels, same run
         mfu = rate * flops / (peak * 1e9)
         compiled, compile_s = compile_ratio(ch, args.seconds / 3) if args.compile else (None, None)
+        torch_dropout, _ = throughput(windows, ch, args.seconds / 2, torch_dropout=True)
+        unfused, _ = throughput(windows, ch, args.seconds / 2, fused=False)
         res["models"][name] = {"channels": ch, "samples_per_s": rate, "gflop_per_sample": flops / 1e9,
                                "mfu": mfu, "conv1d_samples_per_s": conv, "gemm_speedup": rate / conv,
-                               "compiled_vs_eager": compiled, "compile_s": compile_s}
+                               "compiled_vs_eager": compiled, "compile_s": compile_s,
+                               "torch_dropout_samples_per_s": torch_dropout, "unfused_adam_samples_per_s": unfused}
         print(f"{name}: {rate:,.0f} samples/s ({rate / conv:.2f}x Conv1d), {flops / 1e6:.1f} MFLOP/sample, "
               f"MFU {100 * mfu:.0f}% of {peak:.0f} GFLOP/s"
               + (f", torch.compile {compiled:.2f}x eager" if compiled else ""), flush=True)
