@@ -66,6 +66,7 @@ def main():
            "sampling": args.sampling, "members_per_worker": args.members_per_worker, "timing": timing,
            "aggregate": DEFAULT_AGGREGATE, "p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
            "p_mpjpe_per_subject": per_subject, "ensemble_mean_p_mpjpe_all_frames": last["ensemble"]["p_mpjpe_mm"],
+           "member_p_mpjpe_all_frames": last["member_p_mpjpe_mm"],
            "reference_tuned_videopose3d_mm": 21.7, "target_mm": 17.4}
     print(f"budget {args.budget:.0f} s: {wall:.0f} s wall, {it} iterations x {args.epochs} epochs, "
           f"{args.members} x {args.channels} ch, {args.sampling}, Ray share {100 * timing['ray_share']:.1f}%: P-MPJPE {summary['p_mpjpe']:.1f} mm ("
