@@ -5,7 +5,7 @@
 Takes a run trained on the labelled chunks only (bench_semi.py's labelled_only run), predicts the
 unlabelled training chunks with its members and scores the pseudo-labels against the 3D that the
 run never saw: the ensemble mean as the 2022 schedule uses it, after `fit_to_2d`, and after
-`fit_to_2d` + `fit_bones` (bones from the labelled chunks, as in training). Also how far the
+`fit_to_2d` + `fit_bones` (focal lengths and bones from the labelled chunks, as in training). Also how far the
 poses sit from the mean pose, the ensemble's known failure, and how well the spread ranks the
 error of each (Spearman per frame).
 """
@@ -25,7 +25,7 @@ from raypose.data.windows import make_windows
 from raypose.ensemble import aggregate, frame_spread, load_members, member_predictions, spread
 from raypose.metrics import mpjpe, p_mpjpe
 from raypose.predict import open_run
-from raypose.semi import fit_bones, fit_to_2d, subject_bones
+from raypose.semi import camera_focals, fit_bones, fit_to_2d, subject_bones
 
 
 def main():
@@ -47,11 +47,15 @@ def main():
     bones = subject_bones(w.targets, ~hidden, subjects)[hidden]   # labelled chunks only, as in training
     gt, p = w.targets[hidden], preds[:, hidden]
     mean = aggregate(p, "mean")
-    fitted = fit_to_2d(mean, w.inputs[w.starts + rf // 2][hidden])
+    centre = w.inputs[w.starts + rf // 2]
+    cameras = np.repeat([k[2] for k in w.keys], np.diff(w.offsets))
+    focal = camera_focals(w.targets, centre, ~hidden, cameras, seed=cfg.train.seed)   # labelled only
+    fitted = fit_to_2d(mean, centre[hidden], focal[hidden])
     labels = {"ensemble mean": mean, "+ fit to 2D": fitted, "+ fit to 2D + bones": fit_bones(fitted, bones)}
     s = frame_spread(spread(p, mean))
     truth_spread = float(np.linalg.norm(gt - gt.mean(0), axis=-1).mean())
     res = {**header(), "run": args.run, "unlabelled_windows": int(hidden.sum()), "pseudo_labels": {},
+           "focal_per_camera": {c: float(focal[cameras == c][0]) for c in np.unique(cameras)},
            "truth_distance_from_mean_pose_m": truth_spread}
     for name, pose in labels.items():
         err = np.linalg.norm(pose - gt, axis=-1)[:, 1:].mean(-1)

@@ -8,7 +8,8 @@ import ray
 from raypose import config as C
 from raypose.cli import main
 from raypose.data import npz, splits
-from raypose.semi import bone_lengths, fit_bones, fit_to_2d, select, subject_bones
+from raypose.semi import (bone_lengths, camera_focals, fit_bones, fit_focal, fit_to_2d, select,
+                          subject_bones)
 from raypose.train.checkpoints import RunDir
 from raypose.train.run import train
 from runs import tiny_config
@@ -86,8 +87,10 @@ def test_geometric_fits_undo_a_shrunk_noisy_pseudo_label(synth_dir):
     truth = d.positions_3d["Train/S1"]["Walking 1 chunk0"][:200]          # world frame, metres
     cam = truth - truth[:, :1]                                           # a camera looking along world y
     cam = np.stack([cam[..., 0], -cam[..., 2], cam[..., 1]], -1).astype(np.float32)
-    depth = 4.0 + cam[..., 2]
-    keypoints = 1.2 * cam[..., :2] / depth[..., None] + 0.1               # perspective 2D
+    depth = 2.5 + cam[..., 2]                                            # close: perspective matters
+    keypoints = 1.2 * (cam[..., :2] + [0.1, -0.2]) / depth[..., None]    # root off the optical axis
+    assert fit_focal(cam, keypoints) == pytest.approx(1.2, rel=0.02)     # the camera, from known 3D
+    np.testing.assert_allclose(fit_to_2d(cam, keypoints, 1.2), cam, atol=1e-4)   # the truth is a fixed point
     rng = np.random.default_rng(0)
     mean_pose = cam.mean(0, keepdims=True)
     guess = 0.6 * cam + 0.4 * mean_pose + rng.normal(0, 0.01, cam.shape).astype(np.float32)
@@ -95,12 +98,32 @@ def test_geometric_fits_undo_a_shrunk_noisy_pseudo_label(synth_dir):
 
     def err(p):
         return np.linalg.norm(p - cam, axis=-1)[:, 1:].mean()
-    fitted = fit_to_2d(guess, keypoints)
+    weak = fit_to_2d(guess, keypoints)
+    fitted = fit_to_2d(guess, keypoints, 1.2)
     both = fit_bones(fitted, np.repeat(bone_lengths(cam)[:1], len(cam), 0))
-    assert err(fitted) < 0.7 * err(guess), (err(guess), err(fitted))     # measured 44 -> 26 -> 23 mm
+    assert err(weak) < 0.8 * err(guess), (err(guess), err(weak))
+    assert err(fitted) < err(weak), (err(weak), err(fitted))
     assert err(both) < 0.95 * err(fitted), (err(fitted), err(both))
     np.testing.assert_allclose(bone_lengths(both), bone_lengths(cam)[:1].repeat(len(cam), 0), rtol=1e-4)
     assert np.all(both[:, 0] == 0)
+
+
+def test_camera_focals_per_camera_from_labelled_windows_only(synth_dir):
+    d = npz.load_humaneva(synth_dir)
+    pose = np.concatenate(list(d.positions_3d["Train/S1"].values()))[:300]
+    pose = pose - pose[:, :1]
+    pose = np.stack([pose[..., 0], -pose[..., 2], pose[..., 1]], -1)
+    poses = np.concatenate([pose, pose, pose]).astype(np.float32)
+    cameras = np.repeat(["C1", "C2", "C3"], len(pose))
+    f = np.repeat([1.0, 2.0, 3.0], len(pose))[:, None, None]
+    keypoints = f * (poses[..., :2] + [0.05, 0.1]) / (3.0 + poses[..., 2:3])
+    labelled = cameras != "C3"                     # C3 has no labelled window
+    hidden = poses.copy()
+    hidden[~labelled] = 7.0                        # and its 3D is never looked at
+    focal = camera_focals(hidden, keypoints, labelled, cameras)
+    assert focal[cameras == "C1"] == pytest.approx(1.0, rel=0.02)
+    assert focal[cameras == "C2"] == pytest.approx(2.0, rel=0.02)
+    assert 1.0 < focal[cameras == "C3"][0] < 2.0   # C3 gets the fit over every labelled window
 
 
 def test_subject_bones_use_labelled_windows_only():

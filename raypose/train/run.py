@@ -37,7 +37,7 @@ def train_loop(loop_cfg):
     from ..data.windows import make_windows
     from ..ensemble import aggregate
     from ..metrics import mpjpe, p_mpjpe
-    from ..semi import due, select
+    from ..semi import camera_focals, due, select
     from .member import Member, TrainSet, draw_sample
     from .packed import train_packed
 
@@ -73,6 +73,10 @@ def train_loop(loop_cfg):
     fault = C.fault(cfg)
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
+    centre, focal = _centre_2d(train_w, nj), None
+    if semi and cfg.semi.fit_2d and centre is not None:   # the cameras, from the labelled windows
+        cams = np.repeat([k[2] for k in train_w.keys], np.diff(train_w.offsets))
+        focal = camera_focals(train_w.targets, centre, train_w.labelled, cams, seed=t.seed)
     setup_done = time.time()
     for i in range(start + 1, t.iterations + 1):
         losses, files, preds, train_preds, times = {}, {}, {}, {}, {}
@@ -117,8 +121,8 @@ def train_loop(loop_cfg):
         semi_info = None
         if due(cfg.semi, i):   # every rank makes the same pseudo-labels from the same predictions
             idx, pose, weight, semi_info = select(cfg.semi, i, np.stack([train_preds[k] for k in order]),
-                                                  data.labelled, t.seed, _centre_2d(train_w, nj),
-                                                  _bones(train_w) if cfg.semi.fit_bones else None)
+                                                  data.labelled, t.seed, centre,
+                                                  _bones(train_w) if cfg.semi.fit_bones else None, focal)
             data.set_pseudo(idx, pose, weight)
         elif semi and data.pseudo.any():   # kept from an earlier iteration, saved again with this one
             idx = np.flatnonzero(data.pseudo)
