@@ -71,7 +71,10 @@ def _translation(pose, q, f):
     return t, np.linalg.norm(proj - q, axis=-1).mean(1)
 
 
-def fit_focal(pose, keypoints, grid=np.geomspace(0.2, 50, 97)):
+FOCAL_GRID = np.geomspace(0.2, 50, 97)   # normalised units: from fisheye to long telephoto
+
+
+def fit_focal(pose, keypoints, grid=FOCAL_GRID):
     """The focal length (normalised units) that best reprojects known 3D onto its 2D.
 
     Root-relative 3D leaves each frame's translation free, so f is chosen by the median
