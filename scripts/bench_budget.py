@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--lr-decay", type=float, default=0.98)
     ap.add_argument("--sampling", default="bootstrap", help="bootstrap, disjoint or full")
     ap.add_argument("--members-per-worker", type=int, default=1)
+    ap.add_argument("--no-pack", dest="pack", action="store_false",
+                    help="a worker's members train one after another, not stacked")
     ap.add_argument("--out", default="bench_out/budget")
     ap.add_argument("--json", default="benchmarks/budget.json")
     args = ap.parse_args()
@@ -49,7 +51,7 @@ def main():
     t = cfg.train
     t.members, t.epochs, t.iterations = args.members, args.epochs, 1000
     t.lr, t.lr_decay, t.sampling = 2e-3, args.lr_decay, args.sampling
-    cfg.run.members_per_worker = args.members_per_worker
+    cfg.run.members_per_worker, cfg.run.pack = args.members_per_worker, args.pack
     cfg.run.out, cfg.run.time_budget = args.out, args.budget - args.margin
     t0 = time.time()
     last = train(C.validate(cfg))
@@ -63,7 +65,8 @@ def main():
     per_subject = table.groupby("subject")["p_mpjpe"].mean().to_dict()
     res = {**header(), "budget_s": args.budget, "train_wall_s": wall, "iterations": it,
            "epochs": it * args.epochs, "members": args.members, "channels": args.channels,
-           "sampling": args.sampling, "members_per_worker": args.members_per_worker, "timing": timing,
+           "sampling": args.sampling, "members_per_worker": args.members_per_worker, "pack": args.pack,
+           "timing": timing,
            "aggregate": DEFAULT_AGGREGATE, "p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
            "p_mpjpe_per_subject": per_subject, "ensemble_mean_p_mpjpe_all_frames": last["ensemble"]["p_mpjpe_mm"],
            "member_p_mpjpe_all_frames": last["member_p_mpjpe_mm"],
