@@ -28,10 +28,10 @@ COCO_RIGHT = [2, 4, 6, 8, 10, 12, 14, 16]
 class Dropout(nn.Module):
     """Dropout whose CPU mask comes from 64-bit random integers cut into 16-bit lanes.
 
-    PyTorch's CPU dropout draws one Bernoulli sample per element: profiled, it was 30% of a
-    256-channel training step, more than any matrix product. Four 16-bit lanes per 64-bit draw
-    are about ten times cheaper (scripts/bench_train.py measures the whole step). The keep
-    probability is rounded to 1/65536. Other devices use PyTorch's own dropout.
+    PyTorch's CPU dropout draws one Bernoulli sample per element, a large share of a small
+    member's training step; four 16-bit lanes per 64-bit draw are much cheaper
+    (scripts/bench_train.py measures the whole step with either). The keep probability is
+    rounded to 1/65536. Other devices use PyTorch's own dropout.
     """
 
     def __init__(self, p):

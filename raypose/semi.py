@@ -165,11 +165,9 @@ def select(cfg, iteration, preds, labelled, seed, keypoints=None, bones=None, fo
         info = {"mode": "gated", "pseudo": len(pick), "threshold_mm": 1000 * tau,
                 "median_spread_unlabelled_mm": 1000 * float(np.median(s_unl))}
         weights = cfg.pseudo_weight * weights
-        if cfg.fit_2d and keypoints is not None:
-            mean = mean.copy()
+        if cfg.fit_2d and keypoints is not None:   # `mean` is this call's own array
             mean[pick] = fit_to_2d(mean[pick], np.asarray(keypoints)[unl[pick]],
                                    None if focal is None else focal[unl[pick]])
         if cfg.fit_bones and bones is not None:
-            mean = mean.copy()
             mean[pick] = fit_bones(mean[pick], bones[unl[pick]])
     return unl[pick], mean[pick].astype(np.float32), weights.astype(np.float32), info

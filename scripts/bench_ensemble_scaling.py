@@ -63,15 +63,12 @@ def main():
     runs = {}
     for name, members, per in [("alone", 1, 1), ("demo", 2, 1), ("four_packed_2", 4, 2), ("five_workers", 5, 1)]:
         runs[name] = run_one(name, os.path.join(args.out, name), members, per)
-    base = runs["alone"]["member_samples_per_s"]
-    base_train = runs["alone"]["member_samples_per_train_s"]
-    for r in runs.values():
-        r["ratio_vs_alone"] = r["member_samples_per_s"] / base
-        r["train_ratio_vs_alone"] = r["member_samples_per_train_s"] / base_train
     if args.long:
         runs["long"] = run_one("long", os.path.join(args.out, "long"), 2, 1, iterations=1000, budget=args.long)
-        runs["long"]["ratio_vs_alone"] = runs["long"]["member_samples_per_s"] / base
-        runs["long"]["train_ratio_vs_alone"] = runs["long"]["member_samples_per_train_s"] / base_train
+    base = runs["alone"]
+    for r in runs.values():
+        r["ratio_vs_alone"] = r["member_samples_per_s"] / base["member_samples_per_s"]
+        r["train_ratio_vs_alone"] = r["member_samples_per_train_s"] / base["member_samples_per_train_s"]
     res = {**header(), "cpus": cpus, "runs": runs,
            "demo_ratio": runs["demo"]["ratio_vs_alone"], "demo_train_ratio": runs["demo"]["train_ratio_vs_alone"],
            "demo_ray_share": runs["demo"]["ray_share"],

@@ -97,7 +97,7 @@ class Member:
         self.model = TemporalModel(num_joints_in, 15, model_cfg.widths, model_cfg.channels,
                                    model_cfg.dropout, train_cfg.bn_momentum).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.lr, amsgrad=True,
-                                          fused=True)   # one pass over the weights: +8% at 1024 channels
+                                          fused=True)   # one pass over the weights (bench_train.py: "foreach Adam")
         self.symmetry_2d = symmetry_2d
         self.total_epochs = max(1, total_epochs)
         self.epoch = 0          # epochs done over the whole run; drives lr and BN momentum

@@ -25,8 +25,9 @@ class PackedMembers:
         self.base = copy.deepcopy(models[0]).to("meta")
         self.optimizer = torch.optim.Adam(self.params.values(), lr=lr, amsgrad=amsgrad, fused=True)
         if optimizers:   # carry on from where each member's own Adam stopped
+            named = [dict(m.named_parameters()) for m in models]
             for name, packed in self.params.items():
-                states = [opt.state.get(dict(m.named_parameters())[name]) for m, opt in zip(models, optimizers)]
+                states = [opt.state.get(p[name]) for p, opt in zip(named, optimizers)]
                 if all(states):
                     self.optimizer.state[packed] = {key: (v.clone() if v.dim() == 0 else
                                                           torch.stack([s[key] for s in states]))

@@ -41,7 +41,6 @@ def train_loop(loop_cfg):
     from .member import Member, TrainSet, draw_sample
     from .packed import train_packed
 
-    loop_start = time.time()
     cfg = C.from_dict(loop_cfg["cfg"])
     t, n, semi = cfg.train, cfg.train.members, cfg.semi.mode != "off"
     ctx = ray.train.get_context()
@@ -73,11 +72,13 @@ def train_loop(loop_cfg):
     fault = C.fault(cfg)
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
-    centre, focal = _centre_2d(train_w, nj), None
-    if semi and cfg.semi.fit_2d and centre is not None:   # the cameras, from the labelled windows
+    # what pseudo-labels are fitted to, from the labelled windows: fixed for the whole run
+    centre, focal, bones = _centre_2d(train_w, nj), None, None
+    if semi and cfg.semi.fit_2d and centre is not None:
         cams = np.repeat([k[2] for k in train_w.keys], np.diff(train_w.offsets))
         focal = camera_focals(train_w.targets, centre, train_w.labelled, cams, seed=t.seed)
-    setup_done = time.time()
+    if semi and cfg.semi.fit_bones:
+        bones = _bones(train_w)
     for i in range(start + 1, t.iterations + 1):
         losses, files, preds, train_preds, times = {}, {}, {}, {}, {}
         t_iter = time.time()
@@ -88,29 +89,28 @@ def train_loop(loop_cfg):
             if fault == (m.index, i) and not run.exists(f"debug/fault-{m.index}-{i}"):
                 run.write_bytes(f"debug/fault-{m.index}-{i}", b"injected\n")
                 raise RuntimeError(f"injected crash of member {m.index} at iteration {i}")
+        train_s = {}
         if pack:   # one stacked model for this worker's members; the time is shared out evenly
             t0 = time.time()
             losses.update(zip(mine, train_packed(members, data, [samples[k] for k in mine], i, t.epochs)))
-            packed_s = (time.time() - t0) / len(members)
+            train_s = dict.fromkeys(mine, (time.time() - t0) / len(members))
         for m in members:
-            t0 = time.time()
             if not pack:
+                t0 = time.time()
                 losses[m.index] = m.train_iteration(data, samples[m.index], i, t.epochs)
+                train_s[m.index] = time.time() - t0
             t1 = time.time()
-            if pack:
-                t0 = t1 - packed_s
             files[m.index] = run.save_member(n, m.index, i, m.state_dict())
             t2 = time.time()
             preds[m.index] = m.predict(eval_w, t.flip)
             if due(cfg.semi, i):
                 train_preds[m.index] = m.predict(train_w, t.flip)
-            times[m.index] = {"train_s": t1 - t0, "save_s": t2 - t1, "eval_s": time.time() - t2,
+            times[m.index] = {"train_s": train_s[m.index], "save_s": t2 - t1, "eval_s": time.time() - t2,
                               "samples": len(samples[m.index]) * (2 if t.flip else 1) * t.epochs,
                               "worker": rank}
         over = loop_cfg["deadline"] > 0 and time.time() > loop_cfg["deadline"]
         nodes = {m.index: node for m in members}
-        worker = {"rank": rank, "setup_s": setup_done - loop_start if i == start + 1 else 0.0,
-                  "started": t_iter, "work_done": time.time()}
+        worker = {"rank": rank, "started": t_iter}
         gathered = _gather((losses, files, preds, over, nodes, train_preds, times, worker))
         t_gathered = time.time()
         stop = any(g[3] for g in gathered) or i == t.iterations
@@ -121,8 +121,7 @@ def train_loop(loop_cfg):
         semi_info = None
         if due(cfg.semi, i):   # every rank makes the same pseudo-labels from the same predictions
             idx, pose, weight, semi_info = select(cfg.semi, i, np.stack([train_preds[k] for k in order]),
-                                                  data.labelled, t.seed, centre,
-                                                  _bones(train_w) if cfg.semi.fit_bones else None, focal)
+                                                  data.labelled, t.seed, centre, bones, focal)
             data.set_pseudo(idx, pose, weight)
         elif semi and data.pseudo.any():   # kept from an earlier iteration, saved again with this one
             idx = np.flatnonzero(data.pseudo)
