@@ -91,7 +91,8 @@ def _cmd_predict(args):
     from .evaluate import DEFAULT_AGGREGATE
     from .predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration,
-                        method=args.aggregate or DEFAULT_AGGREGATE, flip=not args.no_tta)
+                        method=args.aggregate or DEFAULT_AGGREGATE, flip=not args.no_tta,
+                        fit_2d=args.fit_2d, focal=args.focal)
     print(f"wrote {path}")
 
 
@@ -155,6 +156,10 @@ def build_parser():
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
     q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (default)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
+    q.add_argument("--fit-2d", action="store_true",
+                   help="fit each pose onto its input 2D: for exact 2D (motion capture), not detections")
+    q.add_argument("--focal", type=float, help="--fit-2d: focal length in normalised units "
+                   "(f_px * 2 / width); default: the run's fit for cameras C1.. by index")
     q.set_defaults(func=_cmd_predict)
 
     q = sub.add_parser("evaluate", help="tables, aggregates, ensemble-size study, calibration")

@@ -15,6 +15,7 @@ from .data.source import open_source, read_sequences
 from .data.windows import make_windows
 from .ensemble import AGGREGATES, aggregate, frame_spread, load_members, member_predictions, spread
 from .errors import UserError
+from .geometry import fit_windows
 from .predict import open_run
 
 DEFAULT_AGGREGATE = "weighted"   # ties the mean on a clean ensemble, shrugs off a broken member (benchmarks/ensemble.json)
@@ -124,13 +125,22 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
         "per_joint": {"spread_mm": (1000 * unc.mean(0)).tolist(), "error_mm": (1000 * err.mean(0)).tolist()},
         "calibration": calib,
     }
+    focals = run.focals()
+    if focals is not None and windows.inputs.shape[1] == 15:   # the ensemble fitted onto its input's 2D
+        fit_table, fit_summary = protocol(windows, fit_windows(ens, windows, focals))
+        evaluation["fit_2d"] = {"focal": focals, "summary": fit_summary,
+                                "table": json.loads(fit_table.to_json(orient="records"))}
     if noise_px:
-        noisy_preds = member_predictions(models, noisy(windows, noise_px), tta, sym)
+        noisy_w = noisy(windows, noise_px)
+        noisy_preds = member_predictions(models, noisy_w, tta, sym)
         base = float(frame_spread(unc).mean())
         evaluation["noise"] = {"sigma_px": noise_px, "spread_mm": 1000 * base,
                                "noisy_spread_mm": 1000 * float(frame_spread(spread(noisy_preds)).mean()),
                                "error_mm": quick(aggregate(noisy_preds, method), gt)}
         evaluation["noise"]["spread_ratio"] = evaluation["noise"]["noisy_spread_mm"] / max(1000 * base, 1e-9)
+        if "fit_2d" in evaluation:   # what the fit does where the 2D is not exact
+            evaluation["noise"]["fit_2d_error_mm"] = quick(
+                fit_windows(aggregate(noisy_preds, method), noisy_w, focals), gt)
     if curve:
         evaluation["iterations"] = iteration_curve(run, cfg, windows, sym, tta, gt)
     _write(run, evaluation)
@@ -171,6 +181,11 @@ def report_lines(ev):
     s = ev["summary"]
     lines.append(f"ensemble ({ev['aggregate']}): MPJPE {s['mpjpe']:.1f} mm  P-MPJPE {s['p_mpjpe']:.1f} mm  "
                  f"gain over the mean member {ev['gain_mm']['mpjpe']:.1f} / {ev['gain_mm']['p_mpjpe']:.1f} mm")
+    if "fit_2d" in ev:
+        f = ev["fit_2d"]["summary"]
+        lines.append(f"fitted to the input 2D (exact 2D only): MPJPE {f['mpjpe']:.1f} mm  "
+                     f"P-MPJPE {f['p_mpjpe']:.1f} mm; focal lengths " + ", ".join(
+                         f"{c} {v:.2f}" for c, v in ev["fit_2d"]["focal"].items()))
     lines.append("aggregates (all frames): " + ", ".join(
         f"{m} {v['p_mpjpe']:.1f}" for m, v in ev["aggregates"].items()) + " mm P-MPJPE")
     c = ev["calibration"]
@@ -179,7 +194,10 @@ def report_lines(ev):
     if "noise" in ev:
         z = ev["noise"]
         lines.append(f"with {z['sigma_px']:g} px 2D noise: spread x{z['spread_ratio']:.2f} "
-                     f"({z['spread_mm']:.1f} -> {z['noisy_spread_mm']:.1f} mm)")
+                     f"({z['spread_mm']:.1f} -> {z['noisy_spread_mm']:.1f} mm), P-MPJPE "
+                     f"{z['error_mm']['p_mpjpe']:.1f} mm"
+                     + (f", fitted to the noisy 2D {z['fit_2d_error_mm']['p_mpjpe']:.1f} mm"
+                        if "fit_2d_error_mm" in z else ""))
     return lines
 
 

@@ -23,9 +23,9 @@ from raypose.data import splits
 from raypose.data.source import open_source, read_sequences
 from raypose.data.windows import make_windows
 from raypose.ensemble import aggregate, frame_spread, load_members, member_predictions, spread
+from raypose.geometry import camera_focals, fit_bones, fit_to_2d, subject_bones
 from raypose.metrics import mpjpe, p_mpjpe
 from raypose.predict import open_run
-from raypose.semi import camera_focals, fit_bones, fit_to_2d, subject_bones
 
 
 def main():

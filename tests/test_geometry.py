@@ -1,9 +1,11 @@
-"""Skeleton, cameras, splits and windows: the small pieces everything else relies on."""
+"""Skeleton, cameras, splits, windows and the geometric fits: the small pieces everything else relies on."""
 import numpy as np
 import pytest
 
 from raypose import cameras, skeleton
-from raypose.data import splits, windows
+from raypose.data import npz, splits, windows
+from raypose.geometry import (ALL_CAMERAS, bone_lengths, camera_focals, fit_bones, fit_focal, fit_to_2d,
+                              fit_windows, focal_table, subject_bones, window_focals)
 from raypose.errors import UserError
 
 
@@ -101,3 +103,106 @@ def test_windows_cover_every_frame_with_edge_padding():
     assert seq.shape == (40 + 26, 15, 2) and tgt.shape == (40, 15, 3)
     unl = windows.make_windows([(("s", "a", "C1"), a, None)], receptive_field=9)
     assert unl.targets is None and unl.gather(np.array([2])).shape == (1, 9, 15, 2)
+
+
+def test_geometric_fits_undo_a_shrunk_noisy_pseudo_label(synth_dir):
+    """The ensemble's failure mode: poses shrunk towards the mean pose, plus noise. Fitting x, y
+    to the window's 2D, then the bones to the subject's lengths, must each take error away."""
+    d = npz.load_humaneva(synth_dir)
+    truth = d.positions_3d["Train/S1"]["Walking 1 chunk0"][:200]          # world frame, metres
+    cam = truth - truth[:, :1]                                           # a camera looking along world y
+    cam = np.stack([cam[..., 0], -cam[..., 2], cam[..., 1]], -1).astype(np.float32)
+    depth = 2.5 + cam[..., 2]                                            # close: perspective matters
+    keypoints = 1.2 * (cam[..., :2] + [0.1, -0.2]) / depth[..., None]    # root off the optical axis
+    assert fit_focal(cam, keypoints) == pytest.approx(1.2, rel=0.02)     # the camera, from known 3D
+    np.testing.assert_allclose(fit_to_2d(cam, keypoints, 1.2), cam, atol=1e-4)   # the truth is a fixed point
+    rng = np.random.default_rng(0)
+    mean_pose = cam.mean(0, keepdims=True)
+    guess = 0.6 * cam + 0.4 * mean_pose + rng.normal(0, 0.01, cam.shape).astype(np.float32)
+    guess -= guess[:, :1]
+
+    def err(p):
+        return np.linalg.norm(p - cam, axis=-1)[:, 1:].mean()
+    weak = fit_to_2d(guess, keypoints)
+    fitted = fit_to_2d(guess, keypoints, 1.2)
+    both = fit_bones(fitted, np.repeat(bone_lengths(cam)[:1], len(cam), 0))
+    assert err(weak) < 0.8 * err(guess), (err(guess), err(weak))
+    assert err(fitted) < err(weak), (err(weak), err(fitted))
+    assert err(both) < 0.95 * err(fitted), (err(fitted), err(both))
+    np.testing.assert_allclose(bone_lengths(both), bone_lengths(cam)[:1].repeat(len(cam), 0), rtol=1e-4)
+    assert np.all(both[:, 0] == 0)
+
+
+def test_camera_focals_per_camera_from_labelled_windows_only(synth_dir):
+    d = npz.load_humaneva(synth_dir)
+    pose = np.concatenate(list(d.positions_3d["Train/S1"].values()))[:300]
+    pose = pose - pose[:, :1]
+    pose = np.stack([pose[..., 0], -pose[..., 2], pose[..., 1]], -1)
+    poses = np.concatenate([pose, pose, pose]).astype(np.float32)
+    cameras = np.repeat(["C1", "C2", "C3"], len(pose))
+    f = np.repeat([1.0, 2.0, 3.0], len(pose))[:, None, None]
+    keypoints = f * (poses[..., :2] + [0.05, 0.1]) / (3.0 + poses[..., 2:3])
+    labelled = cameras != "C3"                     # C3 has no labelled window
+    hidden = poses.copy()
+    hidden[~labelled] = 7.0                        # and its 3D is never looked at
+    focal = camera_focals(hidden, keypoints, labelled, cameras)
+    assert focal[cameras == "C1"] == pytest.approx(1.0, rel=0.02)
+    assert focal[cameras == "C2"] == pytest.approx(2.0, rel=0.02)
+    everyone = focal_table(hidden, keypoints, labelled, cameras)[ALL_CAMERAS]
+    assert np.all(focal[cameras == "C3"] == everyone) and 0.98 < everyone < 2.04   # C3: the fit over all
+
+
+def test_subject_bones_use_labelled_windows_only():
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=(60, 15, 3)).astype(np.float32)
+    labelled = np.arange(60) % 3 != 0
+    subjects = np.array(["S1"] * 20 + ["S2"] * 20 + ["S3"] * 20)
+    labelled[40:] = False                                  # S3 has no labelled window
+    ref = subject_bones(targets, labelled, subjects)
+    hidden = targets.copy()
+    hidden[~labelled] = 1e3                                # unlabelled 3D is never looked at
+    np.testing.assert_array_equal(subject_bones(hidden, labelled, subjects), ref)
+    s1 = (subjects == "S1") & labelled
+    np.testing.assert_allclose(ref[0], np.median(bone_lengths(targets[s1]), 0))
+    np.testing.assert_allclose(ref[50], np.median(bone_lengths(targets[labelled]), 0))   # S3: everyone's
+
+
+def test_focal_table_falls_back_for_cameras_with_few_windows():
+    rng = np.random.default_rng(0)
+    pose = rng.normal(0, 0.3, (200, 15, 3)).astype(np.float32)
+    pose -= pose[:, :1]
+    cameras = np.array(["C1"] * 150 + ["C9"] * 50)
+    f = np.where(cameras == "C1", 2.0, 1.0)[:, None, None]
+    keypoints = f * (pose[..., :2] + [0.1, 0.0]) / (4.0 + pose[..., 2:3])
+    labelled = np.arange(200) < 180                     # C9 keeps 30 labelled windows: too few
+    table = focal_table(pose, keypoints, labelled, cameras)
+    assert set(table) == {"C1", ALL_CAMERAS} and table["C1"] == pytest.approx(2.0, rel=0.02)
+    per = window_focals(table, cameras)
+    assert per[0] == table["C1"] and per[-1] == table[ALL_CAMERAS]
+    assert 0.98 < table[ALL_CAMERAS] < 2.04   # the fit over both cameras' labelled windows
+    np.testing.assert_array_equal(per, camera_focals(pose, keypoints, labelled, cameras))
+
+
+def test_fit_windows_puts_every_joint_on_its_input_ray():
+    """A lifting network's output, fitted per window with its camera's focal length: each joint
+    reprojects onto the window's centre 2D frame, depth and root stay."""
+    rng = np.random.default_rng(1)
+    truth = rng.normal(0, 0.25, (2, 40, 15, 3)).astype(np.float32)
+    truth -= truth[:, :, :1]
+    focals = {"C1": 1.5, "C2": 2.5, ALL_CAMERAS: 2.0}
+    seqs = []
+    for s, (cam, f) in enumerate([("C1", 1.5), ("C2", 2.5)]):
+        kp = f * (truth[s, ..., :2] + [0.2, -0.1]) / (5.0 + truth[s, ..., 2:3])
+        seqs.append((("S1", "Walk", cam), kp, truth[s]))
+    w = windows.make_windows(seqs, 9)
+    guess = w.targets + rng.normal(0, 0.02, w.targets.shape).astype(np.float32)
+    guess -= guess[:, :1]
+    fitted = fit_windows(guess, w, focals)
+    err = lambda p: np.linalg.norm(p - w.targets, axis=-1)[:, 1:].mean()  # noqa: E731
+    assert err(fitted) < 0.7 * err(guess), (err(guess), err(fitted))
+    np.testing.assert_allclose(fitted[..., 2], guess[..., 2] - guess[:, :1, 2], atol=1e-6)
+    np.testing.assert_allclose(fit_windows(w.targets, w, focals), w.targets, atol=1e-4)
+    wrong = fit_windows(guess, w, {ALL_CAMERAS: 2.0})   # one focal length for both cameras is worse
+    assert err(fitted) < err(wrong)
+    other = windows.make_windows([(k, kp[:, :12], p) for k, kp, p in seqs], 9)
+    assert fit_windows(guess, other, focals) is guess   # 2D in another joint order: left alone

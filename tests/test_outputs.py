@@ -9,8 +9,10 @@ import ray
 from raypose.cameras import normalize_screen
 from raypose.cli import main
 from raypose.data.npz import load_2d, read_npz, save_2d
+from raypose.data.synthetic import FOCAL_PX
 from raypose.data.windows import make_windows
 from raypose.ensemble import load_members, member_predictions
+from raypose.geometry import _translation
 from raypose.predict import open_run
 from raypose.train.run import train
 from runs import tiny_config
@@ -60,6 +62,29 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     assert meta1["iteration"] == 1 and meta1["aggregation"] == "weighted"
 
 
+def test_predict_fit_2d_puts_joints_on_the_input_rays(run_dir, synth_dir, tmp_path):
+    src = synth_dir / "data_2d_humaneva15_gt.npz"
+    raw, fitted, fixed = (tmp_path / f"{n}.npz" for n in ("raw", "fit", "fixed"))
+    assert main(["predict", "--run", str(run_dir), "--input", str(src), "--out", str(raw)]) == 0
+    assert main(["predict", "--run", str(run_dir), "--input", str(src), "--out", str(fitted), "--fit-2d"]) == 0
+    assert main(["predict", "--run", str(run_dir), "--input", str(src), "--out", str(fixed), "--fit-2d",
+                 "--focal", "3.0"]) == 0
+    pos2d, _ = load_2d(src)
+    kp = normalize_screen(pos2d["Train/S2"]["Jog 1 chunk0"][2])
+    r, f, x = (read_npz(p) for p in (raw, fitted, fixed))
+    focals = json.loads((run_dir / "cameras.json").read_text())["focal"]
+    assert f["metadata"]["fit_2d_focal"] == [focals[c] for c in ("C1", "C2", "C3")]
+    assert x["metadata"]["fit_2d_focal"] == [3.0] * 3 and r["metadata"]["fit_2d_focal"] is None
+
+    def residual(pose, focal):   # mean distance of the reprojected joints from the input 2D
+        return _translation(pose, kp, np.full((len(pose), 1, 1), focal))[1].mean()
+    p_raw, p_fit = (d["positions_3d"]["Train/S2"]["Jog 1 chunk0"][2] for d in (r, f))
+    assert residual(p_fit, focals["C3"]) < 1e-4 < 0.1 * residual(p_raw, focals["C3"])
+    np.testing.assert_allclose(p_fit[..., 2], p_raw[..., 2], atol=1e-5)   # depth is the members'
+    np.testing.assert_array_equal(f["uncertainty"]["Train/S2"]["Jog 1 chunk0"][2],
+                                  r["uncertainty"]["Train/S2"]["Jog 1 chunk0"][2])
+
+
 def test_predict_bad_input(run_dir, synth_dir, tmp_path, capsys):
     pos2d, meta = load_2d(synth_dir / "data_2d_humaneva15_gt.npz")
     bad = {"X/S1": {"A 1": [c[:, :12] for c in pos2d["Train/S1"]["Box 1 chunk0"]]}}
@@ -69,6 +94,7 @@ def test_predict_bad_input(run_dir, synth_dir, tmp_path, capsys):
         (["--input", str(tmp_path / "none.npz")], "not found"),
         (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--iteration", "7"], "--iteration 7"),
         (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--aggregate", "mode"], "mode"),
+        (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--fit-2d", "--focal", "0"], "--focal 0"),
     ]
     for extra, needle in cases:
         code = main(["predict", "--run", str(run_dir), "--out", str(tmp_path / "o.npz")] + extra)
@@ -96,6 +122,14 @@ def test_evaluate_tables_and_studies(run_dir, capsys):
     assert ev["calibration"]["spearman_per_joint"][0] is None
     assert ev["iterations"]["iteration"] == [1, 2]
     assert ev["noise"]["noisy_spread_mm"] > 0
+    # the run fitted the synthetic cameras' focal length (500 px of 640) on its training windows
+    fit = ev["fit_2d"]
+    assert set(fit["focal"]) == {"C1", "C2", "C3", "*"} and "fitted to the input 2D" in out
+    for f in fit["focal"].values():
+        assert f == pytest.approx(2 * FOCAL_PX / 640, rel=0.03)
+    # the synthetic 2D is exact, so the tiny members' x, y errors come off; noisy 2D moves poses
+    assert fit["summary"]["p_mpjpe"] < 0.9 * ev["summary"]["p_mpjpe"], (fit["summary"], ev["summary"])
+    assert ev["noise"]["fit_2d_error_mm"]["p_mpjpe"] > fit["summary"]["p_mpjpe"]
     assert "# Evaluation" in (run_dir / "evaluation.md").read_text()
     assert "curve" in json.loads((run_dir / "metrics.json").read_text())   # training's part kept
 

@@ -8,8 +8,7 @@ import ray
 from raypose import config as C
 from raypose.cli import main
 from raypose.data import npz, splits
-from raypose.semi import (bone_lengths, camera_focals, fit_bones, fit_focal, fit_to_2d, select,
-                          subject_bones)
+from raypose.semi import select
 from raypose.train.checkpoints import RunDir
 from raypose.train.run import train
 from runs import tiny_config
@@ -78,67 +77,6 @@ def test_gating_selects_by_spread():
     assert len(select(sched, 2, preds, labelled, 0)[0]) == 10
     assert len(select(sched, 4, preds, labelled, 0)[0]) == 30     # (j + 1) * K
     assert len(select(C.SemiConfig(mode="off"), 5, preds, labelled, 0)[0]) == 0
-
-
-def test_geometric_fits_undo_a_shrunk_noisy_pseudo_label(synth_dir):
-    """The ensemble's failure mode: poses shrunk towards the mean pose, plus noise. Fitting x, y
-    to the window's 2D, then the bones to the subject's lengths, must each take error away."""
-    d = npz.load_humaneva(synth_dir)
-    truth = d.positions_3d["Train/S1"]["Walking 1 chunk0"][:200]          # world frame, metres
-    cam = truth - truth[:, :1]                                           # a camera looking along world y
-    cam = np.stack([cam[..., 0], -cam[..., 2], cam[..., 1]], -1).astype(np.float32)
-    depth = 2.5 + cam[..., 2]                                            # close: perspective matters
-    keypoints = 1.2 * (cam[..., :2] + [0.1, -0.2]) / depth[..., None]    # root off the optical axis
-    assert fit_focal(cam, keypoints) == pytest.approx(1.2, rel=0.02)     # the camera, from known 3D
-    np.testing.assert_allclose(fit_to_2d(cam, keypoints, 1.2), cam, atol=1e-4)   # the truth is a fixed point
-    rng = np.random.default_rng(0)
-    mean_pose = cam.mean(0, keepdims=True)
-    guess = 0.6 * cam + 0.4 * mean_pose + rng.normal(0, 0.01, cam.shape).astype(np.float32)
-    guess -= guess[:, :1]
-
-    def err(p):
-        return np.linalg.norm(p - cam, axis=-1)[:, 1:].mean()
-    weak = fit_to_2d(guess, keypoints)
-    fitted = fit_to_2d(guess, keypoints, 1.2)
-    both = fit_bones(fitted, np.repeat(bone_lengths(cam)[:1], len(cam), 0))
-    assert err(weak) < 0.8 * err(guess), (err(guess), err(weak))
-    assert err(fitted) < err(weak), (err(weak), err(fitted))
-    assert err(both) < 0.95 * err(fitted), (err(fitted), err(both))
-    np.testing.assert_allclose(bone_lengths(both), bone_lengths(cam)[:1].repeat(len(cam), 0), rtol=1e-4)
-    assert np.all(both[:, 0] == 0)
-
-
-def test_camera_focals_per_camera_from_labelled_windows_only(synth_dir):
-    d = npz.load_humaneva(synth_dir)
-    pose = np.concatenate(list(d.positions_3d["Train/S1"].values()))[:300]
-    pose = pose - pose[:, :1]
-    pose = np.stack([pose[..., 0], -pose[..., 2], pose[..., 1]], -1)
-    poses = np.concatenate([pose, pose, pose]).astype(np.float32)
-    cameras = np.repeat(["C1", "C2", "C3"], len(pose))
-    f = np.repeat([1.0, 2.0, 3.0], len(pose))[:, None, None]
-    keypoints = f * (poses[..., :2] + [0.05, 0.1]) / (3.0 + poses[..., 2:3])
-    labelled = cameras != "C3"                     # C3 has no labelled window
-    hidden = poses.copy()
-    hidden[~labelled] = 7.0                        # and its 3D is never looked at
-    focal = camera_focals(hidden, keypoints, labelled, cameras)
-    assert focal[cameras == "C1"] == pytest.approx(1.0, rel=0.02)
-    assert focal[cameras == "C2"] == pytest.approx(2.0, rel=0.02)
-    assert 1.0 < focal[cameras == "C3"][0] < 2.0   # C3 gets the fit over every labelled window
-
-
-def test_subject_bones_use_labelled_windows_only():
-    rng = np.random.default_rng(0)
-    targets = rng.normal(size=(60, 15, 3)).astype(np.float32)
-    labelled = np.arange(60) % 3 != 0
-    subjects = np.array(["S1"] * 20 + ["S2"] * 20 + ["S3"] * 20)
-    labelled[40:] = False                                  # S3 has no labelled window
-    ref = subject_bones(targets, labelled, subjects)
-    hidden = targets.copy()
-    hidden[~labelled] = 1e3                                # unlabelled 3D is never looked at
-    np.testing.assert_array_equal(subject_bones(hidden, labelled, subjects), ref)
-    s1 = (subjects == "S1") & labelled
-    np.testing.assert_allclose(ref[0], np.median(bone_lengths(targets[s1]), 0))
-    np.testing.assert_allclose(ref[50], np.median(bone_lengths(targets[labelled]), 0))   # S3: everyone's
 
 
 def test_resume_reproduces_pseudo_labels(synth_dir, tmp_path):

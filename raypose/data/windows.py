@@ -26,6 +26,10 @@ class Windows:
         """(B, receptive_field, J, 2) windows for target indices."""
         return self.inputs[self.starts[index, None] + np.arange(self.receptive_field)]
 
+    def centre(self):
+        """(N, J, 2) each target's own 2D frame."""
+        return self.inputs[self.starts + self.receptive_field // 2]
+
     def sequence(self, s):
         """Padded 2D (T + rf - 1, J, 2) and targets (T, 15, 3) of sequence s."""
         lo, hi = self.offsets[s], self.offsets[s + 1]

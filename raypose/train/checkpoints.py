@@ -20,6 +20,7 @@ import torch
 from ..errors import UserError
 
 _ITER = re.compile(r"^iter(\d+)\.json$")
+CAMERAS = "cameras.json"   # focal lengths fitted on the training windows (geometry.focal_table)
 
 
 def member_name(n, k, i):
@@ -69,6 +70,11 @@ class RunDir:
             self.fs.delete_file(self.path(rel))
         except FileNotFoundError:
             pass
+
+    def focals(self):
+        """{camera: focal length} the run fitted on its training windows; None where it has none
+        (2D not in the 3D skeleton's joint order, or a run from before the file existed)."""
+        return self.read_json(CAMERAS)["focal"] if self.exists(CAMERAS) else None
 
     # ---- checkpoints ----------------------------------------------------------------------
 

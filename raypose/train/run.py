@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import config as C
 from ..errors import UserError
-from .checkpoints import RunDir
+from .checkpoints import CAMERAS, RunDir
 
 
 def _gather(obj):
@@ -36,8 +36,9 @@ def train_loop(loop_cfg):
     from ..data.ingest import shard_sequences
     from ..data.windows import make_windows
     from ..ensemble import aggregate
+    from ..geometry import focal_table, window_focals
     from ..metrics import mpjpe, p_mpjpe
-    from ..semi import camera_focals, due, select
+    from ..semi import due, select
     from .member import Member, TrainSet, draw_sample
     from .packed import train_packed
 
@@ -72,11 +73,18 @@ def train_loop(loop_cfg):
     fault = C.fault(cfg)
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
-    # what pseudo-labels are fitted to, from the labelled windows: fixed for the whole run
+    # the cameras' focal lengths and the subjects' bones, from the labelled windows: fixed for
+    # the whole run. Focal lengths go into the run (cameras.json) for evaluate/predict's 2D fit.
     centre, focal, bones = _centre_2d(train_w, nj), None, None
-    if semi and cfg.semi.fit_2d and centre is not None:
+    write_focals = rank == 0 and not run.exists(CAMERAS)
+    if centre is not None and train_w.labelled.any() and (write_focals or (semi and cfg.semi.fit_2d)):
         cams = np.repeat([k[2] for k in train_w.keys], np.diff(train_w.offsets))
-        focal = camera_focals(train_w.targets, centre, train_w.labelled, cams, seed=t.seed)
+        table = focal_table(train_w.targets, centre, train_w.labelled, cams, seed=t.seed)
+        if write_focals:
+            run.write_json(CAMERAS, {"focal": table, "units": "normalised: pixels x 2 / image width",
+                                     "fitted_on": "labelled training windows"})
+        if semi and cfg.semi.fit_2d:
+            focal = window_focals(table, cams)
     if semi and cfg.semi.fit_bones:
         bones = _bones(train_w)
     for i in range(start + 1, t.iterations + 1):
@@ -169,12 +177,12 @@ def _centre_2d(windows, num_joints_2d):
     """Each target's own 2D frame, when its joints are the 3D skeleton's (else None)."""
     if num_joints_2d != 15:
         return None
-    return windows.inputs[windows.starts + windows.receptive_field // 2]
+    return windows.centre()
 
 
 def _bones(windows):
     """Each training window's reference bone lengths, from the labelled windows only."""
-    from ..semi import subject_bones
+    from ..geometry import subject_bones
     subjects = np.repeat([k[0] for k in windows.keys], np.diff(windows.offsets))
     return subject_bones(windows.targets, windows.labelled, subjects)
 

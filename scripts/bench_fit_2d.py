@@ -1,0 +1,53 @@
+"""Benchmark: the ensemble fitted onto its input 2D, against the ensemble as the members predict
+it, on exact 2D and with Gaussian pixel noise on the 2D.
+
+    python scripts/bench_fit_2d.py [--run bench_out/budget] [--noise 0,1,2,5] [--json benchmarks/fit_2d.json]
+
+--run: a finished run with cameras.json (default: the one scripts/bench_budget.py leaves). The
+focal lengths are the run's own, fitted on its training windows; noise is added to the
+evaluation 2D only (the members and the focal lengths stay), so the table shows where the 2D
+stops being exact enough for the fit to pay. P-MPJPE: action-wise mean per subject, then over
+subjects.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchlib import header, write  # noqa: E402
+
+from raypose.ensemble import aggregate, load_members, member_predictions  # noqa: E402
+from raypose.evaluate import DEFAULT_AGGREGATE, eval_windows, noisy, protocol  # noqa: E402
+from raypose.geometry import fit_windows  # noqa: E402
+from raypose.predict import open_run  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default="bench_out/budget")
+    ap.add_argument("--noise", default="0,1,2,5", help="2D noise levels, pixels of a 640 px wide image")
+    ap.add_argument("--json", default="benchmarks/fit_2d.json")
+    args = ap.parse_args()
+    run, cfg, it = open_run(args.run)
+    focals = run.focals()
+    if focals is None:
+        sys.exit(f"{run.path('cameras.json')}: not found; expected a run trained by this version")
+    windows, source = eval_windows(cfg)
+    models = load_members(run, cfg, it, source.num_joints_2d)
+    rows = []
+    for px in (float(x) for x in args.noise.split(",")):
+        w = noisy(windows, px) if px else windows
+        ens = aggregate(member_predictions(models, w, True, source.symmetry), DEFAULT_AGGREGATE)
+        plain, fitted = protocol(windows, ens)[1], protocol(windows, fit_windows(ens, w, focals))[1]
+        rows.append({"noise_px": px, "p_mpjpe": plain["p_mpjpe"], "mpjpe": plain["mpjpe"],
+                     "fit_2d_p_mpjpe": fitted["p_mpjpe"], "fit_2d_mpjpe": fitted["mpjpe"]})
+        print(f"{px:g} px: P-MPJPE {plain['p_mpjpe']:.1f} mm, fitted to the 2D {fitted['p_mpjpe']:.1f} mm")
+    res = {**header(), "run": args.run, "data": source.description, "iteration": it,
+           "members": cfg.train.members, "channels": cfg.model.channels, "aggregate": DEFAULT_AGGREGATE,
+           "focal": focals, "rows": rows}
+    write(args.json, res)
+
+
+if __name__ == "__main__":
+    main()
