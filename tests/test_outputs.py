@@ -1,6 +1,7 @@
 """What a trained run gives users: predictions, evaluation tables and pictures."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -103,6 +104,14 @@ def test_predict_bad_input(run_dir, synth_dir, tmp_path, capsys):
         assert not (tmp_path / "o.npz").exists()
     code = main(["predict", "--run", str(tmp_path), "--input", "x", "--out", str(tmp_path / "o.npz")])
     assert code == 2 and "config.toml" in capsys.readouterr().err
+    bare = tmp_path / "bare"                 # a run without focal lengths: --fit-2d needs --focal
+    shutil.copytree(run_dir, bare)
+    (bare / "cameras.json").unlink()
+    code = main(["predict", "--run", str(bare), "--input", str(synth_dir / "data_2d_humaneva15_gt.npz"),
+                 "--out", str(tmp_path / "o.npz"), "--fit-2d"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cameras.json: not found" in err and "--focal" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.npz").exists()
 
 
 def test_evaluate_tables_and_studies(run_dir, capsys):
