@@ -17,6 +17,7 @@ from .ensemble import AGGREGATES, aggregate, frame_spread, load_members, member_
 from .errors import UserError
 from .geometry import fit_windows
 from .predict import open_run
+from .skeleton import PARENTS
 
 DEFAULT_AGGREGATE = "weighted"   # ties the mean on a clean ensemble, shrugs off a broken member (benchmarks/ensemble.json)
 STUDY_DRAWS = 20
@@ -126,21 +127,22 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
         "calibration": calib,
     }
     focals = run.focals()
-    if focals is not None and windows.inputs.shape[1] == 15:   # the ensemble fitted onto its input's 2D
-        fit_table, fit_summary = protocol(windows, fit_windows(ens, windows, focals))
-        evaluation["fit_2d"] = {"focal": focals, "summary": fit_summary,
+    if focals is not None and windows.inputs.shape[1] == len(PARENTS):   # fitted onto its input's 2D
+        fitted = fit_windows(ens, windows, focals)
+        fit_table, fit_summary = protocol(windows, fitted)
+        evaluation["fit_2d"] = {"focal": focals, "summary": fit_summary, "all_frames": quick(fitted, gt),
                                 "table": json.loads(fit_table.to_json(orient="records"))}
     if noise_px:
         noisy_w = noisy(windows, noise_px)
         noisy_preds = member_predictions(models, noisy_w, tta, sym)
         base = float(frame_spread(unc).mean())
+        noisy_ens = aggregate(noisy_preds, method)
         evaluation["noise"] = {"sigma_px": noise_px, "spread_mm": 1000 * base,
                                "noisy_spread_mm": 1000 * float(frame_spread(spread(noisy_preds)).mean()),
-                               "error_mm": quick(aggregate(noisy_preds, method), gt)}
+                               "error_mm": quick(noisy_ens, gt)}
         evaluation["noise"]["spread_ratio"] = evaluation["noise"]["noisy_spread_mm"] / max(1000 * base, 1e-9)
         if "fit_2d" in evaluation:   # what the fit does where the 2D is not exact
-            evaluation["noise"]["fit_2d_error_mm"] = quick(
-                fit_windows(aggregate(noisy_preds, method), noisy_w, focals), gt)
+            evaluation["noise"]["fit_2d_error_mm"] = quick(fit_windows(noisy_ens, noisy_w, focals), gt)
     if curve:
         evaluation["iterations"] = iteration_curve(run, cfg, windows, sym, tta, gt)
     _write(run, evaluation)

@@ -9,7 +9,7 @@ from .data.npz import load_2d, save_npz
 from .data.windows import make_windows
 from .ensemble import aggregate, load_members, member_predictions, spread
 from .errors import UserError
-from .geometry import fit_to_2d
+from .geometry import fit_to_2d, window_focals
 from .skeleton import LEFT, PARENTS, RIGHT
 from .train.checkpoints import CAMERAS, RunDir
 
@@ -34,6 +34,8 @@ def open_run(run_uri, iteration=None):
 def predict_file(run_uri, input_path, out_path, iteration=None, method="mean", flip=True,
                  fit_2d=False, focal=None):
     run, cfg, iteration = open_run(run_uri, iteration)
+    if focal is not None and not fit_2d:
+        raise UserError(f"--focal {focal}: only used with --fit-2d; expected both or neither")
     pos2d, meta = load_2d(input_path)
     sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
     state = run.load_member(cfg.train.members, 0, iteration)
@@ -47,24 +49,29 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method="mean", f
                                     f"{kp.shape[1]} joints; expected {nj_model} as the run was trained on")
                 keys.append((subject, action, c))
                 seqs.append(((subject, action, c), normalize_screen(kp), None))
+    if not any(len(kp) for _, kp, _ in seqs):
+        raise UserError(f"{input_path}: every positions_2d track has 0 frames; expected at least one frame")
     focals = None
     if fit_2d:
         if nj_model != len(PARENTS):
             raise UserError(f"--fit-2d: the run's 2D has {nj_model} joints; expected the 3D skeleton's "
                             f"{len(PARENTS)} in its order")
-        focals = _focals(run, focal, max(c for _, _, c in keys) + 1, input_path)
+        focals = _focals(run, focal, max(c for _, _, c in keys) + 1)
     rf = int(np.prod(cfg.model.widths))
-    windows = make_windows(seqs, rf)
+    windows = make_windows(seqs, rf)   # leaves out 0-frame tracks: they get 0-frame outputs below
     models = load_members(run, cfg, iteration, nj_model)
     preds = member_predictions(models, windows, flip, (list(sym[0]), list(sym[1])))
     ens = aggregate(preds, method)
     unc = spread(preds, ens)
     if fit_2d:   # the spread stays the members' own, around the unfitted aggregate
-        cams = np.repeat([c for _, _, c in keys], np.diff(windows.offsets))
+        cams = np.repeat([c for _, _, c in windows.keys], np.diff(windows.offsets))
         ens = fit_to_2d(ens, windows.centre(), focals[cams])
     out3d, outu = {}, {}
-    for s, (subject, action, c) in enumerate(keys):
-        lo, hi = windows.offsets[s], windows.offsets[s + 1]
+    where = {key: s for s, key in enumerate(windows.keys)}
+    for key in keys:
+        subject, action, _ = key
+        s = where.get(key)
+        lo, hi = (0, 0) if s is None else (windows.offsets[s], windows.offsets[s + 1])
         out3d.setdefault(subject, {}).setdefault(action, []).append(ens[lo:hi].astype(np.float32))
         outu.setdefault(subject, {}).setdefault(action, []).append(unc[lo:hi].astype(np.float32))
     meta_out = {"ensemble_size": len(models), "iteration": iteration,
@@ -74,19 +81,15 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method="mean", f
     return save_npz(os.fspath(out_path), positions_3d=out3d, uncertainty=outu, metadata=meta_out)
 
 
-def _focals(run, focal, cameras, input_path):
-    """(cameras,) focal length per camera index: --focal for all, else the run's fits for C1, C2, C3."""
+def _focals(run, focal, cameras):
+    """(cameras,) focal length per camera index: --focal for all, else the run's fit for camera
+    C{index + 1}, or its fit over all cameras where it has none for that one (as in evaluate)."""
     if focal is not None:
-        if not focal > 0:
+        if not (np.isfinite(focal) and focal > 0):
             raise UserError(f"--focal {focal}: expected a positive focal length in normalised units")
         return np.full(cameras, float(focal))
     table = run.focals()
     if table is None:
         raise UserError(f"{run.path(CAMERAS)}: not found (the run's 2D is not in the 15-joint order, "
                         "or the run predates the file); expected --focal with --fit-2d")
-    names = CAMERA_NAMES[:cameras]
-    if cameras > len(CAMERA_NAMES) or any(n not in table for n in names):
-        raise UserError(f"{input_path}: {cameras} camera(s); the run has focal lengths for "
-                        f"{', '.join(n for n in CAMERA_NAMES if n in table) or 'none'} only; "
-                        "expected --focal with --fit-2d")
-    return np.array([table[n] for n in names])
+    return window_focals(table, CAMERA_NAMES[:cameras])

@@ -7,7 +7,7 @@ gated: label the windows on which the members agree, i.e. frame spread <= thresh
 median frame spread on the labelled windows, and weight each by tau^2 / (tau^2 + spread^2), so
 the least sure count about half. Before use, each pseudo-label is made to agree with what is
 known without 3D: its x, y are fitted to the window's own 2D through the camera's focal length,
-itself fitted on labelled windows (`geometry.fit_to_2d`, `geometry.camera_focals`), and its bones get the
+itself fitted on labelled windows (`geometry.fit_to_2d`, `geometry.focal_table`), and its bones get the
 subject's lengths from the labelled chunks (`geometry.fit_bones`). The raw ensemble mean is shrunk
 towards the mean pose; retrained on it, members shrink further, and pseudo-labels hurt
 (measured: README, "Semi-supervised ensembles"). The two fits undo the shrinking, so the

@@ -68,6 +68,8 @@ def main():
     ens = aggregate(preds, DEFAULT_AGGREGATE)
     table, summary = protocol(windows, ens)
     per_subject = table.groupby("subject")["p_mpjpe"].mean().to_dict()
+    if run.focals() is None:
+        sys.exit(f"{run.path('cameras.json')}: not written; expected HumanEva's 15-joint 2D")
     fit_table, fit_summary = protocol(windows, fit_windows(ens, windows, run.focals()))
     fit_per_subject = fit_table.groupby("subject")["p_mpjpe"].mean().to_dict()
     res = {**header(), "budget_s": args.budget, "train_wall_s": wall, "iterations": it,

@@ -4,9 +4,19 @@ import pytest
 
 from raypose import cameras, skeleton
 from raypose.data import npz, splits, windows
-from raypose.geometry import (ALL_CAMERAS, bone_lengths, camera_focals, fit_bones, fit_focal, fit_to_2d,
-                              fit_windows, focal_table, subject_bones, window_focals)
 from raypose.errors import UserError
+from raypose.geometry import (
+    ALL_CAMERAS,
+    bone_lengths,
+    camera_focals,
+    fit_bones,
+    fit_focal,
+    fit_to_2d,
+    fit_windows,
+    focal_table,
+    subject_bones,
+    window_focals,
+)
 
 
 def test_skeleton_tables():

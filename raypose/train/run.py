@@ -76,15 +76,16 @@ def train_loop(loop_cfg):
     # the cameras' focal lengths and the subjects' bones, from the labelled windows: fixed for
     # the whole run. Focal lengths go into the run (cameras.json) for evaluate/predict's 2D fit.
     centre, focal, bones = _centre_2d(train_w, nj), None, None
-    write_focals = rank == 0 and not run.exists(CAMERAS)
-    if centre is not None and train_w.labelled.any() and (write_focals or (semi and cfg.semi.fit_2d)):
-        cams = np.repeat([k[2] for k in train_w.keys], np.diff(train_w.offsets))
+    cams = np.repeat([k[2] for k in train_w.keys], np.diff(train_w.offsets))
+    fit_2d = semi and cfg.semi.fit_2d and centre is not None
+    table = run.focals()   # a resumed run's own
+    if table is None and centre is not None and train_w.labelled.any() and (rank == 0 or fit_2d):
         table = focal_table(train_w.targets, centre, train_w.labelled, cams, seed=t.seed)
-        if write_focals:
+        if rank == 0:
             run.write_json(CAMERAS, {"focal": table, "units": "normalised: pixels x 2 / image width",
                                      "fitted_on": "labelled training windows"})
-        if semi and cfg.semi.fit_2d:
-            focal = window_focals(table, cams)
+    if fit_2d and table is not None:
+        focal = window_focals(table, cams)
     if semi and cfg.semi.fit_bones:
         bones = _bones(train_w)
     for i in range(start + 1, t.iterations + 1):
