@@ -40,6 +40,12 @@ def straight(tmp_path_factory):
     return base / "run", last, lines
 
 
+@pytest.mark.parametrize("name", ["demo", "humaneva", "humaneva_10min"])
+def test_shipped_configs_load_and_validate(name):
+    cfg = C.validate(C.load(os.path.join(os.path.dirname(C.__file__), "configs", f"{name}.toml")))
+    assert cfg.model.widths == [3, 3, 3] and cfg.train.members >= 2
+
+
 def test_run_directory_layout(straight):
     out, last, lines = straight
     run = RunDir(out)
