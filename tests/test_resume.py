@@ -12,7 +12,7 @@ from raypose.train.checkpoints import RunDir
 from raypose.train.run import train
 from runs import tiny_config, tiny_flags
 
-ITERATIONS, EPOCHS = 6, 3
+ITERATIONS, EPOCHS = 4, 2
 
 
 def _wait_group_gone(pgid, timeout):
