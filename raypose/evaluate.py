@@ -17,7 +17,6 @@ from .ensemble import AGGREGATES, aggregate, frame_spread, load_members, member_
 from .errors import UserError
 from .geometry import fit_windows
 from .predict import open_run
-from .skeleton import PARENTS
 
 DEFAULT_AGGREGATE = "weighted"   # ties the mean on a clean ensemble, shrugs off a broken member (benchmarks/ensemble.json)
 STUDY_DRAWS = 20
@@ -127,7 +126,7 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
         "calibration": calib,
     }
     focals = run.focals()
-    if focals is not None and windows.inputs.shape[1] == len(PARENTS):   # fitted onto its input's 2D
+    if focals is not None:   # the run's 2D is the skeleton's 15 joints: fitted onto its input's 2D
         fitted = fit_windows(ens, windows, focals)
         fit_table, fit_summary = protocol(windows, fitted)
         evaluation["fit_2d"] = {"focal": focals, "summary": fit_summary, "all_frames": quick(fitted, gt),

@@ -12,7 +12,7 @@ from .skeleton import PARENTS
 
 
 def fit_to_2d(pose, keypoints, focal=None):
-    """Pseudo-labels corrected by the 2D they were predicted from, which the ensemble only estimates.
+    """Poses corrected by the 2D they were predicted from, which the ensemble only estimates.
 
     With a focal length (normalised units, per frame or one for all): perspective. Per frame the
     translation (tx, ty, tz) that best reprojects the pose onto the keypoints (linear least
@@ -101,18 +101,12 @@ def window_focals(table, cameras):
     return np.array([table.get(str(c), table[ALL_CAMERAS]) for c in cameras], np.float64)
 
 
-def camera_focals(targets, keypoints, labelled, cameras, sample=2000, seed=0):
-    """(N,) each window's focal length, fitted on the labelled windows of its camera."""
-    return window_focals(focal_table(targets, keypoints, labelled, cameras, sample, seed), cameras)
-
-
 def fit_windows(pose, windows, focals):
     """Each window's pose fitted onto its own 2D frame (`fit_to_2d`) with its camera's focal
     length from a focal_table; the pose as is where the 2D is not in the 3D skeleton's order."""
     if windows.inputs.shape[1] != len(PARENTS):
         return pose
-    cams = np.repeat([k[2] for k in windows.keys], np.diff(windows.offsets))
-    return fit_to_2d(pose, windows.centre(), window_focals(focals, cams))
+    return fit_to_2d(pose, windows.centre(), window_focals(focals, windows.key_per_target(2)))
 
 
 def bone_lengths(pose):

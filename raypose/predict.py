@@ -9,7 +9,7 @@ from .data.npz import load_2d, save_npz
 from .data.windows import make_windows
 from .ensemble import aggregate, load_members, member_predictions, spread
 from .errors import UserError
-from .geometry import fit_to_2d, window_focals
+from .geometry import ALL_CAMERAS, fit_windows, window_focals
 from .skeleton import LEFT, PARENTS, RIGHT
 from .train.checkpoints import CAMERAS, RunDir
 
@@ -40,15 +40,16 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method="mean", f
     sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
     state = run.load_member(cfg.train.members, 0, iteration)
     nj_model = state["model"]["expand_conv.weight"].shape[1] // 2
-    keys, seqs = [], []
+    keys, seqs, ncams = [], [], 0
     for subject, actions in pos2d.items():
         for action, cams in actions.items():
+            ncams = max(ncams, len(cams))
             for c, kp in enumerate(cams):
                 if kp.shape[1] != nj_model:
                     raise UserError(f"{input_path}: positions_2d[{subject!r}][{action!r}][{c}] has "
                                     f"{kp.shape[1]} joints; expected {nj_model} as the run was trained on")
-                keys.append((subject, action, c))
-                seqs.append(((subject, action, c), normalize_screen(kp), None))
+                keys.append((subject, action, CAMERA_NAMES[c]))   # load_2d allows 3 cameras at most
+                seqs.append((keys[-1], normalize_screen(kp), None))
     if not any(len(kp) for _, kp, _ in seqs):
         raise UserError(f"{input_path}: every positions_2d track has 0 frames; expected at least one frame")
     focals = None
@@ -56,7 +57,7 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method="mean", f
         if nj_model != len(PARENTS):
             raise UserError(f"--fit-2d: the run's 2D has {nj_model} joints; expected the 3D skeleton's "
                             f"{len(PARENTS)} in its order")
-        focals = _focals(run, focal, max(c for _, _, c in keys) + 1)
+        focals = _focals(run, focal)
     rf = int(np.prod(cfg.model.widths))
     windows = make_windows(seqs, rf)   # leaves out 0-frame tracks: they get 0-frame outputs below
     models = load_members(run, cfg, iteration, nj_model)
@@ -64,8 +65,7 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method="mean", f
     ens = aggregate(preds, method)
     unc = spread(preds, ens)
     if fit_2d:   # the spread stays the members' own, around the unfitted aggregate
-        cams = np.repeat([c for _, _, c in windows.keys], np.diff(windows.offsets))
-        ens = fit_to_2d(ens, windows.centre(), focals[cams])
+        ens = fit_windows(ens, windows, focals)
     out3d, outu = {}, {}
     where = {key: s for s, key in enumerate(windows.keys)}
     for key in keys:
@@ -76,20 +76,20 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method="mean", f
         outu.setdefault(subject, {}).setdefault(action, []).append(unc[lo:hi].astype(np.float32))
     meta_out = {"ensemble_size": len(models), "iteration": iteration,
                 "aggregation": method, "config_hash": cfg.hash(), "flip_tta": flip,
-                "fit_2d_focal": None if focals is None else focals.tolist(),
+                "fit_2d_focal": None if focals is None else window_focals(focals, CAMERA_NAMES[:ncams]).tolist(),
                 "units": "metres, camera coordinates, root-relative"}
     return save_npz(os.fspath(out_path), positions_3d=out3d, uncertainty=outu, metadata=meta_out)
 
 
-def _focals(run, focal, cameras):
-    """(cameras,) focal length per camera index: --focal for all, else the run's fit for camera
-    C{index + 1}, or its fit over all cameras where it has none for that one (as in evaluate)."""
+def _focals(run, focal):
+    """A focal table (geometry.focal_table): --focal for every camera, else the run's own, whose
+    camera C{index + 1} serves camera index c (its fit over all cameras where it has none)."""
     if focal is not None:
         if not (np.isfinite(focal) and focal > 0):
             raise UserError(f"--focal {focal}: expected a positive focal length in normalised units")
-        return np.full(cameras, float(focal))
+        return {ALL_CAMERAS: float(focal)}
     table = run.focals()
     if table is None:
         raise UserError(f"{run.path(CAMERAS)}: not found (the run's 2D is not in the 15-joint order, "
                         "or the run predates the file); expected --focal with --fit-2d")
-    return window_focals(table, CAMERA_NAMES[:cameras])
+    return table

@@ -68,19 +68,21 @@ def main():
     ens = aggregate(preds, DEFAULT_AGGREGATE)
     table, summary = protocol(windows, ens)
     per_subject = table.groupby("subject")["p_mpjpe"].mean().to_dict()
-    if run.focals() is None:
+    focals = run.focals()
+    if focals is None:
         sys.exit(f"{run.path('cameras.json')}: not written; expected HumanEva's 15-joint 2D")
-    fit_table, fit_summary = protocol(windows, fit_windows(ens, windows, run.focals()))
+    fit_table, fit_summary = protocol(windows, fit_windows(ens, windows, focals))
     fit_per_subject = fit_table.groupby("subject")["p_mpjpe"].mean().to_dict()
     res = {**header(), "budget_s": args.budget, "train_wall_s": wall, "iterations": it,
            "epochs": it * args.epochs, "members": args.members, "channels": args.channels, "dropout": args.dropout,
+           "lr_decay": args.lr_decay,
            "sampling": args.sampling, "members_per_worker": args.members_per_worker, "pack": args.pack,
            "timing": timing,
            "aggregate": DEFAULT_AGGREGATE, "p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
            "p_mpjpe_per_subject": per_subject, "ensemble_mean_p_mpjpe_all_frames": last["ensemble"]["p_mpjpe_mm"],
            "member_p_mpjpe_all_frames": last["member_p_mpjpe_mm"],
            "fit_2d": {"p_mpjpe": fit_summary["p_mpjpe"], "mpjpe": fit_summary["mpjpe"],
-                      "p_mpjpe_per_subject": fit_per_subject, "focal": run.focals()},
+                      "p_mpjpe_per_subject": fit_per_subject, "focal": focals},
            "reference_tuned_videopose3d_mm": 21.7, "target_mm": 17.4}
     print(f"budget {args.budget:.0f} s: {wall:.0f} s wall, {it} iterations x {args.epochs} epochs, "
           f"{args.members} x {args.channels} ch, {args.sampling}, Ray share {100 * timing['ray_share']:.1f}%: P-MPJPE {summary['p_mpjpe']:.1f} mm ("

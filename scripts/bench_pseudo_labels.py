@@ -23,7 +23,7 @@ from raypose.data import splits
 from raypose.data.source import open_source, read_sequences
 from raypose.data.windows import make_windows
 from raypose.ensemble import aggregate, frame_spread, load_members, member_predictions, spread
-from raypose.geometry import camera_focals, fit_bones, fit_to_2d, subject_bones
+from raypose.geometry import fit_bones, fit_to_2d, focal_table, subject_bones, window_focals
 from raypose.metrics import mpjpe, p_mpjpe
 from raypose.predict import open_run
 
@@ -43,13 +43,13 @@ def main():
     hidden = np.isin([f"{k[0]}/{k[1]}" for k in w.keys], [f"{s}/{a}" for s, a in unlabelled])
     hidden = np.repeat(hidden, np.diff(w.offsets))
     preds = member_predictions(load_members(run, cfg, it, source.num_joints_2d), w, True, source.symmetry)
-    subjects = np.repeat([k[0] for k in w.keys], np.diff(w.offsets))
+    subjects = w.key_per_target(0)
     bones = subject_bones(w.targets, ~hidden, subjects)[hidden]   # labelled chunks only, as in training
     gt, p = w.targets[hidden], preds[:, hidden]
     mean = aggregate(p, "mean")
     centre = w.inputs[w.starts + rf // 2]
-    cameras = np.repeat([k[2] for k in w.keys], np.diff(w.offsets))
-    focal = camera_focals(w.targets, centre, ~hidden, cameras, seed=cfg.train.seed)   # labelled only
+    cameras = w.key_per_target(2)
+    focal = window_focals(focal_table(w.targets, centre, ~hidden, cameras, seed=cfg.train.seed), cameras)   # labelled only
     fitted = fit_to_2d(mean, centre[hidden], focal[hidden])
     labels = {"ensemble mean": mean, "+ fit to 2D": fitted, "+ fit to 2D + bones": fit_bones(fitted, bones)}
     s = frame_spread(spread(p, mean))

@@ -8,7 +8,6 @@ from raypose.errors import UserError
 from raypose.geometry import (
     ALL_CAMERAS,
     bone_lengths,
-    camera_focals,
     fit_bones,
     fit_focal,
     fit_to_2d,
@@ -143,7 +142,7 @@ def test_geometric_fits_undo_a_shrunk_noisy_pseudo_label(synth_dir):
     assert np.all(both[:, 0] == 0)
 
 
-def test_camera_focals_per_camera_from_labelled_windows_only(synth_dir):
+def test_focal_table_per_camera_from_labelled_windows_only(synth_dir):
     d = npz.load_humaneva(synth_dir)
     pose = np.concatenate(list(d.positions_3d["Train/S1"].values()))[:300]
     pose = pose - pose[:, :1]
@@ -155,10 +154,12 @@ def test_camera_focals_per_camera_from_labelled_windows_only(synth_dir):
     labelled = cameras != "C3"                     # C3 has no labelled window
     hidden = poses.copy()
     hidden[~labelled] = 7.0                        # and its 3D is never looked at
-    focal = camera_focals(hidden, keypoints, labelled, cameras)
+    table = focal_table(hidden, keypoints, labelled, cameras)
+    assert set(table) == {"C1", "C2", ALL_CAMERAS}
+    focal = window_focals(table, cameras)
     assert focal[cameras == "C1"] == pytest.approx(1.0, rel=0.02)
     assert focal[cameras == "C2"] == pytest.approx(2.0, rel=0.02)
-    everyone = focal_table(hidden, keypoints, labelled, cameras)[ALL_CAMERAS]
+    everyone = table[ALL_CAMERAS]
     assert np.all(focal[cameras == "C3"] == everyone) and 0.98 < everyone < 2.04   # C3: the fit over all
 
 
@@ -190,7 +191,6 @@ def test_focal_table_falls_back_for_cameras_with_few_windows():
     per = window_focals(table, cameras)
     assert per[0] == table["C1"] and per[-1] == table[ALL_CAMERAS]
     assert 0.98 < table[ALL_CAMERAS] < 2.04   # the fit over both cameras' labelled windows
-    np.testing.assert_array_equal(per, camera_focals(pose, keypoints, labelled, cameras))
 
 
 def test_fit_windows_puts_every_joint_on_its_input_ray():

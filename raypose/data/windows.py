@@ -26,6 +26,10 @@ class Windows:
         """(B, receptive_field, J, 2) windows for target indices."""
         return self.inputs[self.starts[index, None] + np.arange(self.receptive_field)]
 
+    def key_per_target(self, field):
+        """(N,) each target's sequence key field: 0 subject, 1 action, 2 camera."""
+        return np.repeat([k[field] for k in self.keys], np.diff(self.offsets))
+
     def centre(self):
         """(N, J, 2) each target's own 2D frame."""
         return self.inputs[self.starts + self.receptive_field // 2]

@@ -76,7 +76,7 @@ def train_loop(loop_cfg):
     # the cameras' focal lengths and the subjects' bones, from the labelled windows: fixed for
     # the whole run. Focal lengths go into the run (cameras.json) for evaluate/predict's 2D fit.
     centre, focal, bones = _centre_2d(train_w, nj), None, None
-    cams = np.repeat([k[2] for k in train_w.keys], np.diff(train_w.offsets))
+    cams = train_w.key_per_target(2)
     fit_2d = semi and cfg.semi.fit_2d and centre is not None
     table = run.focals()   # a resumed run's own
     if table is None and centre is not None and train_w.labelled.any() and (rank == 0 or fit_2d):
@@ -184,8 +184,7 @@ def _centre_2d(windows, num_joints_2d):
 def _bones(windows):
     """Each training window's reference bone lengths, from the labelled windows only."""
     from ..geometry import subject_bones
-    subjects = np.repeat([k[0] for k in windows.keys], np.diff(windows.offsets))
-    return subject_bones(windows.targets, windows.labelled, subjects)
+    return subject_bones(windows.targets, windows.labelled, windows.key_per_target(0))
 
 
 def _resources(cfg, cluster):
