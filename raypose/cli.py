@@ -19,7 +19,7 @@ def _cmd_prepare(args):
 
 def _cmd_synth(args):
     from .data.synthetic import write_synthetic
-    from .data.table import check_empty
+    from .outputs import check_empty
     check_empty(args.out, args.overwrite)
     paths = write_synthetic(args.out, frames=args.frames, seed=args.seed)
     print("wrote " + ", ".join(paths))
@@ -27,47 +27,13 @@ def _cmd_synth(args):
 
 def _cmd_demo(args):
     from .demo import run_demo
-    overrides = {"data.synthetic_frames": args.frames, "data.synthetic_seed": args.seed}
-    run_demo(args.out, **overrides)
-
-
-TRAIN_FLAGS = {  # flag -> config key
-    "data": "data.path", "split": "data.split", "actions": "data.actions",
-    "keypoints": "data.keypoints", "members": "train.members", "iterations": "train.iterations",
-    "epochs": "train.epochs", "sampling": "train.sampling", "subset_size": "train.subset_size",
-    "channels": "model.channels", "widths": "model.widths", "batch_size": "train.batch_size",
-    "seed": "train.seed", "out": "run.out", "time_budget": "run.time_budget",
-    "address": "run.address", "gpus_per_member": "run.gpus_per_member",
-    "max_failures": "run.max_failures", "keep_last": "run.keep_last",
-    "members_per_worker": "run.members_per_worker", "semi": "semi.mode",
-    "labelled_fraction": "semi.labelled_fraction",
-}
-SEMI_DEFAULT_FRACTION = 0.4   # the 2022 study's labelled share
-
-
-def train_config(args):
-    """Config file, then flags, then --set: the later wins."""
-    from . import config as C
-    cfg = C.load(args.config) if args.config else C.Config()
-    for flag, key in TRAIN_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            C.set_key(cfg, key, value)
-    if args.local:
-        cfg.run.local = True
-    if args.semi not in (None, "off") and args.labelled_fraction is None and cfg.semi.labelled_fraction == 1:
-        cfg.semi.labelled_fraction = SEMI_DEFAULT_FRACTION
-    for item in args.set or []:
-        if "=" not in item:
-            raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
-        key, value = item.split("=", 1)
-        C.set_key(cfg, key.strip(), value.strip())
-    return C.validate(cfg)
+    run_demo(args.out, **{"data.synthetic_frames": args.frames, "data.synthetic_seed": args.seed})
 
 
 def _cmd_train(args):
-    from .train.run import train
-    train(train_config(args))
+    from . import config as C
+    from .train.driver import train
+    train(C.from_args(args))
 
 
 def _cmd_evaluate(args):
@@ -88,15 +54,14 @@ def _cmd_plot(args):
 
 
 def _cmd_predict(args):
-    from .evaluate import DEFAULT_AGGREGATE
     from .predict import predict_file
-    path = predict_file(args.run, args.input, args.out, iteration=args.iteration,
-                        method=args.aggregate or DEFAULT_AGGREGATE, flip=not args.no_tta,
-                        fit_2d=args.fit_2d, focal=args.focal)
+    path = predict_file(args.run, args.input, args.out, iteration=args.iteration, method=args.aggregate,
+                        flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal)
     print(f"wrote {path}")
 
 
 def build_parser():
+    from . import config as C
     p = _Parser(prog="raypose", description="Ensembles of temporal CNNs for 3D human pose "
                 "estimation, trained in parallel on Ray.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -121,32 +86,7 @@ def build_parser():
 
     q = sub.add_parser("train", help="train an ensemble (resumes an interrupted run)")
     q.add_argument("--config", help="TOML config, e.g. raypose/configs/humaneva.toml")
-    q.add_argument("--data", help="npz directory, prepared Parquet directory/URI, or 'synthetic'")
-    q.add_argument("--split", help="videopose3d or seed")
-    q.add_argument("--actions", help="action prefixes, e.g. Walk,Jog,Box")
-    q.add_argument("--keypoints", help="2D file suffix (gt, or a detector's name)")
-    q.add_argument("--members", type=int, help="ensemble size N (one Ray worker each)")
-    q.add_argument("--iterations", type=int)
-    q.add_argument("--epochs", type=int, help="epochs per iteration")
-    q.add_argument("--sampling", help="bootstrap, disjoint or full")
-    q.add_argument("--subset-size", type=int, help="samples per member and iteration (0 = all)")
-    q.add_argument("--channels", type=int)
-    q.add_argument("--widths", help="filter widths, e.g. 3,3,3")
-    q.add_argument("--batch-size", type=int)
-    q.add_argument("--seed", type=int)
-    q.add_argument("--out", help="run directory: local path or s3:// / gs:// URI")
-    q.add_argument("--time-budget", type=float, help="seconds; stops after the iteration that crosses it")
-    q.add_argument("--address", help="Ray cluster address (default: local, or RAY_ADDRESS)")
-    q.add_argument("--gpus-per-member", type=int)
-    q.add_argument("--max-failures", type=int, help="worker restarts allowed (default 2)")
-    q.add_argument("--keep-last", type=int, help="keep only the newest K iterations (0 = all)")
-    q.add_argument("--members-per-worker", type=int)
-    q.add_argument("--semi", help="off, schedule (the 2022 pseudo-label schedule) or gated "
-                   "(pseudo-labels where the members agree)")
-    q.add_argument("--labelled-fraction", type=float,
-                   help="share of training chunks that keep their 3D (default 1; 0.4 with --semi)")
-    q.add_argument("--local", action="store_true", help="all members in this process, no Ray workers")
-    q.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key")
+    C.add_flags(q)   # every option with a flag, from raypose/config.py
     q.set_defaults(func=_cmd_train)
 
     q = sub.add_parser("predict", help="3D poses and per-joint spread for new 2D input")
@@ -154,7 +94,7 @@ def build_parser():
     q.add_argument("--input", required=True, help="npz with positions_2d (VideoPose3D layout)")
     q.add_argument("--out", required=True, help="output npz")
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
-    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (default)")
+    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (the default)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
     q.add_argument("--fit-2d", action="store_true",
                    help="fit each pose onto its input 2D: for exact 2D (motion capture), not detections")
@@ -165,7 +105,7 @@ def build_parser():
     q = sub.add_parser("evaluate", help="tables, aggregates, ensemble-size study, calibration")
     q.add_argument("--run", required=True)
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
-    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (default)")
+    q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (the default)")
     q.add_argument("--data", help="evaluate on other data (npz dir, prepared dir, synthetic)")
     q.add_argument("--split", help="videopose3d or seed (default: the run's)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")

@@ -1,82 +1,137 @@
-"""One config object for a run: read from TOML, overridden from the CLI, hashed for resume checks."""
+"""One config object for a run: read from TOML, overridden from the CLI, hashed for resume checks.
+
+Each option is defined once, below, as a dataclass field whose metadata carries its help text,
+its command-line flag and its check; argparse (`add_flags`) and the README's table of keys
+(`markdown_table`) are generated from these fields. Configs are frozen: `with_values` returns a
+new one, and derived defaults are resolved in `finalize` only.
+"""
 import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
-
 import tomllib
+from dataclasses import dataclass, field
 
 from .errors import UserError
 
+SEMI_DEFAULT_FRACTION = 0.4   # the 2022 study's labelled share, when semi is on and none is given
 
-@dataclass
+
+def opt(default, help, flag=None, check=None, expected=None):
+    """A config field: default, one-line help, optional CLI flag and check (value -> bool)."""
+    meta = {"help": help, "flag": flag, "check": check, "expected": expected}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive_int(v):
+    return v >= 1
+
+
+def _odd_widths(v):
+    return bool(v) and all(w >= 1 and w % 2 == 1 for w in v)
+
+
+def _fault(text):
+    try:
+        k, i = (int(v) for v in text.split(":"))
+        return k, i
+    except ValueError:
+        return None
+
+
+INT1 = "an integer >= 1"
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    path: str = "synthetic"          # npz dir, prepared Parquet dir, URI, or "synthetic"
-    keypoints: str = "gt"            # 2D file suffix: data_2d_humaneva15_<keypoints>.npz
-    split: str = "videopose3d"       # videopose3d | seed
-    actions: str = ""                # action prefixes, e.g. "Walk,Jog,Box"; empty = all
-    synthetic_frames: int = 3000
-    synthetic_seed: int = 0
+    path: str = opt("synthetic", "npz directory, prepared Parquet directory or URI, or 'synthetic'", "data")
+    keypoints: str = opt("gt", "2D file suffix: data_2d_humaneva15_<keypoints>.npz", "keypoints")
+    split: str = opt("videopose3d", "videopose3d (Train/* vs Validate/*) or seed (the 2022 split)", "split",
+                     lambda v: v in ("videopose3d", "seed"), "videopose3d or seed")
+    actions: str = opt("", "action prefixes, e.g. Walk,Jog,Box (empty: all)", "actions")
+    synthetic_frames: int = opt(3000, "frames of built-in synthetic data", None, _positive_int, INT1)
+    synthetic_seed: int = opt(0, "seed of the synthetic data")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
-    channels: int = 1024
-    widths: list = field(default_factory=lambda: [3, 3, 3])
-    dropout: float = 0.25
+    channels: int = opt(1024, "channels of every temporal convolution", "channels", _positive_int, INT1)
+    widths: list = opt([3, 3, 3], "filter widths; the receptive field is their product", "widths",
+                       _odd_widths, "odd filter widths such as 3,3,3")
+    dropout: float = opt(0.25, "dropout probability", None, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    members: int = 5
-    iterations: int = 10
-    epochs: int = 10                 # epochs per iteration, over the member's sample
-    sampling: str = "bootstrap"      # bootstrap | disjoint | full
-    subset_size: int = 0             # samples per member and iteration; 0 = training set size
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_decay: float = 0.996          # per epoch, continued across iterations
-    bn_momentum: float = 0.1
-    bn_momentum_final: float = 0.001
-    flip: bool = True                # flip augmentation in training and at test time
-    seed: int = 0
+    members: int = opt(5, "ensemble size N", "members", _positive_int, INT1)
+    iterations: int = opt(10, "iterations; each saves every member and the ensemble's record", "iterations",
+                          _positive_int, INT1)
+    epochs: int = opt(10, "epochs per iteration, over the member's sample", "epochs", _positive_int, INT1)
+    sampling: str = opt("bootstrap", "bootstrap (own draw with replacement), disjoint (the 2022 method) or "
+                        "full (every window)", "sampling",
+                        lambda v: v in ("bootstrap", "disjoint", "full"), "bootstrap, disjoint or full")
+    subset_size: int = opt(0, "samples per member and iteration (0: training set size)", "subset-size",
+                           lambda v: v >= 0, "an integer >= 0 (0 = training set size)")
+    batch_size: int = opt(128, "windows per optimiser step", "batch-size", _positive_int, INT1)
+    lr: float = opt(1e-3, "Adam learning rate", None, lambda v: v > 0, "a number > 0")
+    lr_decay: float = opt(0.996, "learning-rate factor per epoch, continued across iterations", None,
+                          lambda v: 0 < v <= 1, "a number in (0, 1]")
+    bn_momentum: float = opt(0.1, "BatchNorm momentum at the start", None, lambda v: 0 < v <= 1,
+                             "a number in (0, 1]")
+    bn_momentum_final: float = opt(0.001, "BatchNorm momentum at the end (decays exponentially)", None,
+                                   lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    flip: bool = opt(True, "flip augmentation in training and flip averaging at test time")
+    seed: int = opt(0, "seed of weights, draws and epoch orders", "seed")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SemiConfig:
-    mode: str = "off"                # off | schedule | gated
-    labelled_fraction: float = 1.0   # of the training chunks (by chunk, seeded); the rest lose 3D
-    warmup: int = 2                  # supervised iterations before the first pseudo-labels
-    per_iteration: int = 500         # schedule: (j + 1) * per_iteration windows, j = i - warmup
-    threshold_scale: float = 2.0     # gated: spread <= scale x median spread on labelled windows
-    weighted: bool = True            # gated: weight pseudo-labels by confidence
-    refresh: bool = True             # gated: relabel every iteration (False: the warm-up teacher only)
-    pseudo_weight: float = 1.0       # loss weight of a pseudo-labelled window relative to a labelled one
-    fit_2d: bool = True              # gated: move each pseudo-label's x, y onto the window's own 2D
-    fit_bones: bool = True           # gated: give each pseudo-label its subject's labelled bone lengths
+    mode: str = opt("off", "off, schedule (the 2022 pseudo-label schedule) or gated (where members agree)",
+                    "semi", lambda v: v in ("off", "schedule", "gated"), "off, schedule or gated")
+    labelled_fraction: float = opt(0.0, "share of training chunks that keep their 3D (0: 1 without semi, "
+                                   f"{SEMI_DEFAULT_FRACTION} with it)", "labelled-fraction",
+                                   lambda v: 0 <= v <= 1, "a number in (0, 1], or 0 for the default")
+    warmup: int = opt(2, "supervised iterations before the first pseudo-labels", None, lambda v: v >= 0,
+                      "an integer >= 0")
+    per_iteration: int = opt(500, "schedule: (j + 1) x this many windows, j = iteration - warmup", None,
+                             _positive_int, INT1)
+    threshold_scale: float = opt(2.0, "gated: spread <= this x the median spread on labelled windows", None,
+                                 lambda v: v > 0, "a number > 0")
+    weighted: bool = opt(True, "gated: weight pseudo-labels by confidence")
+    refresh: bool = opt(True, "gated: relabel every iteration (false: the warm-up teacher only)")
+    pseudo_weight: float = opt(1.0, "loss weight of a pseudo-labelled window", None, lambda v: v >= 0,
+                               "a number >= 0")
+    fit_2d: bool = opt(True, "gated: move each pseudo-label's x, y onto the window's own 2D")
+    fit_bones: bool = opt(True, "gated: give each pseudo-label its subject's labelled bone lengths")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
-    out: str = "runs/humaneva"
-    address: str = ""                # Ray cluster address; empty = local or RAY_ADDRESS
-    gpus_per_member: int = 0         # 0 = use a GPU per member when the cluster has GPUs
-    cpus_per_member: float = 0.0      # 0 = share the node's CPUs between members
-    members_per_worker: int = 1
-    pack: bool = True                # members_per_worker > 1: train them as one stacked model (vmap)
-    max_failures: int = 2
-    time_budget: float = 0.0          # seconds; 0 = no budget
-    keep_last: int = 0               # 0 = keep every iteration
-    local: bool = False              # run all members in the driver process (no Ray workers)
+    out: str = opt("runs/humaneva", "run directory: local path or s3:// / gs:// URI", "out")
+    address: str = opt("", "Ray cluster address (empty: local, or RAY_ADDRESS)", "address")
+    cpus_per_member: float = opt(0.0, "CPUs per member (0: share the node's CPUs)", None, lambda v: v >= 0,
+                                 "a number >= 0")
+    members_per_worker: int = opt(1, "members per Ray worker", "members-per-worker", _positive_int, INT1)
+    pack: bool = opt(True, "members_per_worker > 1: train them as one stacked model (vmap)")
+    max_failures: int = opt(2, "worker restarts allowed", "max-failures", lambda v: v >= 0, "an integer >= 0")
+    time_budget: float = opt(0.0, "seconds; stops after the iteration that crosses it (0: none)",
+                             "time-budget", lambda v: v >= 0, "a number of seconds >= 0")
+    keep_last: int = opt(0, "keep only the newest K iterations (0: all)", "keep-last", lambda v: v >= 0,
+                         "an integer >= 0")
+    local: bool = opt(False, "all members in this process, no Ray", "local")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DebugConfig:
-    fail_member_at: str = ""         # "member:iteration": crash that member once, for tests
+    fail_member_at: str = opt("", "'member:iteration': crash that member once (tests)", None,
+                              lambda v: not v or _fault(v) is not None, "'member:iteration'")
+    kill_driver_at: int = opt(0, "SIGKILL the driver once iteration i is committed (tests)", None,
+                              lambda v: v >= 0, "an integer >= 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -97,60 +152,73 @@ class Config:
         d["train"].pop("iterations")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
+    def fault(self):
+        """(member, iteration) at which to inject one crash, or None."""
+        return _fault(self.debug.fail_member_at) if self.debug.fail_member_at else None
+
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+REMOVED = {"run.gpus_per_member"}   # keys older runs' config.toml may hold; read and ignored
 
 
-def _coerce(key, value, current):
-    """Typed like the default: the TOML or CLI value must fit the field."""
+def fields():
+    """(section, dataclass field) of every option, in declaration order."""
+    return [(s, f) for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+
+
+def _field(key):
+    """(section, field) for `train.epochs`, or a bare `epochs` where it is unambiguous."""
+    if "." in key:
+        section, name = key.split(".", 1)
+        found = [(s, f) for s, f in fields() if s == section and f.name == name]
+    else:
+        found = [(s, f) for s, f in fields() if f.name == key]
+    if len(found) != 1:
+        raise UserError(f"config key {key!r}: unknown; expected one of "
+                        + ", ".join(f"{s}.{f.name}" for s, f in fields()))
+    return found[0]
+
+
+def _coerce(key, value, kind):
+    """The TOML or CLI value as the field's type."""
     try:
-        if isinstance(current, bool):
+        if kind is bool:
             if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
+                return {"1": True, "true": True, "yes": True, "on": True,
+                        "0": False, "false": False, "no": False, "off": False}[value.lower()]
             return bool(value)
-        if isinstance(current, int):
+        if kind is int:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value)
-        if isinstance(current, float):
+        if kind is float:
             return float(value)
-        if isinstance(current, list):
+        if kind is list:
             if isinstance(value, str):
-                value = [int(v) for v in value.replace(" ", "").split(",") if v]
+                value = [v for v in value.replace(" ", "").split(",") if v]
             return [int(v) for v in value]
         return str(value)
-    except (TypeError, ValueError):
-        raise UserError(f"config key {key}: expected {type(current).__name__}, got {value!r}") from None
+    except (TypeError, ValueError, KeyError):
+        raise UserError(f"config key {key}: expected {kind.__name__}, got {value!r}") from None
 
 
-def set_key(cfg, key, value):
-    """`train.epochs` (or a bare `epochs` where it is unambiguous) = value."""
-    if "." in key:
-        section, name = key.split(".", 1)
-    else:
-        owners = [s for s in SECTIONS if hasattr(getattr(cfg, s), key)]
-        if len(owners) != 1:
-            raise UserError(f"config key {key!r}: unknown; expected section.key such as train.epochs")
-        section, name = owners[0], key
-    sub = getattr(cfg, section, None)
-    if section not in SECTIONS or not hasattr(sub, name):
-        raise UserError(f"config key {key!r}: unknown; expected one of "
-                        f"{', '.join(f'{s}.{f.name}' for s in SECTIONS for f in dataclasses.fields(getattr(cfg, s)))}")
-    setattr(sub, name, _coerce(key, value, getattr(sub, name)))
+def with_values(cfg, values):
+    """A new config with {key: value} applied (keys as in `_field`); cfg is left as it was."""
+    sections = {s: {} for s in SECTIONS}
+    for key, value in values.items():
+        section, f = _field(key)
+        sections[section][f.name] = _coerce(key, value, f.type)
+    return dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **v)
+                                       for s, v in sections.items() if v})
 
 
 def from_dict(d, source="config"):
-    cfg = Config()
-    for section, values in d.items():
-        if section not in SECTIONS or not isinstance(values, dict):
+    values = {}
+    for section, items in d.items():
+        if section not in SECTIONS or not isinstance(items, dict):
             raise UserError(f"{source}: unknown section [{section}]; expected {', '.join(SECTIONS)}")
-        for name, value in values.items():
-            set_key(cfg, f"{section}.{name}", value)
-    return cfg
+        values.update({f"{section}.{k}": v for k, v in items.items() if f"{section}.{k}" not in REMOVED})
+    return with_values(Config(), values)
 
 
 def load(path):
@@ -158,7 +226,7 @@ def load(path):
     try:
         with open(path, "rb") as f:
             text = f.read().decode()
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise UserError(f"{path}: config file not found") from None
     return loads(text, source=path)
 
@@ -176,55 +244,65 @@ def to_toml(cfg):
     lines = []
     for section, values in cfg.to_dict().items():
         lines.append(f"[{section}]")
-        for k, v in values.items():
-            lines.append(f"{k} = {json.dumps(v)}")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
         lines.append("")
     return "\n".join(lines)
 
 
 def validate(cfg):
-    t, m = cfg.train, cfg.model
-    checks = [
-        (t.members >= 1, "train.members", "an integer >= 1"),
-        (t.iterations >= 1, "train.iterations", "an integer >= 1"),
-        (t.epochs >= 1, "train.epochs", "an integer >= 1"),
-        (t.sampling in ("bootstrap", "disjoint", "full"), "train.sampling", "bootstrap, disjoint or full"),
-        (t.subset_size >= 0, "train.subset_size", "an integer >= 0 (0 = training set size)"),
-        (t.batch_size >= 1, "train.batch_size", "an integer >= 1"),
-        (t.lr > 0 and 0 < t.lr_decay <= 1, "train.lr / train.lr_decay", "lr > 0 and decay in (0, 1]"),
-        (m.channels >= 1, "model.channels", "an integer >= 1"),
-        (bool(m.widths) and all(w >= 1 and w % 2 == 1 for w in m.widths), "model.widths", "odd filter widths such as 3,3,3"),
-        (0 <= m.dropout < 1, "model.dropout", "a number in [0, 1)"),
-        (cfg.data.split in ("videopose3d", "seed"), "data.split", "videopose3d or seed"),
-        (cfg.semi.mode in ("off", "schedule", "gated"), "semi.mode (--semi)", "off, schedule or gated"),
-        (0 < cfg.semi.labelled_fraction <= 1, "semi.labelled_fraction (--labelled-fraction)",
-         "a number in (0, 1]"),
-        (cfg.semi.warmup >= 0 and cfg.semi.per_iteration >= 1 and cfg.semi.threshold_scale > 0,
-         "semi.warmup / per_iteration / threshold_scale", "warmup >= 0, per_iteration >= 1, scale > 0"),
-        (cfg.run.members_per_worker >= 1, "run.members_per_worker", "an integer >= 1"),
-        (cfg.run.max_failures >= 0, "run.max_failures", "an integer >= 0"),
-        (cfg.run.keep_last >= 0, "run.keep_last", "an integer >= 0"),
-        (cfg.run.gpus_per_member in (0, 1), "run.gpus_per_member (--gpus-per-member)",
-         "0 (a GPU per member when there are GPUs) or 1; data-parallel members over several GPUs "
-         "are not supported yet"),
-    ]
-    for ok, key, expected in checks:
-        if not ok:
-            raise UserError(f"config key {key}: expected {expected}")
-    if cfg.debug.fail_member_at and not _parse_fault(cfg.debug.fail_member_at):
-        raise UserError(f"config key debug.fail_member_at: expected 'member:iteration', got "
-                        f"{cfg.debug.fail_member_at!r}")
+    """Every field's own check; the first that fails is the user's one-line error."""
+    for section, f in fields():
+        check = f.metadata["check"]
+        if check is not None and not check(getattr(getattr(cfg, section), f.name)):
+            flag = f" (--{f.metadata['flag']})" if f.metadata["flag"] else ""
+            raise UserError(f"config key {section}.{f.name}{flag}: expected {f.metadata['expected']}, "
+                            f"got {getattr(getattr(cfg, section), f.name)!r}")
     return cfg
 
 
-def _parse_fault(text):
-    try:
-        k, i = (int(v) for v in text.split(":"))
-        return k, i
-    except ValueError:
-        return None
+def finalize(cfg):
+    """Checked, with derived defaults resolved: the config a run is made with and hashed by."""
+    validate(cfg)
+    if cfg.semi.labelled_fraction == 0:
+        cfg = with_values(cfg, {"semi.labelled_fraction": 1.0 if cfg.semi.mode == "off" else SEMI_DEFAULT_FRACTION})
+    return cfg
 
 
-def fault(cfg):
-    """(member, iteration) at which to inject one crash, or None."""
-    return _parse_fault(cfg.debug.fail_member_at) if cfg.debug.fail_member_at else None
+# ---- the command line and the docs, generated from the fields --------------------------------
+
+def add_flags(parser):
+    """`--flag` for every option that has one, and `--set KEY=VALUE` for any key."""
+    for section, f in fields():
+        flag = f.metadata["flag"]
+        if flag is None:
+            continue
+        key = f"{section}.{f.name}"
+        if f.type is bool:
+            parser.add_argument(f"--{flag}", dest=key, action="store_const", const=True, help=f.metadata["help"])
+        else:
+            parser.add_argument(f"--{flag}", dest=key, metavar=f.name.upper(),
+                                help=f"{f.metadata['help']} [{key}]")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any config key, e.g. train.lr=0.002 (see the README's table)")
+
+
+def from_args(args, base=None):
+    """Config file (or base), then flags, then --set: the later wins."""
+    cfg = base or (load(args.config) if getattr(args, "config", None) else Config())
+    values = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    for item in args.set:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        key, value = item.split("=", 1)
+        values[key.strip()] = value.strip()
+    return with_values(cfg, values)
+
+
+def markdown_table():
+    """The README's table of config keys, from the fields."""
+    lines = ["| key | flag | default | meaning |", "|---|---|---|---|"]
+    for section, f in fields():
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        flag = f"`--{f.metadata['flag']}`" if f.metadata["flag"] else ""
+        lines.append(f"| `{section}.{f.name}` | {flag} | `{json.dumps(default)}` | {f.metadata['help']} |")
+    return "\n".join(lines)

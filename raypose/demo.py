@@ -7,24 +7,21 @@ from . import config as C
 from .errors import UserError
 
 
-def demo_config(out):
+def demo_config(out, **overrides):
     cfg = C.load(resources.files("raypose") / "configs" / "demo.toml")
-    cfg.run.out = os.fspath(out)
-    return cfg
+    return C.finalize(C.with_values(cfg, {"run.out": os.fspath(out), **overrides}))
 
 
 def run_demo(out="runs/demo", echo=print, **overrides):
     """Train the demo ensemble from scratch and print ensemble vs member errors."""
-    from .train.run import train
+    from .train.driver import train
 
     out = os.path.abspath(out)
+    cfg = demo_config(out, **overrides)   # every argument checked before anything is deleted
     if os.path.isdir(out) and os.listdir(out):
         if not os.path.isfile(os.path.join(out, "config.toml")):
             raise UserError(f"{out}: exists and is not a raypose run; expected a new directory")
         shutil.rmtree(out)   # an earlier demo: the demo always starts fresh
-    cfg = demo_config(out)
-    for key, value in overrides.items():
-        C.set_key(cfg, key, value)
     last = train(cfg, echo=echo)
     e = last["ensemble"]
     members = ", ".join(f"{x:.1f}" for x in last["member_p_mpjpe_mm"])

@@ -1,115 +1,55 @@
-"""From members' predictions to the ensemble's pose and its spread; loading a run's members.
-
-Aggregation is per joint on root-relative poses, so members never disagree merely about where
-the root is.
-"""
+"""An ensemble of a run: its members at one iteration, loaded from their self-describing
+checkpoints, predicting windows and aggregating by the run's default."""
 import numpy as np
 import torch
 
+from .aggregate import aggregate, check, spread
 from .errors import UserError
 from .inference import predict_windows
 from .model import TemporalModel
 
-AGGREGATES = ("mean", "median", "trimmed", "geomedian", "weighted")
+
+def model_args(model_cfg, layout):
+    """What builds a member's network; saved in every checkpoint (nanoGPT's `model_args`)."""
+    return {"num_joints_in": layout.joints_2d, "num_joints_out": layout.joints_3d,
+            "widths": list(model_cfg.widths), "channels": model_cfg.channels, "dropout": model_cfg.dropout}
 
 
-def _distances(preds, center):
-    return np.linalg.norm(preds - center[None], axis=-1)           # (K, N, J)
+class Ensemble:
+    def __init__(self, models, layout, iteration=None, config_hash=None, device="cpu"):
+        self.models, self.layout, self.iteration = models, layout, iteration
+        self.config_hash, self.device = config_hash, device
 
+    def __len__(self):
+        return len(self.models)
 
-def geometric_median(preds, iterations=30, eps=1e-7, tol=1e-6):
-    """Per joint, the 3D point minimising the summed distance to the members (Weiszfeld).
+    @classmethod
+    def load(cls, run, iteration=None, device="cpu"):
+        """The run's N members at `iteration` (default: the latest), eval mode, checksums verified."""
+        iteration = run.iteration(iteration)
+        cfg, layout = run.config, run.layout
+        models = []
+        for k in range(cfg.train.members):
+            state = run.load_member(k, iteration, map_location=device)
+            model = TemporalModel(**state.get("model_args") or model_args(cfg.model, layout)).to(device)
+            try:
+                model.load_state_dict(state["model"])
+            except (KeyError, RuntimeError) as e:
+                raise UserError(f"{run.path('checkpoints')}: member {k} at iteration {iteration} does not "
+                                f"fit the run's config ({type(e).__name__}); expected its own checkpoints") from None
+            models.append(model.eval())
+        return cls(models, layout, iteration, cfg.hash(), device)
 
-    Starts from the coordinate-wise median; eps keeps a member that sits on the estimate from
-    dividing by zero.
-    """
-    z = np.median(preds, axis=0)
-    for _ in range(iterations):
-        w = 1.0 / np.maximum(_distances(preds, z), eps)              # (K, N, J)
-        z_new = (w[..., None] * preds).sum(0) / w.sum(0)[..., None]
-        if np.max(np.abs(z_new - z)) < tol:   # a micrometre
-            return z_new
-        z = z_new
-    return z
+    @torch.no_grad()
+    def predict(self, windows, tta=True):
+        """(K, N, J, 3): every member's root-relative pose for every target of `windows`."""
+        return np.stack([predict_windows(m, windows, self.layout, tta, self.device) for m in self.models])
 
+    def aggregate(self, preds, method=None):
+        return aggregate(preds, check(method))
 
-def trimmed_mean(preds, trim=None):
-    """Mean of the members left after dropping the `trim` farthest from the median (per joint).
-
-    trim defaults to ceil(0.2 K) for K >= 3 (one of five), none below three members.
-    """
-    k = len(preds)
-    trim = (int(np.ceil(0.2 * k)) if k >= 3 else 0) if trim is None else trim
-    if trim == 0:
-        return preds.mean(0)
-    d = _distances(preds, np.median(preds, axis=0))
-    keep = np.argsort(d, axis=0, kind="stable")[: k - trim]          # (K - trim, N, J)
-    return np.take_along_axis(preds, keep[..., None], axis=0).mean(0)
-
-
-def agreement_weighted(preds):
-    """Members weighted per joint by agreement with the others, never by test error.
-
-    Cauchy weights w_k = 1 / (1 + (d_k / s)^2), d_k the distance to the coordinate-wise median
-    and s = 3 x the median of the d_k (at least 1 mm): a member far outside the others' scatter
-    gets a weight near zero, members inside it count nearly equally, so on a clean ensemble it
-    stays close to the mean. Label-free, so usable at test time.
-    """
-    d = _distances(preds, np.median(preds, axis=0))
-    s = np.maximum(3.0 * np.median(d, axis=0), 1e-3)
-    w = 1.0 / (1.0 + (d / s) ** 2)
-    return (w[..., None] * preds).sum(0) / w.sum(0)[..., None]
-
-
-def aggregate(preds, method="mean"):
-    """preds (K, N, J, 3) root-relative -> (N, J, 3), per joint."""
-    preds = np.asarray(preds, dtype=np.float32)
-    if method == "mean":
-        return preds.mean(axis=0)
-    if method == "median":
-        return np.median(preds, axis=0)
-    if method == "trimmed":
-        return trimmed_mean(preds).astype(np.float32)
-    if method == "geomedian":
-        return geometric_median(preds).astype(np.float32)
-    if method == "weighted":
-        return agreement_weighted(preds).astype(np.float32)
-    raise UserError(f"aggregate {method!r}: unknown, expected one of {', '.join(AGGREGATES)}")
-
-
-def spread(preds, center=None):
-    """Per joint: root-mean-square distance of the members from the ensemble (metres), (N, J).
-
-    The members' standard deviation in 3D; 0 for a single member.
-    """
-    preds = np.asarray(preds, dtype=np.float32)
-    center = preds.mean(axis=0) if center is None else center
-    return np.sqrt(np.mean(np.sum((preds - center) ** 2, axis=-1), axis=0))
-
-
-def build_model(cfg, num_joints_in):
-    m = cfg.model
-    return TemporalModel(num_joints_in, 15, m.widths, m.channels, m.dropout)
-
-
-def load_members(run, cfg, iteration, num_joints_in, device="cpu"):
-    """The run's N members at `iteration`, in eval mode, checksums verified."""
-    n = cfg.train.members
-    models = []
-    for k in range(n):
-        state = run.load_member(n, k, iteration, map_location=device)
-        model = build_model(cfg, num_joints_in).to(device)
-        model.load_state_dict(state["model"])
-        models.append(model.eval())
-    return models
-
-
-@torch.no_grad()
-def member_predictions(models, windows, flip, symmetry_2d, device="cpu"):
-    """(K, N, 15, 3) for every target of `windows`."""
-    return np.stack([predict_windows(m, windows, flip, symmetry_2d, device) for m in models])
-
-
-def frame_spread(spread_nj):
-    """Per-frame summary (N,) of a per-joint spread (N, J): mean over joints but the root."""
-    return np.asarray(spread_nj)[..., 1:].mean(-1)
+    def pose(self, windows, tta=True, method=None):
+        """(members' predictions, aggregate pose, per-joint spread around it)."""
+        preds = self.predict(windows, tta)
+        ens = self.aggregate(preds, method)
+        return preds, ens, spread(preds, ens)

@@ -10,15 +10,17 @@ import json
 import numpy as np
 
 from . import metrics as M
+from . import report as R
 from .data import splits
 from .data.source import open_source, read_sequences
+from .aggregate import AGGREGATES, aggregate, check, frame_spread, spread
+from .cameras import IMAGE_WIDTH
 from .data.windows import make_windows
-from .ensemble import AGGREGATES, aggregate, frame_spread, load_members, member_predictions, spread
+from .ensemble import Ensemble
 from .errors import UserError
 from .geometry import fit_windows
-from .predict import open_run
+from .run import Run
 
-DEFAULT_AGGREGATE = "weighted"   # ties the mean on a clean ensemble, shrugs off a broken member (benchmarks/ensemble.json)
 STUDY_DRAWS = 20
 CURVE_POINTS = 8
 NOISE_PX = 5.0
@@ -26,9 +28,7 @@ NOISE_PX = 5.0
 
 def eval_windows(cfg, data=None, split=None):
     """Windows over the evaluation chunks of the run's data (or another data set / split)."""
-    data_cfg = cfg.data
-    if data is not None:
-        data_cfg.path = data
+    data_cfg = cfg.data if data is None else dataclasses.replace(cfg.data, path=data)
     source = open_source(data_cfg)
     _, test = splits.select(source.chunks, split or data_cfg.split, data_cfg.actions or None,
                             source=source.description)
@@ -37,7 +37,7 @@ def eval_windows(cfg, data=None, split=None):
 
 
 def _records(windows, pose):
-    """(subject, action, camera, pred, gt) per sequence, for metrics.evaluate_sequences."""
+    """(subject, action, camera, pred, gt) per sequence, for report.evaluate_sequences."""
     out = []
     for s, (subject, action, camera) in enumerate(windows.keys):
         lo, hi = windows.offsets[s], windows.offsets[s + 1]
@@ -47,7 +47,7 @@ def _records(windows, pose):
 
 def protocol(windows, pose):
     """Per (subject, action) table and the field's summary: mean over actions, then subjects."""
-    table = M.evaluate_sequences(_records(windows, pose))
+    table = R.evaluate_sequences(_records(windows, pose))
     per_subject = table.groupby("subject")[list(M.METRICS)].mean()
     summary = {m: float(per_subject[m].mean()) for m in M.METRICS}
     return table, summary
@@ -82,91 +82,85 @@ def size_study(preds, gt, methods, draws=STUDY_DRAWS, seed=0):
 def noisy(windows, sigma_px, seed=0):
     """The same windows with Gaussian pixel noise on the 2D input."""
     rng = np.random.default_rng(seed)
-    scale = sigma_px * 2 / 640            # pixels -> normalised units (x / w * 2)
+    scale = sigma_px * 2 / IMAGE_WIDTH    # pixels -> normalised units (x / w * 2)
     inputs = windows.inputs + rng.normal(0, scale, windows.inputs.shape).astype(np.float32)
     return dataclasses.replace(windows, inputs=inputs)
 
 
 def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=True, echo=print,
              curve=True, noise_px=NOISE_PX):
+    """Every table and study of one iteration's ensemble; merged into metrics.json."""
     from .calibration import calibration_report
 
-    run, cfg, iteration = open_run(run_uri, iteration)
-    method = method or DEFAULT_AGGREGATE
-    if method not in AGGREGATES:
-        raise UserError(f"--aggregate {method!r}: unknown, expected one of {', '.join(AGGREGATES)}")
-    windows, source = eval_windows(cfg, data, split)
+    run = Run.open(run_uri)
+    ensemble = Ensemble.load(run, iteration)
+    method = check(method)   # an unknown name fails before any data is read
+    windows, source = eval_windows(run.config, data, split)
     if windows.targets is None:
         raise UserError(f"{source.description}: the evaluation split has no 3D ground truth")
-    sym = source.symmetry
-    n = cfg.train.members
-    models = load_members(run, cfg, iteration, source.num_joints_2d)
-    preds = member_predictions(models, windows, tta, sym)
+    preds, ens, unc = ensemble.pose(windows, tta, method)
     gt = windows.targets
-
-    ens = aggregate(preds, method)
     table, summary = protocol(windows, ens)
-    members = []
-    for k in range(n):
-        _, s = protocol(windows, preds[k])
-        members.append({"member": k, **s})
-    aggregates = {m: quick(aggregate(preds, m), gt) for m in AGGREGATES}
-    unc = spread(preds, ens)
-    err = M.per_joint_error(ens, gt)
-    calib = calibration_report(unc, err)
+    members = [{"member": k, **protocol(windows, p)[1]} for k, p in enumerate(preds)]
     evaluation = {
-        "iteration": iteration, "aggregate": method, "split": split or cfg.data.split,
-        "data": source.description, "tta": tta, "frames": len(gt), "members": n,
+        "iteration": ensemble.iteration, "aggregate": method, "split": split or run.config.data.split,
+        "data": source.description, "tta": tta, "frames": len(gt), "members": len(ensemble),
         "table": json.loads(table.to_json(orient="records")),
         "summary": summary, "member_summaries": members,
         "gain_mm": {m: float(np.mean([x[m] for x in members]) - summary[m]) for m in ("mpjpe", "p_mpjpe")},
-        "aggregates": aggregates,
+        "aggregates": {m: quick(aggregate(preds, m), gt) for m in AGGREGATES},
         "ensemble_size": size_study(preds, gt, sorted({"mean", method})),
-        "per_joint": {"spread_mm": (1000 * unc.mean(0)).tolist(), "error_mm": (1000 * err.mean(0)).tolist()},
-        "calibration": calib,
+        "per_joint": {"spread_mm": (1000 * unc.mean(0)).tolist(),
+                      "error_mm": (1000 * M.per_joint_error(ens, gt).mean(0)).tolist()},
+        "calibration": calibration_report(unc, M.per_joint_error(ens, gt)),
     }
     focals = run.focals()
-    if focals is not None:   # the run's 2D is the skeleton's 15 joints: fitted onto its input's 2D
+    if focals is not None:   # the run's 2D is the skeleton's joints: fitted onto its input's 2D
         fitted = fit_windows(ens, windows, focals)
         fit_table, fit_summary = protocol(windows, fitted)
         evaluation["fit_2d"] = {"focal": focals, "summary": fit_summary, "all_frames": quick(fitted, gt),
                                 "table": json.loads(fit_table.to_json(orient="records"))}
     if noise_px:
-        noisy_w = noisy(windows, noise_px)
-        noisy_preds = member_predictions(models, noisy_w, tta, sym)
-        base = float(frame_spread(unc).mean())
-        noisy_ens = aggregate(noisy_preds, method)
-        evaluation["noise"] = {"sigma_px": noise_px, "spread_mm": 1000 * base,
-                               "noisy_spread_mm": 1000 * float(frame_spread(spread(noisy_preds)).mean()),
-                               "error_mm": quick(noisy_ens, gt)}
-        evaluation["noise"]["spread_ratio"] = evaluation["noise"]["noisy_spread_mm"] / max(1000 * base, 1e-9)
-        if "fit_2d" in evaluation:   # what the fit does where the 2D is not exact
-            evaluation["noise"]["fit_2d_error_mm"] = quick(fit_windows(noisy_ens, noisy_w, focals), gt)
+        evaluation["noise"] = noise_study(ensemble, windows, unc, method, tta, noise_px, focals)
     if curve:
-        evaluation["iterations"] = iteration_curve(run, cfg, windows, sym, tta, gt)
+        evaluation["iterations"] = iteration_curve(run, windows, tta)
     _write(run, evaluation)
     for line in report_lines(evaluation):
         echo(line)
     return evaluation
 
 
-def iteration_curve(run, cfg, windows, sym, tta, gt, points=CURVE_POINTS):
+def noise_study(ensemble, windows, unc, method, tta, sigma_px, focals):
+    """The same ensemble on the 2D with Gaussian pixel noise: how spread and error react."""
+    noisy_w = noisy(windows, sigma_px)
+    noisy_preds = ensemble.predict(noisy_w, tta)
+    noisy_ens = aggregate(noisy_preds, method)
+    base = float(frame_spread(unc).mean())
+    out = {"sigma_px": sigma_px, "spread_mm": 1000 * base,
+           "noisy_spread_mm": 1000 * float(frame_spread(spread(noisy_preds)).mean()),
+           "error_mm": quick(noisy_ens, windows.targets)}
+    out["spread_ratio"] = out["noisy_spread_mm"] / max(1000 * base, 1e-9)
+    if focals is not None:   # what the fit does where the 2D is not exact
+        out["fit_2d_error_mm"] = quick(fit_windows(noisy_ens, noisy_w, focals), windows.targets)
+    return out
+
+
+def iteration_curve(run, windows, tta, points=CURVE_POINTS):
     """Every aggregate at up to `points` evenly spaced kept iterations."""
     its = run.iterations()
     if len(its) > points:
         its = sorted({its[round(j)] for j in np.linspace(0, len(its) - 1, points)})
+    n = run.config.train.members
     out = {"iteration": its, "aggregates": {m: {"mpjpe": [], "p_mpjpe": []} for m in AGGREGATES},
-           "members": {"mpjpe": [[] for _ in range(cfg.train.members)],
-                       "p_mpjpe": [[] for _ in range(cfg.train.members)]}}
-    nj = windows.inputs.shape[1]
+           "members": {"mpjpe": [[] for _ in range(n)], "p_mpjpe": [[] for _ in range(n)]}}
     for i in its:
-        preds = member_predictions(load_members(run, cfg, i, nj), windows, tta, sym)
+        preds = Ensemble.load(run, i).predict(windows, tta)
         for m in AGGREGATES:
-            q = quick(aggregate(preds, m), gt)
+            q = quick(aggregate(preds, m), windows.targets)
             for metric in ("mpjpe", "p_mpjpe"):
                 out["aggregates"][m][metric].append(q[metric])
         for k, p in enumerate(preds):
-            q = quick(p, gt)
+            q = quick(p, windows.targets)
             for metric in ("mpjpe", "p_mpjpe"):
                 out["members"][metric][k].append(q[metric])
     return out
@@ -175,7 +169,7 @@ def iteration_curve(run, cfg, windows, sym, tta, gt, points=CURVE_POINTS):
 def report_lines(ev):
     lines = [f"iteration {ev['iteration']}, {ev['members']} members, aggregate {ev['aggregate']}, "
              f"{ev['frames']} frames ({ev['data']}, split {ev['split']}, TTA {'on' if ev['tta'] else 'off'})", ""]
-    lines += M.format_table(M.summary_table(_frame(ev["table"]))).splitlines()
+    lines += R.format_table(R.summary_table(_frame(ev["table"]))).splitlines()
     lines.append("")
     for m in ev["member_summaries"]:
         lines.append(f"member {m['member']}: MPJPE {m['mpjpe']:.1f} mm  P-MPJPE {m['p_mpjpe']:.1f} mm")
@@ -208,8 +202,6 @@ def _frame(records):
 
 
 def _write(run, evaluation):
-    metrics = run.read_json("metrics.json") if run.exists("metrics.json") else {}
-    metrics["evaluation"] = evaluation
-    run.write_json("metrics.json", metrics)
+    run.update_metrics({"evaluation": evaluation})
     run.write_bytes("evaluation.md", ("# Evaluation\n\n```\n" + "\n".join(report_lines(evaluation))
                                       + "\n```\n").encode())

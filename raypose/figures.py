@@ -6,9 +6,9 @@ import numpy as np
 from .cameras import CAMERA_NAMES, image_coordinates
 from .data.source import open_source, read_sequences
 from .data.windows import make_windows
-from .ensemble import aggregate, load_members, member_predictions, spread
+from .ensemble import Ensemble
 from .errors import UserError
-from .predict import open_run
+from .run import Run
 
 
 def run_plots(run_uri):
@@ -16,11 +16,10 @@ def run_plots(run_uri):
     from . import plots
     from .evaluate import evaluate
 
-    run, _, _ = open_run(run_uri)
-    metrics = run.read_json("metrics.json") if run.exists("metrics.json") else {}
-    ev = metrics.get("evaluation") or evaluate(run_uri, echo=lambda s: None)
-    if "://" in run.uri:
+    run = Run.open(run_uri)
+    if not run.local:
         raise UserError(f"{run.uri}: plots are written to local run directories only")
+    ev = run.metrics().get("evaluation") or evaluate(run_uri, echo=lambda s: None)
     data = {"table": ev["table"], "ensemble_size": ev["ensemble_size"],
             "per_joint": ev["per_joint"], "sparsification": ev["calibration"]["sparsification"]}
     if "iterations" in ev:
@@ -30,7 +29,7 @@ def run_plots(run_uri):
 
 def animation(run_uri, sequence, camera, out, iteration=None, method=None):
     """GIF of one (subject, action, camera): 2D input beside the ensemble's 3D and the ground truth."""
-    from . import plots
+    from .animation import animate
 
     if not out:
         raise UserError("--animate needs --out FILE.gif")
@@ -39,17 +38,16 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None):
     subject, action = sequence.rsplit("/", 1)
     if camera not in CAMERA_NAMES:
         raise UserError(f"--camera {camera!r}: expected one of {', '.join(CAMERA_NAMES)}")
-    run, cfg, iteration = open_run(run_uri, iteration)
-    source = open_source(cfg.data)
+    run = Run.open(run_uri)
+    ensemble = Ensemble.load(run, iteration)
+    source = open_source(run.config.data)
     chunks = [(s, a) for s, a in source.chunks if s == subject and (a == action or a.startswith(action))]
     if not chunks:
         raise UserError(f"--animate {sequence!r}: no such subject/action in {source.description}")
     seqs = [s for s in read_sequences(source, chunks[:1]) if s[0][2] == camera]
-    windows = make_windows(seqs, int(np.prod(cfg.model.widths)))
-    models = load_members(run, cfg, iteration, source.num_joints_2d)
-    preds = member_predictions(models, windows, cfg.train.flip, source.symmetry)
-    from .evaluate import DEFAULT_AGGREGATE
-    ens = aggregate(preds, method or DEFAULT_AGGREGATE)
-    kp = image_coordinates(seqs[0][1])
-    title = f"{chunks[0][0]} {chunks[0][1]} {camera}, {len(models)} members, iteration {iteration}"
-    return plots.animate(kp, ens, out, gt3d=windows.targets, spread=spread(preds, ens), title=title)
+    windows = make_windows(seqs, int(np.prod(run.config.model.widths)))
+    _, ens, unc = ensemble.pose(windows, run.config.train.flip, method)
+    sk = ensemble.layout.skeleton
+    title = f"{chunks[0][0]} {chunks[0][1]} {camera}, {len(ensemble)} members, iteration {ensemble.iteration}"
+    return animate(image_coordinates(seqs[0][1]), ens, out, gt3d=windows.targets, spread=unc, title=title,
+                   parents=sk.parents, left=sk.left, right=sk.right)

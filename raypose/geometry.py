@@ -8,7 +8,7 @@ README, "Fitting to the 2D"). The semi-supervised pseudo-labels use the same fit
 """
 import numpy as np
 
-from .skeleton import PARENTS
+from .skeleton import PARENTS, bone_lengths
 
 
 def fit_to_2d(pose, keypoints, focal=None):
@@ -107,11 +107,6 @@ def fit_windows(pose, windows, focals):
     if windows.inputs.shape[1] != len(PARENTS):
         return pose
     return fit_to_2d(pose, windows.centre(), window_focals(focals, windows.key_per_target(2)))
-
-
-def bone_lengths(pose):
-    """(N, 14) lengths of the bones from each joint but the root to its parent."""
-    return np.linalg.norm(pose[:, 1:] - pose[:, PARENTS[1:]], axis=-1)
 
 
 def subject_bones(targets, labelled, subjects):

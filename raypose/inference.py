@@ -1,27 +1,24 @@
 """Running one model over every target of a set of windows: the dilated form, whole sequences."""
 import torch
 
-from .skeleton import LEFT, RIGHT, flip_permutation
+from .skeleton import mirror
 
 
 @torch.no_grad()
-def predict_windows(model, windows, flip=True, symmetry_2d=(LEFT, RIGHT), device="cpu"):
-    """Dilated form over each padded sequence; with flip, the mirrored input is averaged in."""
+def predict_windows(model, windows, layout, flip=True, device="cpu"):
+    """(N, J, 3) root-relative, one pose per target; with flip, the mirrored input's prediction
+    is mirrored back and averaged in."""
     model.eval()
-    p2 = torch.from_numpy(flip_permutation(windows.inputs.shape[1], *symmetry_2d))
-    p3 = torch.from_numpy(flip_permutation(15))
-    sign2, sign3 = torch.tensor([-1.0, 1.0]), torch.tensor([-1.0, 1.0, 1.0])
+    p2 = layout.flip_2d()
+    p3 = layout.skeleton.flip_permutation()
     out = []
     for s in range(len(windows.keys)):
         x = torch.from_numpy(windows.sequence(s)[0])[None].to(device)
         if flip:
-            x = torch.cat([x, x[:, :, p2.to(device)] * sign2.to(device)])
+            x = torch.cat([x, mirror(x, p2)])
         y = model(x).float().cpu()
-        if flip:
-            y = (y[0] + y[1][:, p3] * sign3) / 2
-        else:
-            y = y[0]
-        out.append(y)
+        out.append((y[0] + mirror(y[1], p3)) / 2 if flip else y[0])
     pred = torch.cat(out).numpy()
     pred[:, 0] = 0
     return pred
+

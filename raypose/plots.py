@@ -1,7 +1,7 @@
-"""Figures for a run's evaluation, and the skeleton animation. Plain data in, PNG/GIF out.
+"""Figures for a run's evaluation. Plain data in, PNG out.
 
-Every function takes lists/dicts/numpy arrays (errors in mm, poses in metres) and an output path,
-writes the file and returns the path. Figures are built on the Agg canvas directly
+Every function takes lists/dicts/numpy arrays (errors in mm) and an output path, writes the
+file and returns the path. Figures are built on the Agg canvas directly
 (`matplotlib.figure.Figure` + `FigureCanvasAgg`), so importing this module never changes the
 user's pyplot backend and no figure is left open in pyplot's registry.
 
@@ -11,34 +11,26 @@ user's pyplot backend and no figure is left open in pyplot's registry.
     plot_sparsification(curves, out)      sparsification curve vs oracle and random, with AUSE
     plot_heatmap(table, out, metric)      subject x action table as a heat map
     save_all(evaluation, out_dir)         the five figures above from one evaluation dict
-    skeleton_limits(*arrays)              fixed, equal-span 3D limits over whole clips
-    animate(kp2d_px, pred3d, out, ...)    GIF: 2D input beside the 3D ensemble and ground truth
+
+The skeleton animation (a GIF) is in `raypose.animation`.
 """
-import math
 import os
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
-from .cameras import IMAGE_HEIGHT, IMAGE_WIDTH
-from .errors import UserError
-from .skeleton import JOINT_NAMES, LEFT, NUM_JOINTS, PARENTS, RIGHT
+from .report import action_key
+from .skeleton import JOINT_NAMES
 
 DPI = 120
-ANIMATION_DPI = 100
 METRIC_LABEL = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "n_mpjpe": "N-MPJPE (mm)",
                 "mpjve": "MPJVE (mm/frame)"}
 METRIC_NAME = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE"}
-ACTION_ORDER = ("Walking", "Jog", "Box", "Gestures", "ThrowCatch", "Combo")
-# Body-side colours shared by the 2D and 3D skeletons (the subject's left / right).
-SIDE_COLOURS = {"left": "tab:blue", "right": "tab:green", "centre": "0.35"}
 
 
 def _figure(figsize):
@@ -213,8 +205,7 @@ def plot_heatmap(table, out, metric="p_mpjpe"):
     """
     label = METRIC_LABEL.get(metric, f"{metric} (mm)")
     subjects = sorted({str(r["subject"]) for r in table}, key=_subject_key)
-    actions = sorted({str(r["action"]) for r in table},
-                     key=lambda a: (ACTION_ORDER.index(a) if a in ACTION_ORDER else 99, a))
+    actions = sorted({str(r["action"]) for r in table}, key=action_key)
     total = np.zeros((len(subjects), len(actions)))
     weight = np.zeros_like(total)
     for r in table:
@@ -285,205 +276,3 @@ def save_all(evaluation, out_dir):
     if evaluation.get("table"):
         paths.append(plot_heatmap(evaluation["table"], join("heatmap_p_mpjpe.png")))
     return paths
-
-
-# ----------------------------------------------------------------------------- animation
-
-def skeleton_limits(*arrays, margin=0.1):
-    """(lo, hi), each (3,), over every point of every array (..., 3); None arrays are skipped.
-
-    All three axes get the same span (the largest extent, plus `margin` of it on each side), so
-    a 3D plot with a cubic box keeps the body's proportions and never clips any frame.
-    """
-    parts = [np.asarray(a, dtype=float).reshape(-1, 3) for a in arrays if a is not None]
-    pts = np.concatenate(parts) if parts else np.zeros((0, 3))
-    pts = pts[np.isfinite(pts).all(1)]
-    if not len(pts):
-        return -np.ones(3), np.ones(3)
-    lo, hi = pts.min(0), pts.max(0)
-    centre = (lo + hi) / 2
-    half = max(float((hi - lo).max()) / 2, 0.05) * (1 + 2 * margin)
-    return centre - half, centre + half
-
-
-def _upright(p):
-    """Camera frame (x right, y down, z forward) -> plot axes (x, depth z, up -y)."""
-    p = np.asarray(p, dtype=float)
-    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
-
-
-def _side(j):
-    return "left" if j in LEFT else "right" if j in RIGHT else "centre"
-
-
-def _bone_path(children):
-    """Joint indices tracing each bone child -> parent, -1 (a break) between bones."""
-    idx = []
-    for j in children:
-        idx += [j, int(PARENTS[j]), -1]
-    return np.asarray(idx, dtype=int)
-
-
-def _path_coords(points, idx):
-    """Coordinates (one array per axis) along `idx` from `_bone_path`, NaN at the breaks."""
-    xyz = np.where((idx >= 0)[:, None], points[np.maximum(idx, 0)], np.nan)
-    return tuple(xyz.T)
-
-
-def _frame_step(n, step, max_frames):
-    if step is None:
-        return max(1, math.ceil(n / max_frames)) if max_frames else 1
-    if int(step) < 1:
-        raise UserError(f"animate: step {step!r} must be a positive integer")
-    return int(step)
-
-
-def animate(kp2d_px, pred3d, out, gt3d=None, spread=None, fps=30, title="", step=None,
-            max_frames=240):
-    """GIF: the 2D input beside the ensemble's 3D skeleton (joints coloured by spread) and truth.
-
-    kp2d_px (T, J2, 2) pixels in the 640x480 image (bones drawn when J2 == 15, else points);
-    pred3d and gt3d (T, 15, 3) camera-frame root-relative metres (x right, y down, z forward),
-    shown upright as (x, depth, -y); spread (T, 15) metres. Every `step`-th frame is drawn
-    (default: the smallest step that keeps at most `max_frames` frames). Axis limits and the
-    colour scale are fixed over the whole clip. The static parts are drawn once and each frame
-    only redraws the moving artists (blitting), so 60 frames take about a second.
-    """
-    if not str(out).lower().endswith(".gif"):
-        raise UserError(f"animate: {out}: only GIF output is supported, give a path ending in .gif")
-    try:
-        from PIL import Image
-    except ImportError as e:  # pragma: no cover - Pillow is a matplotlib dependency
-        raise UserError("animate: writing a GIF needs Pillow (pip install pillow)") from e
-    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3d projection)
-
-    kp = np.asarray(kp2d_px, dtype=float)
-    pred = np.asarray(pred3d, dtype=float)
-    if pred.ndim != 3 or pred.shape[1:] != (NUM_JOINTS, 3):
-        raise UserError(f"animate: pred3d has shape {pred.shape}, expected (T, {NUM_JOINTS}, 3)")
-    if kp.ndim != 3 or kp.shape[-1] != 2 or len(kp) != len(pred):
-        raise UserError(f"animate: kp2d_px has shape {kp.shape}, expected ({len(pred)}, J, 2)")
-    for name, a, shape in (("gt3d", gt3d, pred.shape), ("spread", spread, pred.shape[:2])):
-        if a is not None and np.shape(a) != shape:
-            raise UserError(f"animate: {name} has shape {np.shape(a)}, expected {shape}")
-    n = len(pred)
-    if n == 0:
-        raise UserError("animate: no frames")
-    s = _frame_step(n, step, max_frames)
-    frames = np.arange(0, n, s)
-    kp = kp[frames]
-    pred = _upright(pred[frames])
-    gt = None if gt3d is None else _upright(np.asarray(gt3d)[frames])
-    spr = None if spread is None else 1000 * np.asarray(spread, dtype=float)[frames]
-    lo, hi = skeleton_limits(pred, gt)
-
-    fig = Figure(figsize=(11, 5.4), dpi=ANIMATION_DPI)
-    FigureCanvasAgg(fig)
-    fig.patch.set_facecolor("white")
-    ax2 = fig.add_axes([0.065, 0.13, 0.37, 0.68])
-    ax3 = fig.add_axes([0.45, 0.0, 0.45, 0.86], projection="3d")
-    cax = fig.add_axes([0.915, 0.2, 0.013, 0.5])
-    if title:
-        fig.suptitle(title, fontsize=12, y=0.975)
-
-    # 2D panel: the image frame, with room for keypoints that fall outside it.
-    x0 = min(0.0, float(np.nanmin(kp[..., 0])))
-    x1 = max(IMAGE_WIDTH, float(np.nanmax(kp[..., 0])))
-    y0 = min(0.0, float(np.nanmin(kp[..., 1])))
-    y1 = max(IMAGE_HEIGHT, float(np.nanmax(kp[..., 1])))
-    ax2.add_patch(Rectangle((0, 0), IMAGE_WIDTH, IMAGE_HEIGHT, fc="0.96", ec="0.5", lw=1))
-    ax2.set_xlim(x0, x1)
-    ax2.set_ylim(y1, y0)                                      # image rows grow downwards
-    ax2.set_aspect("equal")
-    ax2.set_xlabel("x (px)")
-    ax2.set_ylabel("y (px)")
-    ax2.set_title(f"2D input: {kp.shape[1]} keypoints in the {IMAGE_WIDTH}×{IMAGE_HEIGHT} image",
-                  fontsize=10)
-
-    # 3D panel: fixed cube over the clip, viewed a little from above and beside the camera.
-    ax3.set_xlim(lo[0], hi[0])
-    ax3.set_ylim(lo[1], hi[1])
-    ax3.set_zlim(lo[2], hi[2])
-    ax3.set_box_aspect((1, 1, 1))
-    ax3.view_init(elev=12, azim=-68)
-    ax3.set_xlabel("x (m)", labelpad=2)
-    ax3.set_ylabel("depth z (m)", labelpad=2)
-    ax3.set_zlabel("up −y (m)", labelpad=2)
-    for axis in (ax3.xaxis, ax3.yaxis, ax3.zaxis):
-        axis.set_major_locator(MaxNLocator(nbins=5))
-    ax3.tick_params(labelsize=8, pad=0)
-
-    # One polyline per body side, bones separated by NaN: 3-4 artists instead of 14 per skeleton.
-    bones = [j for j in range(NUM_JOINTS) if PARENTS[j] >= 0]
-    groups = {side: _bone_path([j for j in bones if _side(j) == side]) for side in SIDE_COLOURS}
-    everything = _bone_path(bones)
-    lines2 = {side: ax2.plot([], [], color=SIDE_COLOURS[side], lw=2, solid_capstyle="round")[0]
-              for side in groups} if kp.shape[1] == NUM_JOINTS else {}
-    pts2 = ax2.plot([], [], "o", color="k", ms=3)[0]
-    gt_style = {"color": "k", "lw": 1.3, "ls": (0, (3, 2))}
-    line_g = ax3.plot([], [], [], **gt_style)[0] if gt is not None else None
-    lines_p = {side: ax3.plot([], [], [], color=SIDE_COLOURS[side], lw=2.6,
-                              solid_capstyle="round")[0] for side in groups}
-    cmap = colormaps["YlOrRd"].resampled(12)     # discrete: survives the 256-colour GIF palette
-    vmax = float(np.nanmax(spr)) if spr is not None and np.isfinite(spr).any() else 0.0
-    norm = Normalize(0.0, max(vmax, 1e-3))
-    joints = ax3.scatter(pred[0, :, 0], pred[0, :, 1], pred[0, :, 2], s=34, edgecolors="k",
-                         linewidths=0.6, depthshade=False,
-                         **({"c": "0.3"} if spr is None else
-                            {"c": spr[0], "cmap": cmap, "norm": norm}))
-    counter = fig.text(0.065, 0.025, "", fontsize=9, color="0.3")
-    anim = [*lines2.values(), pts2, *([line_g] if line_g else []), *lines_p.values(), joints,
-            counter]
-    for a in anim:
-        a.set_animated(True)
-
-    handles = [Line2D([], [], color=SIDE_COLOURS["left"], lw=2.6, label="ensemble, left side"),
-               Line2D([], [], color=SIDE_COLOURS["right"], lw=2.6, label="ensemble, right side")]
-    if gt is not None:
-        handles.append(Line2D([], [], label="ground truth", **gt_style))
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.675, 0.925), ncol=3,
-               fontsize=8, title="3D: root-relative, camera frame", title_fontsize=10,
-               frameon=False)
-    if spr is not None:
-        fig.colorbar(ScalarMappable(norm, cmap), cax=cax, label="ensemble spread per joint (mm)")
-        cax.tick_params(labelsize=8)
-    else:
-        cax.set_visible(False)
-
-    canvas = fig.canvas
-    canvas.draw()                                   # static parts once; sets the 3D projection
-    background = canvas.copy_from_bbox(fig.bbox)
-
-    def render(t):
-        canvas.restore_region(background)
-        for side, line in lines2.items():
-            line.set_data(*_path_coords(kp[t], groups[side]))
-        pts2.set_data(kp[t, :, 0], kp[t, :, 1])
-        if line_g is not None:
-            line_g.set_data_3d(*_path_coords(gt[t], everything))
-        for side, line in lines_p.items():
-            line.set_data_3d(*_path_coords(pred[t], groups[side]))
-        joints.set_offsets(pred[t, :, :2])
-        joints.set_3d_properties(pred[t, :, 2], "z")
-        if spr is not None:
-            joints.set_array(spr[t])
-        joints.do_3d_projection()
-        shown = f", every {s} frames shown" if s > 1 else ""
-        counter.set_text(f"frame {frames[t] + 1}/{n}{shown}")
-        for a in anim:
-            (fig if a is counter else a.axes).draw_artist(a)
-        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-    # One palette for the whole clip, from a few frames: GIF frames are 256-colour images, and
-    # mapping to a fixed palette is ~50x faster than quantising every frame on its own.
-    sample = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), 4)).round().astype(int))
-    montage = Image.fromarray(np.concatenate([render(t) for t in sample]))
-    palette = montage.quantize(255, method=Image.Quantize.MEDIANCUT)
-    images = [Image.fromarray(render(t)).quantize(palette=palette, dither=Image.Dither.NONE)
-              for t in range(len(frames))]
-    fig.clear()
-
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    duration = max(20, round(1000 / fps))
-    images[0].save(out, save_all=True, append_images=images[1:], duration=duration, loop=0)
-    return out

@@ -15,7 +15,7 @@ labels can be remade every iteration as the members improve.
 """
 import numpy as np
 
-from .ensemble import aggregate, frame_spread, spread
+from .aggregate import aggregate, frame_spread, spread
 from .geometry import fit_bones, fit_to_2d
 
 
@@ -37,7 +37,7 @@ def select(cfg, iteration, preds, labelled, seed, keypoints=None, bones=None, fo
     Returns (indices into the N windows, poses (k, 15, 3), weights (k,), info dict).
     """
     unl = np.flatnonzero(~labelled)
-    empty = (np.zeros(0, np.int64), np.zeros((0, 15, 3), np.float32), np.zeros(0, np.float32))
+    empty = (np.zeros(0, np.int64), np.zeros((0, *preds.shape[2:]), np.float32), np.zeros(0, np.float32))
     if cfg.mode == "off" or iteration < cfg.warmup or len(unl) == 0:
         return (*empty, {"mode": cfg.mode, "pseudo": 0})
     mean = aggregate(preds[:, unl], "mean")

@@ -18,14 +18,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from raypose import config as C  # noqa: E402
-from raypose.ensemble import aggregate, load_members, member_predictions  # noqa: E402
-from raypose.evaluate import DEFAULT_AGGREGATE, eval_windows, protocol  # noqa: E402
-from raypose.geometry import fit_windows  # noqa: E402
-from raypose.predict import open_run  # noqa: E402
-from raypose.train.run import train  # noqa: E402
-from raypose.train.timing import breakdown  # noqa: E402
 from benchlib import REAL_DEFAULT, header, write  # noqa: E402
+
+from raypose import config as C  # noqa: E402
+from raypose.aggregate import DEFAULT_AGGREGATE, aggregate  # noqa: E402
+from raypose.ensemble import Ensemble  # noqa: E402
+from raypose.evaluate import eval_windows, protocol  # noqa: E402
+from raypose.geometry import fit_windows  # noqa: E402
+from raypose.run import Run  # noqa: E402
+from raypose.train.driver import train  # noqa: E402
+from raypose.train.timing import breakdown  # noqa: E402
 
 
 def main():
@@ -49,22 +51,22 @@ def main():
         print(f"real HumanEva not found at {args.real}: skipped")
         return
     shutil.rmtree(args.out, ignore_errors=True)
-    cfg = C.Config()
-    cfg.data.path, cfg.data.actions = os.path.abspath(args.real), "Walk,Jog,Box"
-    cfg.model.channels, cfg.model.dropout = args.channels, args.dropout
-    t = cfg.train
-    t.members, t.epochs, t.iterations = args.members, args.epochs, 1000
-    t.lr, t.lr_decay, t.sampling = 2e-3, args.lr_decay, args.sampling
-    cfg.run.members_per_worker, cfg.run.pack = args.members_per_worker, args.pack
-    cfg.run.out, cfg.run.time_budget = args.out, args.budget - args.margin
+    cfg = C.with_values(C.Config(), {
+        "data.path": os.path.abspath(args.real), "data.actions": "Walk,Jog,Box",
+        "model.channels": args.channels, "model.dropout": args.dropout,
+        "train.members": args.members, "train.epochs": args.epochs, "train.iterations": 1000,
+        "train.lr": 2e-3, "train.lr_decay": args.lr_decay, "train.sampling": args.sampling,
+        "run.members_per_worker": args.members_per_worker, "run.pack": args.pack,
+        "run.out": args.out, "run.time_budget": args.budget - args.margin})
     t0 = time.time()
-    last = train(C.validate(cfg))
+    last = train(C.finalize(cfg))
     t1 = time.time()
     wall = t1 - t0
-    run, cfg, it = open_run(args.out)
+    run = Run.open(args.out)
+    it, cfg = run.iteration(), run.config
     timing = breakdown([run.record(i) for i in run.iterations()], t0, t1)
-    windows, source = eval_windows(cfg)
-    preds = member_predictions(load_members(run, cfg, it, source.num_joints_2d), windows, True, source.symmetry)
+    windows, _ = eval_windows(cfg)
+    preds = Ensemble.load(run, it).predict(windows, tta=True)
     ens = aggregate(preds, DEFAULT_AGGREGATE)
     table, summary = protocol(windows, ens)
     per_subject = table.groupby("subject")["p_mpjpe"].mean().to_dict()
@@ -85,8 +87,10 @@ def main():
                       "p_mpjpe_per_subject": fit_per_subject, "focal": focals},
            "reference_tuned_videopose3d_mm": 21.7, "target_mm": 17.4}
     print(f"budget {args.budget:.0f} s: {wall:.0f} s wall, {it} iterations x {args.epochs} epochs, "
-          f"{args.members} x {args.channels} ch, {args.sampling}, Ray share {100 * timing['ray_share']:.1f}%: P-MPJPE {summary['p_mpjpe']:.1f} mm ("
-          + " / ".join(f"{v:.1f}" for v in per_subject.values()) + f"), fitted to the 2D {fit_summary['p_mpjpe']:.1f} mm ("
+          f"{args.members} x {args.channels} ch, {args.sampling}, Ray share {100 * timing['ray_share']:.1f}%: "
+          f"P-MPJPE {summary['p_mpjpe']:.1f} mm ("
+          + " / ".join(f"{v:.1f}" for v in per_subject.values())
+          + f"), fitted to the 2D {fit_summary['p_mpjpe']:.1f} mm ("
           + " / ".join(f"{v:.1f}" for v in fit_per_subject.values()) + ") vs 21.7 tuned VideoPose3D, target 17.4")
     write(args.json, res)
 

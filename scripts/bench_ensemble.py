@@ -19,22 +19,24 @@ import torch
 from benchlib import REAL_DEFAULT, data_sets, header, write
 
 from raypose import config as C
-from raypose.ensemble import AGGREGATES, aggregate, build_model, load_members, member_predictions
+from raypose.aggregate import AGGREGATES, aggregate
+from raypose.ensemble import Ensemble, model_args
 from raypose.evaluate import eval_windows, evaluate, quick
-from raypose.predict import open_run
-from raypose.train.run import train
+from raypose.model import TemporalModel
+from raypose.run import Run
+from raypose.train.driver import train
 
 
 def corrupted(run_dir, members=5, seed=0):
     """Replace member 0 by a model with random weights; P-MPJPE per aggregate, clean and corrupted."""
-    run, cfg, it = open_run(run_dir)
-    windows, source = eval_windows(cfg)
-    models = load_members(run, cfg, it, source.num_joints_2d)
-    preds = member_predictions(models, windows, True, source.symmetry)
+    run = Run.open(run_dir)
+    ens = Ensemble.load(run, run.iteration())
+    windows, _ = eval_windows(run.config)
+    preds = ens.predict(windows, tta=True)
     torch.manual_seed(seed)
-    bad = build_model(cfg, source.num_joints_2d).eval()
+    bad = TemporalModel(**model_args(run.config.model, ens.layout)).eval()
     bad_preds = preds.copy()
-    bad_preds[0] = member_predictions([bad], windows, True, source.symmetry)[0]
+    bad_preds[0] = Ensemble([bad], ens.layout).predict(windows, tta=True)[0]
     gt = windows.targets
     out = {}
     for m in AGGREGATES:
@@ -88,14 +90,12 @@ def main():
     for name, path in data_sets(args.real):
         out = os.path.join(args.out, name)
         shutil.rmtree(out, ignore_errors=True)
-        cfg = C.Config()
-        cfg.data.path, cfg.data.actions = path, "Walk,Jog,Box"
-        cfg.model.channels, cfg.model.dropout = args.channels, 0.1
-        t = cfg.train
-        t.members, t.iterations, t.epochs = args.members, args.iterations, args.epochs
-        t.lr, t.lr_decay = 2e-3, 0.95
-        cfg.run.out = out
-        results["runs"].append(bench(name, C.validate(cfg), print))
+        cfg = C.with_values(C.Config(), {
+            "data.path": path, "data.actions": "Walk,Jog,Box",
+            "model.channels": args.channels, "model.dropout": 0.1,
+            "train.members": args.members, "train.iterations": args.iterations, "train.epochs": args.epochs,
+            "train.lr": 2e-3, "train.lr_decay": 0.95, "run.out": out})
+        results["runs"].append(bench(name, C.finalize(cfg), print))
     write(args.json, results)
 
 

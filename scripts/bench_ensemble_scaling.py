@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchlib import header, write
 
 from raypose import config as C
-from raypose.train.checkpoints import RunDir
-from raypose.train.run import train
+from raypose.run import Run
+from raypose.train.driver import train
 from raypose.train.timing import breakdown
 
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "raypose", "configs", "demo.toml")
@@ -32,14 +32,15 @@ def run_one(name, out, members, per_worker=1, iterations=None, budget=0.0):
     shutil.rmtree(out, ignore_errors=True)
     with open(DEMO) as f:
         cfg = C.loads(f.read(), source=DEMO)
-    cfg.train.members, cfg.run.members_per_worker, cfg.run.out = members, per_worker, out
+    values = {"train.members": members, "run.members_per_worker": per_worker, "run.out": out,
+              "run.time_budget": budget}
     if iterations:
-        cfg.train.iterations = iterations
-    cfg.run.time_budget = budget
+        values["train.iterations"] = iterations
+    cfg = C.with_values(cfg, values)
     t0 = time.time()
-    train(C.validate(cfg), echo=lambda s: None)
+    train(C.finalize(cfg), echo=lambda s: None)
     t1 = time.time()
-    run = RunDir(out)
+    run = Run(out)
     res = breakdown([run.record(i) for i in run.iterations()], t0, t1)
     res.update(name=name, members=members, members_per_worker=per_worker,
                iterations=run.latest(), epochs_per_iteration=cfg.train.epochs,

@@ -17,10 +17,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchlib import header, write  # noqa: E402
 
-from raypose.ensemble import aggregate, load_members, member_predictions  # noqa: E402
-from raypose.evaluate import DEFAULT_AGGREGATE, eval_windows, noisy, protocol  # noqa: E402
+from raypose.aggregate import DEFAULT_AGGREGATE, aggregate  # noqa: E402
+from raypose.ensemble import Ensemble  # noqa: E402
+from raypose.evaluate import eval_windows, noisy, protocol  # noqa: E402
 from raypose.geometry import fit_windows  # noqa: E402
-from raypose.predict import open_run  # noqa: E402
+from raypose.run import Run  # noqa: E402
 
 
 def main():
@@ -29,16 +30,17 @@ def main():
     ap.add_argument("--noise", default="0,1,2,5", help="2D noise levels, pixels of a 640 px wide image")
     ap.add_argument("--json", default="benchmarks/fit_2d.json")
     args = ap.parse_args()
-    run, cfg, it = open_run(args.run)
+    run = Run.open(args.run)
+    it, cfg = run.iteration(), run.config
     focals = run.focals()
     if focals is None:
         sys.exit(f"{run.path('cameras.json')}: not found; expected a run on 15-joint 2D trained by this version")
     windows, source = eval_windows(cfg)
-    models = load_members(run, cfg, it, source.num_joints_2d)
+    ensemble = Ensemble.load(run, it)
     rows = []
     for px in (float(x) for x in args.noise.split(",")):
         w = noisy(windows, px) if px else windows
-        ens = aggregate(member_predictions(models, w, True, source.symmetry), DEFAULT_AGGREGATE)
+        ens = aggregate(ensemble.predict(w, tta=True), DEFAULT_AGGREGATE)
         plain, fitted = protocol(windows, ens)[1], protocol(windows, fit_windows(ens, w, focals))[1]
         rows.append({"noise_px": px, "p_mpjpe": plain["p_mpjpe"], "mpjpe": plain["mpjpe"],
                      "fit_2d_p_mpjpe": fitted["p_mpjpe"], "fit_2d_mpjpe": fitted["mpjpe"]})

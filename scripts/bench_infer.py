@@ -2,7 +2,7 @@
 
     python scripts/bench_infer.py [--members 5] [--channels 1024] [--json benchmarks/infer.json]
 
-Frames/s of `ensemble.member_predictions` (every member over every sequence of the synthetic set,
+Frames/s of `Ensemble.predict` (every member over every sequence of the synthetic set,
 test-time flip averaging on, as `raypose predict` runs it), next to the fp32 matmul peak measured
 in the same run; FLOPs per frame from the layer shapes (x2 with flip).
 """
@@ -22,7 +22,9 @@ from raypose.data.npz import PoseData
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
-from raypose.ensemble import build_model, member_predictions
+from raypose.ensemble import Ensemble, model_args
+from raypose.layout import Layout
+from raypose.model import TemporalModel
 from raypose.skeleton import LEFT, RIGHT
 
 
@@ -33,14 +35,14 @@ def main():
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--json", default="benchmarks/infer.json")
     args = ap.parse_args()
-    cfg = C.Config()
-    cfg.model.channels = args.channels
+    cfg = C.with_values(C.Config(), {"model.channels": args.channels})
     windows = make_windows(data_sequences(PoseData(*generate(frames=args.frames, seed=0))))
-    models = [build_model(cfg, 15).eval() for _ in range(args.members)]
+    layout = Layout.of(15, (LEFT, RIGHT))
+    models = [TemporalModel(**model_args(cfg.model, layout)).eval() for _ in range(args.members)]
     peak = matmul_peak()
-    member_predictions(models[:1], windows, True, (LEFT, RIGHT))          # warm-up
+    Ensemble(models[:1], layout).predict(windows, True)                   # warm-up
     t0 = time.perf_counter()
-    member_predictions(models, windows, True, (LEFT, RIGHT))
+    Ensemble(models, layout).predict(windows, True)
     seconds = time.perf_counter() - t0
     frames = len(windows) * args.members
     flops = 2 * models[0].flops_per_frame(strided=False)                  # x2: flip TTA

@@ -25,8 +25,10 @@ from raypose.data.npz import PoseData
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
-from raypose.metrics import weighted_mpjpe_loss
+from raypose.layout import Layout
 from raypose.model import TemporalModel
+from raypose.skeleton import LEFT, RIGHT
+from raypose.train.losses import weighted_mpjpe_loss
 from raypose.train.member import TrainSet
 from raypose.train.packed import PackedMembers
 
@@ -43,7 +45,8 @@ def batches(data, members, rng):
 def rate(mode, members, channels, seconds, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    data = TrainSet(make_windows(data_sequences(PoseData(*generate(frames=3000, seed=0)))), flip=True)
+    windows = make_windows(data_sequences(PoseData(*generate(frames=3000, seed=0))))
+    data = TrainSet(windows, True, Layout.of(15, (LEFT, RIGHT)))
     models = [TemporalModel(15, 15, (3, 3, 3), channels, 0.1) for _ in range(members)]
     stream = batches(data, members, np.random.default_rng(0))
     if mode == "packed":

@@ -1,6 +1,7 @@
 """Benchmark: how good are pseudo-labels, raw and after the 2D and bone fits?
 
-    python scripts/bench_pseudo_labels.py [--run bench_out/semi/humaneva/labelled_only] [--json benchmarks/pseudo_labels.json]
+    python scripts/bench_pseudo_labels.py [--run bench_out/semi/humaneva/labelled_only]
+        [--json benchmarks/pseudo_labels.json]
 
 Takes a run trained on the labelled chunks only (bench_semi.py's labelled_only run), predicts the
 unlabelled training chunks with its members and scores the pseudo-labels against the 3D that the
@@ -18,14 +19,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 from benchlib import header, write
 
+from raypose.aggregate import aggregate, frame_spread, spread
 from raypose.calibration import spearman
 from raypose.data import splits
 from raypose.data.source import open_source, read_sequences
 from raypose.data.windows import make_windows
-from raypose.ensemble import aggregate, frame_spread, load_members, member_predictions, spread
+from raypose.ensemble import Ensemble
 from raypose.geometry import fit_bones, fit_to_2d, focal_table, subject_bones, window_focals
 from raypose.metrics import mpjpe, p_mpjpe
-from raypose.predict import open_run
+from raypose.run import Run
 
 
 def main():
@@ -34,7 +36,8 @@ def main():
     ap.add_argument("--fraction", type=float, default=0.4, help="labelled fraction the run was made with")
     ap.add_argument("--json", default="benchmarks/pseudo_labels.json")
     args = ap.parse_args()
-    run, cfg, it = open_run(args.run)
+    run = Run.open(args.run)
+    it, cfg = run.iteration(), run.config
     source = open_source(cfg.data)
     train, _ = splits.select(source.chunks, cfg.data.split, cfg.data.actions)
     _, unlabelled = splits.labelled_split(train, args.fraction, cfg.train.seed)
@@ -42,14 +45,15 @@ def main():
     w = make_windows(read_sequences(source, train), rf)          # every training chunk, 3D for scoring
     hidden = np.isin([f"{k[0]}/{k[1]}" for k in w.keys], [f"{s}/{a}" for s, a in unlabelled])
     hidden = np.repeat(hidden, np.diff(w.offsets))
-    preds = member_predictions(load_members(run, cfg, it, source.num_joints_2d), w, True, source.symmetry)
+    preds = Ensemble.load(run, it).predict(w, tta=True)
     subjects = w.key_per_target(0)
     bones = subject_bones(w.targets, ~hidden, subjects)[hidden]   # labelled chunks only, as in training
     gt, p = w.targets[hidden], preds[:, hidden]
     mean = aggregate(p, "mean")
     centre = w.inputs[w.starts + rf // 2]
     cameras = w.key_per_target(2)
-    focal = window_focals(focal_table(w.targets, centre, ~hidden, cameras, seed=cfg.train.seed), cameras)   # labelled only
+    focal = window_focals(focal_table(w.targets, centre, ~hidden, cameras, seed=cfg.train.seed),   # labelled only
+                          cameras)
     fitted = fit_to_2d(mean, centre[hidden], focal[hidden])
     labels = {"ensemble mean": mean, "+ fit to 2D": fitted, "+ fit to 2D + bones": fit_bones(fitted, bones)}
     s = frame_spread(spread(p, mean))

@@ -18,10 +18,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchlib import REAL_DEFAULT, data_sets, header, write
 
 from raypose import config as C
-from raypose.ensemble import aggregate, load_members, member_predictions
+from raypose.aggregate import aggregate
+from raypose.ensemble import Ensemble
 from raypose.evaluate import eval_windows, protocol
-from raypose.predict import open_run
-from raypose.train.run import train
+from raypose.run import Run
+from raypose.train.driver import train
 
 MODES = [("full", "off", 1.0), ("labelled_only", "off", None), ("schedule", "schedule", None),
          ("gated", "gated", None), ("gated_no_fit", "gated", None)]
@@ -29,9 +30,9 @@ NO_FIT = {"gated_no_fit": ["semi.fit_2d=false", "semi.fit_bones=false"]}   # the
 
 
 def score(run_dir):
-    run, cfg, it = open_run(run_dir)
-    windows, source = eval_windows(cfg)
-    preds = member_predictions(load_members(run, cfg, it, source.num_joints_2d), windows, True, source.symmetry)
+    run = Run.open(run_dir)
+    windows, _ = eval_windows(run.config)
+    preds = Ensemble.load(run, run.iteration()).predict(windows, tta=True)
     _, summary = protocol(windows, aggregate(preds, "mean"))
     return summary
 
@@ -43,19 +44,18 @@ def bench(name, path, args):
             continue
         out = os.path.join(args.out, name, mode)
         shutil.rmtree(out, ignore_errors=True)
-        cfg = C.Config()
-        cfg.data.path, cfg.data.actions = path, "Walk,Jog,Box"
-        cfg.model.channels, cfg.model.dropout = args.channels, 0.1
-        t = cfg.train
-        t.members, t.iterations, t.epochs, t.lr, t.lr_decay = args.members, args.iterations, args.epochs, 2e-3, 0.95
-        cfg.semi.mode = semi
-        cfg.semi.labelled_fraction = fraction or args.fraction
-        cfg.semi.warmup, cfg.semi.per_iteration = args.warmup, args.per_iteration
-        cfg.run.out = out
+        values = {"data.path": path, "data.actions": "Walk,Jog,Box",
+                  "model.channels": args.channels, "model.dropout": 0.1,
+                  "train.members": args.members, "train.iterations": args.iterations, "train.epochs": args.epochs,
+                  "train.lr": 2e-3, "train.lr_decay": 0.95,
+                  "semi.mode": semi, "semi.labelled_fraction": fraction or args.fraction,
+                  "semi.warmup": args.warmup, "semi.per_iteration": args.per_iteration, "run.out": out}
+        cfg = C.with_values(C.Config(), values)
         for item in args.set + NO_FIT.get(mode, []):
-            C.set_key(cfg, *item.split("=", 1))
+            key, value = item.split("=", 1)
+            cfg = C.with_values(cfg, {key.strip(): value.strip()})
         t0 = time.time()
-        last = train(C.validate(cfg), echo=lambda s: None)
+        last = train(C.finalize(cfg), echo=lambda s: None)
         summary = score(out)
         res["modes"][mode] = {"p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
                               "seconds": time.time() - t0, "semi": last.get("semi"),

@@ -23,9 +23,13 @@ from raypose.data.npz import PoseData
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
-from raypose.metrics import mpjpe_loss
+from raypose.layout import Layout
 from raypose.model import TemporalModel
+from raypose.skeleton import LEFT, RIGHT
+from raypose.train.losses import mpjpe_loss
 from raypose.train.member import Member, TrainSet
+
+LAYOUT = Layout.of(15, (LEFT, RIGHT))
 
 
 def matmul_peak(seconds=3.0, n=2048):
@@ -40,16 +44,15 @@ def matmul_peak(seconds=3.0, n=2048):
 
 def throughput(windows, channels, seconds, batch=128, gemm=True, torch_dropout=False, fused=True):
     """samples/s of Member.train_iteration; the flags undo one lever each, for the ablation."""
-    cfg = C.Config()
-    cfg.model.channels = channels
-    cfg.train.batch_size = batch
-    member = Member(0, cfg.model, cfg.train, 15, total_epochs=100)
+    cfg = C.with_values(C.Config(), {"model.channels": channels, "train.batch_size": batch,
+                                     "train.iterations": 10, "train.epochs": 10})   # 100 epochs in all
+    member = Member(0, cfg, LAYOUT)
     member.model.strided_gemm = gemm
     if torch_dropout:
         member.model.drop = torch.nn.Dropout(cfg.model.dropout)
     if not fused:
         member.optimizer = torch.optim.Adam(member.model.parameters(), lr=cfg.train.lr, amsgrad=True)
-    data = TrainSet(windows, flip=True)
+    data = TrainSet(windows, True, LAYOUT)
     chunk = np.arange(min(data.n, 40 * batch // 2))           # 40 batches per call (flip doubles)
     member.train_iteration(data, chunk[: 4 * batch], 1, 1)     # warm-up
     done, t0 = 0, time.perf_counter()

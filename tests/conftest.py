@@ -6,6 +6,35 @@ import pytest
 SHARED_HUMANEVA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "humaneva")
 
 
+def pytest_collection_modifyitems(items):
+    """Cluster tests last: they need this process's Ray connection for their own clusters."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
+
+
+@pytest.fixture
+def ray_local():
+    """This session's local Ray (2 CPUs), started on first use and kept for later tests."""
+    import ray
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+@pytest.fixture
+def no_ray():
+    """No Ray connection in this process: a cluster test connects to its own."""
+    import ray
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import sys
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory):
     """The default synthetic set, written once per session through the public writer."""

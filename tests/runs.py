@@ -1,19 +1,13 @@
-"""Tiny run configs shared by the Ray tests: seconds per iteration on 2 CPU cores."""
+"""Tiny run configs shared by the training tests: seconds per iteration on 2 CPU cores."""
 from raypose import config as C
+
+TINY = {"data.path": "synthetic", "data.synthetic_frames": 1200, "data.actions": "Walk,Jog,Box",
+        "model.channels": 16, "model.dropout": 0.1, "train.members": 2, "train.iterations": 2,
+        "train.epochs": 1, "train.lr": 3e-3, "train.lr_decay": 0.95}
 
 
 def tiny_config(out, **overrides):
-    cfg = C.Config()
-    cfg.data.path = "synthetic"
-    cfg.data.synthetic_frames = 1200
-    cfg.data.actions = "Walk,Jog,Box"
-    cfg.model.channels, cfg.model.dropout = 16, 0.1
-    cfg.train.members, cfg.train.iterations, cfg.train.epochs = 2, 2, 1
-    cfg.train.lr, cfg.train.lr_decay = 3e-3, 0.95
-    cfg.run.out = str(out)
-    for key, value in overrides.items():
-        C.set_key(cfg, key, value)
-    return C.validate(cfg)
+    return C.finalize(C.with_values(C.Config(), {**TINY, "run.out": str(out), **overrides}))
 
 
 def tiny_flags(out, iterations=2, epochs=1):

@@ -5,9 +5,9 @@ import pytest
 from raypose import cameras, skeleton
 from raypose.data import npz, splits, windows
 from raypose.errors import UserError
+from raypose.skeleton import bone_lengths
 from raypose.geometry import (
     ALL_CAMERAS,
-    bone_lengths,
     fit_bones,
     fit_focal,
     fit_to_2d,
@@ -28,11 +28,14 @@ def test_skeleton_tables():
 def test_flip_is_an_involution_and_mirrors():
     rng = np.random.default_rng(0)
     p = rng.normal(size=(4, 15, 3))
-    f = skeleton.flip(p)
-    np.testing.assert_allclose(skeleton.flip(f), p)
+    perm = skeleton.flip_permutation()
+    f = skeleton.mirror(p, perm)
+    np.testing.assert_allclose(skeleton.mirror(f, perm), p)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(skeleton.mirror(torch.from_numpy(p), perm).numpy(), f)   # one flip for both
     np.testing.assert_allclose(f[:, 5, 0], -p[:, 2, 0])      # left shoulder -> right, x negated
     np.testing.assert_allclose(f[:, 5, 1:], p[:, 2, 1:])
-    np.testing.assert_allclose(skeleton.flip(p[..., :2]), f[..., :2])      # 2D mirrors the same way
+    np.testing.assert_allclose(skeleton.mirror(p[..., :2], perm), f[..., :2])      # 2D mirrors the same way
 
 
 def test_world_to_camera_matches_reference_point():

@@ -1,34 +1,30 @@
 """What a trained run gives users: predictions, evaluation tables and pictures."""
+import dataclasses
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
-import ray
 
 from raypose.cameras import normalize_screen
 from raypose.cli import main
 from raypose.data.npz import load_2d, read_npz, save_2d
 from raypose.data.synthetic import FOCAL_PX
 from raypose.data.windows import make_windows
-from raypose.ensemble import load_members, member_predictions
+from raypose.ensemble import Ensemble
 from raypose.geometry import _translation
-from raypose.predict import open_run
-from raypose.train.run import train
+from raypose.run import Run
+from raypose.train.driver import train
 from runs import tiny_config
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A 3-member run, trained in-process (local mode) for 2 iterations."""
+    """A 3-member run, trained in this process (local mode, no Ray) for 2 iterations."""
     out = tmp_path_factory.mktemp("outputs") / "run"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        train(tiny_config(out, **{"train.members": 3, "train.epochs": 2, "run.local": True,
-                                  "model.channels": 32}), echo=lambda s: None)
-    finally:
-        ray.shutdown()
+    train(tiny_config(out, **{"train.members": 3, "train.epochs": 2, "run.local": True,
+                              "model.channels": 32}), echo=lambda s: None)
     return out
 
 
@@ -48,10 +44,10 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     assert unc[1].shape == (len(kp[1]), 15) and unc[1].dtype == np.float32
     assert np.all(seq[1][:, 0] == 0) and np.all(unc[1][:, 0] == 0)
     # the same numbers by hand: members over the windows, mean, RMS distance from the mean
-    run, cfg, it = open_run(run_dir)
-    models = load_members(run, cfg, it, 15)
+    ensemble = Ensemble.load(Run.open(run_dir))
+    assert ensemble.layout.symmetry_2d == ([2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13])
     w = make_windows([(("s", "a", "C2"), normalize_screen(kp[1]), None)], 27)
-    preds = member_predictions(models, w, True, ([2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]))
+    preds = ensemble.predict(w, True)
     np.testing.assert_allclose(seq[1], preds.mean(0), atol=1e-6)
     rms = np.sqrt(((preds - preds.mean(0)) ** 2).sum(-1).mean(0))
     np.testing.assert_allclose(unc[1], rms, atol=1e-6)
@@ -60,7 +56,8 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     assert main(["predict", "--run", str(run_dir), "--input", str(synth_dir / "data_2d_humaneva15_gt.npz"),
                  "--out", str(tmp_path / "p1.npz"), "--iteration", "1"]) == 0
     meta1 = read_npz(tmp_path / "p1.npz")["metadata"]
-    assert meta1["iteration"] == 1 and meta1["aggregation"] == "weighted"
+    assert meta1["iteration"] == 1 and meta1["aggregation"] == "weighted"   # evaluate's default too
+    assert meta1["layout"]["joints_2d"] == 15 and meta1["layout"]["skeleton"]["name"] == "humaneva15"
 
 
 def test_predict_fit_2d_puts_joints_on_the_input_rays(run_dir, synth_dir, tmp_path):
@@ -179,3 +176,31 @@ def test_plots_and_animation(run_dir, tmp_path, capsys):
     assert frames > 10
     code = main(["plot", "--run", str(run_dir), "--animate", "Validate/S9/Walking", "--out", str(gif)])
     assert code == 2 and "no such subject/action" in capsys.readouterr().err
+
+
+def test_predict_flips_with_the_runs_own_2d_layout(synth_copy, tmp_path):
+    """Bug: predict took left/right from the input file and fell back to HumanEva's lists, so a
+    run trained on 17 COCO keypoints mirrored wrongly for input without metadata."""
+    from raypose.data import npz
+    from raypose.skeleton import COCO_LEFT, COCO_RIGHT
+    pos2d, meta = npz.load_2d(synth_copy / "data_2d_humaneva15_gt.npz")
+    for actions in pos2d.values():
+        for a, cams in actions.items():
+            actions[a] = [np.concatenate([kp, kp[:, :2]], axis=1) for kp in cams]
+    npz.save_2d(synth_copy / "data_2d_humaneva15_coco.npz", pos2d,
+                dict(meta, keypoints_symmetry=[COCO_LEFT, COCO_RIGHT]))
+    out = tmp_path / "coco"
+    train(tiny_config(out, **{"data.path": str(synth_copy), "data.keypoints": "coco", "train.iterations": 1,
+                              "run.local": True, "train.members": 2}), echo=lambda s: None)
+    layout = json.loads((out / "layout.json").read_text())
+    assert layout["joints_2d"] == 17 and layout["left_2d"] == COCO_LEFT
+    track = pos2d["Train/S1"]["Walking 1 chunk0"][0]
+    npz.save_npz(tmp_path / "bare.npz", positions_2d={"S": {"A": [track]}})   # no metadata at all
+    assert main(["predict", "--run", str(out), "--input", str(tmp_path / "bare.npz"),
+                 "--out", str(tmp_path / "p.npz"), "--aggregate", "mean"]) == 0
+    got = read_npz(tmp_path / "p.npz")["positions_3d"]["S"]["A"][0]
+    ensemble = Ensemble.load(Run.open(out))
+    w = make_windows([(("S", "A", "C1"), normalize_screen(track), None)], 27)
+    np.testing.assert_allclose(got, ensemble.predict(w, True).mean(0), atol=1e-6)
+    wrong = dataclasses.replace(ensemble.layout, left_2d=(2, 3, 4, 8, 9, 10), right_2d=(5, 6, 7, 11, 12, 13))
+    assert np.abs(got - Ensemble(ensemble.models, wrong).predict(w, True).mean(0)).max() > 1e-4

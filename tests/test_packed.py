@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 
-from raypose.metrics import weighted_mpjpe_loss
 from raypose.model import TemporalModel
+from raypose.train.losses import weighted_mpjpe_loss
 from raypose.train.packed import PackedMembers
 
 

@@ -4,12 +4,12 @@ Workers turn the sequence rows into receptive-field windows (`windows.make_windo
 datasets are materialised before training starts, because on a small node the members hold
 every CPU and a lazy pipeline would wait forever for one.
 """
+import functools
+
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from . import splits
-from .source import KEY
+from .table import KEY, chunk_filter
 
 
 def _to_sequence(group: pa.Table) -> pa.Table:
@@ -34,16 +34,10 @@ def sequence_dataset(source, chunks, with_3d=True):
 
     if source.table is not None:
         ds = ray.data.from_arrow(source.table)
-    else:
-        ds = ray.data.read_parquet(source.parquet, partitioning=ray.data.datasource.Partitioning("hive"))
-    subjects = pa.array(sorted({s for s, _ in chunks}))
-    wanted = pa.array(sorted({f"{s}\x00{a}" for s, a in chunks}))
-
-    def keep(batch: pa.Table) -> pa.Table:
-        key = pc.binary_join_element_wise(batch.column("subject"), batch.column("action"), "\x00")
-        return batch.filter(pc.and_(pc.is_in(batch.column("subject"), subjects), pc.is_in(key, wanted)))
-
-    ds = ds.map_batches(keep, batch_format="pyarrow")
+    else:  # base_dir: only partitions below the table count, not a 'k=v' folder above it
+        ds = ray.data.read_parquet(source.parquet, file_extensions=["parquet"],
+                                   partitioning=ray.data.datasource.Partitioning("hive", base_dir=source.parquet))
+    ds = ds.map_batches(functools.partial(chunk_filter, chunks=chunks), batch_format="pyarrow")
     if not with_3d:
         ds = ds.drop_columns(["pose_3d"])
     # a handful of shuffle partitions: sequences are few and small, and each partition is a task
@@ -51,14 +45,13 @@ def sequence_dataset(source, chunks, with_3d=True):
     return ds.materialize()
 
 
-def datasets(source, split, actions, labelled_fraction=1.0, seed=0):
-    """{'train', 'eval'[, 'unlabelled']} sequence datasets, and the chunk lists behind them."""
-    train, test = splits.select(source.chunks, split, actions or None, source=source.description)
-    labelled, unlabelled = splits.labelled_split(train, labelled_fraction, seed)
+def datasets(source, labelled, unlabelled, test):
+    """{'train', 'eval'[, 'unlabelled']} sequence datasets of the run's chunk lists
+    (`splits.select` and `splits.labelled_split` chose them)."""
     out = {"train": sequence_dataset(source, labelled), "eval": sequence_dataset(source, test)}
     if unlabelled:
         out["unlabelled"] = sequence_dataset(source, unlabelled, with_3d=False)
-    return out, labelled, unlabelled, test
+    return out
 
 
 def rows_to_sequences(batches, num_joints_2d):
@@ -71,11 +64,15 @@ def rows_to_sequences(batches, num_joints_2d):
         for r in range(batch.num_rows):
             t = cols["frames"][r]
             key = tuple(cols[k][r] for k in KEY)
-            k2 = np.asarray(kp[r].values.to_numpy(zero_copy_only=False), np.float32).reshape(t, num_joints_2d, 2)
-            p3 = None if pose is None else np.asarray(pose[r].values.to_numpy(zero_copy_only=False), np.float32).reshape(t, 15, 3)
+            k2 = _values(kp[r]).reshape(t, num_joints_2d, 2)
+            p3 = None if pose is None else _values(pose[r]).reshape(t, -1, 3)
             out.append((key, k2, p3))
     out.sort(key=lambda s: s[0])
     return out
+
+
+def _values(cell):
+    return np.asarray(cell.values.to_numpy(zero_copy_only=False), np.float32)
 
 
 def shard_sequences(shard, num_joints_2d):

@@ -1,9 +1,18 @@
-"""`raypose prepare`: HumanEva npz -> checked frame table on disk, with a summary of what was written."""
+"""`raypose prepare`: HumanEva npz -> checked frame table on disk, with a summary of what was written.
+
+The output directory is itself a hive-partitioned Parquet dataset (subject=/action=/camera=), so
+Arrow, pandas, DuckDB and Ray read it as it is; its side files start with '_' so they skip them.
+"""
+import json
 import os
 
+import pyarrow.dataset as pads
+
+from ..outputs import atomic_dir
 from . import splits
+from .csv import write_csv
 from .npz import load_humaneva
-from .table import frame_table, write_outputs
+from .table import CSV_FILE, KEY, METADATA_FILE, frame_table
 
 
 def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv=False,
@@ -30,6 +39,26 @@ def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv
         "test_chunks": len(test),
         "bytes": size,
     }
+
+
+def write_outputs(table, out, csv=False, overwrite=False, metadata=None):
+    """`out`/subject=.../action=.../camera=.../part-0.parquet, _raypose.json, and _frames.csv if asked.
+
+    Written into a temporary sibling directory and renamed into place at the end.
+    """
+    with atomic_dir(out, overwrite) as tmp:
+        pads.write_dataset(table, tmp, format="parquet", partitioning=KEY, partitioning_flavor="hive",
+                           basename_template="part-{i}.parquet",
+                           existing_data_behavior="overwrite_or_ignore")
+        if csv:
+            write_csv(table, os.path.join(tmp, CSV_FILE))
+        with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+            json.dump(metadata or {}, f, indent=1, default=_plain)
+    return os.path.abspath(os.fspath(out))
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def format_summary(summary):

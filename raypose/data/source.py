@@ -1,5 +1,8 @@
 """Where a run's frames come from: synthetic, an npz directory, or a prepared Parquet table.
 
+A prepared table is its directory (hive partitions plus _raypose.json); directories written
+before that layout hold the partitions under frames/ and the metadata in metadata.json.
+
 The driver needs the chunk list and the 2D layout before anything runs; evaluation reads the
 frames of some chunks straight into memory, without Ray.
 """
@@ -8,16 +11,13 @@ import os
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from ..errors import UserError
 from ..skeleton import LEFT, RIGHT
 from .npz import FILE_3D, PoseData, load_humaneva
-from .table import frame_table, table_sequences
-
-KEY = ["subject", "action", "camera"]
+from .table import METADATA_FILE, chunk_filter, frame_table, table_sequences
 
 
 @dataclass
@@ -36,7 +36,8 @@ def open_source(data_cfg):
     if path == "synthetic":
         from .synthetic import generate
         pos2d, pos3d, meta = generate(frames=data_cfg.synthetic_frames, seed=data_cfg.synthetic_seed)
-        return _from_pose_data(PoseData(pos2d, pos3d, meta), f"synthetic ({data_cfg.synthetic_frames} frames, seed {data_cfg.synthetic_seed})")
+        what = f"synthetic ({data_cfg.synthetic_frames} frames, seed {data_cfg.synthetic_seed})"
+        return _from_pose_data(PoseData(pos2d, pos3d, meta), what)
     if "://" not in path and os.path.isfile(os.path.join(path, FILE_3D)):
         return _from_pose_data(load_humaneva(path, data_cfg.keypoints), f"npz {path}")
     return _from_parquet(path)
@@ -55,25 +56,44 @@ def _from_parquet(path):
             raise UserError(f"{path}: data not found; expected 'synthetic', an npz directory with "
                             f"{FILE_3D}, or a directory written by raypose prepare")
         fs, root = pafs.LocalFileSystem(), os.path.abspath(path)
-    frames = root.rstrip("/") + "/frames"
-    if fs.get_file_info(frames).type != pafs.FileType.Directory:
-        frames = root
+    root = root.rstrip("/")
+    frames, meta = _layout(fs, root)
+    expected = "expected a directory written by raypose prepare"
     try:
-        keys = pads.dataset(frames, filesystem=fs, format="parquet", partitioning="hive")
-        keys = keys.to_table(columns=["subject", "action"])
-    except Exception as e:
-        raise UserError(f"{path}: not a prepared frame table ({type(e).__name__}: {e})") from None
-    meta = {}
-    try:
-        with fs.open_input_stream(root.rstrip("/") + "/metadata.json") as f:
-            meta = json.loads(f.read())
-    except (FileNotFoundError, OSError):
-        pass
+        ds = pads.dataset(frames, filesystem=fs, format="parquet", partitioning="hive")
+        keys = ds.to_table(columns=["subject", "action"]) if ds.files else None
+    except Exception as e:  # Arrow's messages run over several lines: keep the first
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise UserError(f"{path}: not a prepared frame table ({type(e).__name__}: {first}); {expected}") from None
+    if keys is None:
+        raise UserError(f"{path}: no Parquet files found; {expected}")
+    meta = read_metadata(fs, meta)
     pairs = list(dict.fromkeys(zip(keys.column("subject").to_pylist(), keys.column("action").to_pylist())))
     sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
     nj = int(meta.get("num_joints", 15))
-    uri = frames if "://" not in path else path.rstrip("/") + frames[len(root.rstrip("/")):]
+    uri = frames if "://" not in path else path.rstrip("/") + frames[len(root):]
     return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}")
+
+
+def _layout(fs, root):
+    """(Parquet root, metadata file): `root` itself, or frames/ + metadata.json in older directories."""
+    if fs.get_file_info(root + "/frames").type == pafs.FileType.Directory:
+        return root + "/frames", root + "/metadata.json"
+    return root, root + "/" + METADATA_FILE
+
+
+def read_metadata(fs, path):
+    """The 2D layout (joint count, left/right lists) a table was prepared with; {} if it has none."""
+    try:
+        with fs.open_input_stream(path) as f:
+            meta = json.loads(f.read())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: unreadable metadata ({e}); expected the JSON written by raypose prepare") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: metadata is not a JSON object; expected the JSON written by raypose prepare")
+    return meta
 
 
 def read_sequences(source, chunks):
@@ -84,6 +104,4 @@ def read_sequences(source, chunks):
         fs, root = (pafs.FileSystem.from_uri(source.parquet) if "://" in source.parquet
                     else (pafs.LocalFileSystem(), source.parquet))
         table = pads.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
-    key = pc.binary_join_element_wise(table.column("subject"), table.column("action"), "\x00")
-    table = table.filter(pc.is_in(key, pa.array(sorted({f"{s}\x00{a}" for s, a in chunks}))))
-    return table_sequences(table)
+    return table_sequences(chunk_filter(table, chunks))

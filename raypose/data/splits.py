@@ -11,8 +11,13 @@ PROTOCOLS = ("videopose3d", "seed")
 
 
 def action_name(action):
-    """'Walking 1 chunk0' -> 'Walking': tables group chunks by the action's first word."""
-    return action.split(" ")[0]
+    """'Walking 1 chunk0' -> 'Walking': tables group chunks by the action's first word.
+
+    Any whitespace separates words, leading or repeated spaces included; an action with no word
+    (empty or blank) is returned as it is.
+    """
+    words = str(action).split()
+    return words[0] if words else str(action)
 
 
 def parse_actions(actions):

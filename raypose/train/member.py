@@ -8,10 +8,11 @@ import math
 import numpy as np
 import torch
 
+from ..ensemble import model_args
 from ..inference import predict_windows
-from ..metrics import mpjpe_loss, weighted_mpjpe_loss
 from ..model import TemporalModel
-from ..skeleton import LEFT, RIGHT, flip_permutation
+from ..skeleton import mirror
+from .losses import mpjpe_loss, weighted_mpjpe_loss
 
 
 def draw_sample(n, member, members, iteration, sampling, subset_size, seed):
@@ -31,9 +32,6 @@ def draw_sample(n, member, members, iteration, sampling, subset_size, seed):
     raise ValueError(f"unknown sampling {sampling!r}")
 
 
-_SIGN3 = torch.tensor([-1.0, 1.0, 1.0])
-
-
 class TrainSet:
     """Training windows as contiguous tensors, with their mirrored copies appended.
 
@@ -42,18 +40,16 @@ class TrainSet:
     out of the pool until `set_pseudo` gives them a target; their twins get the mirrored one.
     """
 
-    def __init__(self, windows, flip, symmetry_2d=(LEFT, RIGHT), device="cpu"):
+    def __init__(self, windows, flip, layout, device="cpu"):
         inputs = torch.from_numpy(windows.inputs)
         starts = torch.from_numpy(windows.starts)
         targets = torch.from_numpy(windows.targets)
         self.n = len(starts)
-        self.p3 = torch.from_numpy(flip_permutation(targets.shape[1]))
+        self.p3 = layout.skeleton.flip_permutation()
         if flip:
-            p2 = torch.from_numpy(flip_permutation(inputs.shape[1], *symmetry_2d))
-            sign = torch.tensor([-1.0, 1.0])
             starts = torch.cat([starts, starts + len(inputs)])
-            inputs = torch.cat([inputs, inputs[:, p2] * sign])
-            targets = torch.cat([targets, targets[:, self.p3] * _SIGN3])
+            inputs = torch.cat([inputs, mirror(inputs, layout.flip_2d())])
+            targets = torch.cat([targets, mirror(targets, self.p3)])
         self.flip = flip
         self.inputs, self.starts, self.targets = inputs.to(device), starts.to(device), targets.to(device)
         self.weights = torch.ones(len(starts), device=device)
@@ -66,7 +62,7 @@ class TrainSet:
         return np.flatnonzero(self.labelled | self.pseudo)
 
     def set_pseudo(self, idx, poses, weights):
-        """Replace the pseudo-labels: windows `idx` (unlabelled) get `poses` (k, 15, 3)."""
+        """Replace the pseudo-labels: windows `idx` (unlabelled) get `poses` (k, J, 3)."""
         idx = np.asarray(idx, dtype=np.int64)
         assert not self.labelled[idx].any(), "pseudo-labels are for unlabelled windows only"
         self.pseudo[:] = False
@@ -77,8 +73,13 @@ class TrainSet:
         w = torch.as_tensor(np.asarray(weights, np.float32), device=dev)
         self.targets[t_idx], self.weights[t_idx] = poses, w
         if self.flip:
-            self.targets[t_idx + self.n] = poses[:, self.p3.to(dev)] * _SIGN3.to(dev)
+            self.targets[t_idx + self.n] = mirror(poses, self.p3)
             self.weights[t_idx + self.n] = w
+
+    def pseudo_labels(self):
+        """(indices, poses, weights) of the current pseudo-labels."""
+        idx = np.flatnonzero(self.pseudo)
+        return idx, self.targets[idx].cpu().numpy(), self.weights[idx].cpu().numpy()
 
     def epoch_order(self, sample, rng):
         idx = np.concatenate([sample, sample + self.n]) if self.flip else sample
@@ -90,16 +91,15 @@ class TrainSet:
 
 
 class Member:
-    def __init__(self, index, model_cfg, train_cfg, num_joints_in, total_epochs,
-                 symmetry_2d=(LEFT, RIGHT), device="cpu"):
-        self.index, self.cfg, self.device = index, train_cfg, torch.device(device)
-        torch.manual_seed(_seed(train_cfg.seed, index))
-        self.model = TemporalModel(num_joints_in, 15, model_cfg.widths, model_cfg.channels,
-                                   model_cfg.dropout, train_cfg.bn_momentum).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.lr, amsgrad=True,
+    def __init__(self, index, cfg, layout, device="cpu"):
+        self.index, self.cfg, self.device = index, cfg.train, torch.device(device)
+        torch.manual_seed(_seed(cfg.train.seed, index))
+        self.model_args = model_args(cfg.model, layout)
+        self.model = TemporalModel(**self.model_args, momentum=cfg.train.bn_momentum).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr, amsgrad=True,
                                           fused=True)   # one pass over the weights (bench_train.py: "foreach Adam")
-        self.symmetry_2d = symmetry_2d
-        self.total_epochs = max(1, total_epochs)
+        self.layout = layout
+        self.total_epochs = max(1, cfg.train.iterations * cfg.train.epochs)
         self.epoch = 0          # epochs done over the whole run; drives lr and BN momentum
 
     def schedule(self):
@@ -109,50 +109,92 @@ class Member:
         return (c.lr * c.lr_decay ** self.epoch,
                 c.bn_momentum * math.exp(-self.epoch / self.total_epochs * decay))
 
-    def _schedule(self):
-        lr, momentum = self.schedule()
+    def set_schedule(self, lr, momentum):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.set_bn_momentum(momentum)
 
+    def epoch_rng(self, iteration):
+        return np.random.default_rng([self.cfg.seed, self.index, iteration, self.epoch])
+
+    def step(self, data, idx):
+        """One optimiser step on windows `idx` of `data`; [loss]."""
+        x, y, w = data.batch(idx)
+        pred = self.model(x, strided=True)[:, 0]
+        loss = weighted_mpjpe_loss(pred, y, w) if data.pseudo.any() else mpjpe_loss(pred, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return [loss.item()]
+
     def train_iteration(self, data, sample, iteration, epochs):
         """`epochs` passes over `sample` (indices into `data`, a TrainSet); mean loss of the last."""
-        self.model.train()
-        for _ in range(epochs):
-            self._schedule()
-            rng = np.random.default_rng([self.cfg.seed, self.index, iteration, self.epoch])
-            torch.manual_seed(_seed(self.cfg.seed, self.index, self.epoch))
-            order = data.epoch_order(sample, rng)
-            total, count = 0.0, 0
-            for idx in np.array_split(order, max(1, math.ceil(len(order) / self.cfg.batch_size))):
-                if len(idx) < 2:  # BatchNorm needs two samples; a lone last window waits an epoch
-                    continue
-                x, y, w = data.batch(idx)
-                pred = self.model(x, strided=True)[:, 0]
-                loss = weighted_mpjpe_loss(pred, y, w) if data.pseudo.any() else mpjpe_loss(pred, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                total += loss.item() * len(idx)
-                count += len(idx)
-            self.epoch += 1
-        return total / max(count, 1)
+        return train_members([self], data, [sample], iteration, epochs)[0]
 
     @torch.no_grad()
     def predict(self, windows, flip=True):
-        """Root-relative 3D (N, 15, 3) for every target of `windows`, whole sequences at once."""
-        return predict_windows(self.model, windows, flip, self.symmetry_2d, self.device)
+        """Root-relative 3D (N, J, 3) for every target of `windows`, whole sequences at once."""
+        return predict_windows(self.model, windows, self.layout, flip, self.device)
 
     def state_dict(self):
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epoch": self.epoch, "index": self.index,
-                "torch_rng": torch.get_rng_state()}
+        """(weights, resume state): the weights describe themselves; resuming needs the rest."""
+        return ({"model": self.model.state_dict(), "model_args": self.model_args, "epoch": self.epoch,
+                 "index": self.index},
+                {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()})
 
-    def load_state_dict(self, state):
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch = state["epoch"]
-        torch.set_rng_state(state["torch_rng"])
+    def load_state_dict(self, weights, resume):
+        self.model.load_state_dict(weights["model"])
+        self.epoch = weights["epoch"]
+        self.optimizer.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["torch_rng"])
+
+
+def train_members(members, data, samples, iteration, epochs, pack=False):
+    """Train members on their own samples for `epochs`; each one's mean loss of the last epoch.
+
+    One at a time (each member's epochs, then the next's), or with `pack` as one stacked model
+    (`packed.PackedMembers`), one vmapped step for all. Every member keeps its own draw, epoch
+    order and schedule (the members of a worker have done the same epochs, so they share
+    learning rate and BN momentum). Packed draws must be equally long (every sampling's are).
+    """
+    if not pack or len(members) == 1:
+        losses = []
+        for m, s in zip(members, samples):
+            m.model.train()
+            losses.append(_epochs([m], data, [s], iteration, epochs, lambda idx, m=m: m.step(data, idx[0]),
+                                  (m.cfg.seed, m.index)))
+        return losses
+    from .packed import PackedMembers
+    if len({len(s) for s in samples}) != 1:
+        raise ValueError("packed members need equally long draws")
+    packed = PackedMembers([m.model for m in members], members[0].cfg.lr, [m.optimizer for m in members])
+
+    def step(idx):
+        x, y, w = (torch.stack(t) for t in zip(*(data.batch(i) for i in idx)))
+        return packed.step(x, y, w).cpu().numpy()
+    losses = _epochs(members, data, samples, iteration, epochs, step,
+                     (members[0].cfg.seed, members[0].index, len(members)), packed.set_schedule)
+    packed.unpack()
+    return losses
+
+
+def _epochs(members, data, samples, iteration, epochs, step, seed, set_schedule=None):
+    """The epoch loop shared by single and packed members: schedule, orders, batches, steps."""
+    batch_size = members[0].cfg.batch_size
+    for _ in range(epochs):
+        (set_schedule or members[0].set_schedule)(*members[0].schedule())
+        orders = [data.epoch_order(s, m.epoch_rng(iteration)) for m, s in zip(members, samples)]
+        torch.manual_seed(_seed(*seed, members[0].epoch))
+        parts = [np.array_split(o, max(1, math.ceil(len(o) / batch_size))) for o in orders]
+        total, count = np.zeros(len(members)), 0
+        for idx in zip(*parts):
+            if len(idx[0]) < 2:   # BatchNorm needs two samples; a lone last window waits an epoch
+                continue
+            total += np.asarray(step(idx), np.float64) * len(idx[0])
+            count += len(idx[0])
+        for m in members:
+            m.epoch += 1
+    return (total / max(count, 1)).tolist() if len(members) > 1 else float(total[0] / max(count, 1))
 
 
 def _seed(*parts):

@@ -8,13 +8,10 @@ dropout draws and its own BatchNorm statistics, and Adam is elementwise, so one 
 stacked tensors updates each member exactly as its own Adam would.
 """
 import copy
-import math
-
-import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..metrics import weighted_mpjpe_loss
+from .losses import weighted_mpjpe_loss
 
 
 class PackedMembers:
@@ -70,33 +67,3 @@ class PackedMembers:
                         group["lr"] = lr
         return self.models
 
-
-def train_packed(members, data, samples, iteration, epochs):
-    """`Member.train_iteration` for several members at once; mean loss of the last epoch each.
-
-    Every member keeps its own draw, epoch order and schedule (the members of a run have done the
-    same epochs, so they share learning rate and BN momentum). The draws must be equally long
-    (bootstrap, disjoint and full draws are).
-    """
-    from .member import _seed
-    if len({len(s) for s in samples}) != 1:
-        raise ValueError("packed members need equally long draws")
-    cfg = members[0].cfg
-    packed = PackedMembers([m.model for m in members], cfg.lr, [m.optimizer for m in members])
-    for _ in range(epochs):
-        packed.set_schedule(*members[0].schedule())
-        orders = [data.epoch_order(s, np.random.default_rng([cfg.seed, m.index, iteration, m.epoch]))
-                  for m, s in zip(members, samples)]
-        torch.manual_seed(_seed(cfg.seed, members[0].index, len(members), members[0].epoch))
-        parts = [np.array_split(o, max(1, math.ceil(len(o) / cfg.batch_size))) for o in orders]
-        total, count = torch.zeros(len(members)), 0
-        for idx in zip(*parts):
-            if len(idx[0]) < 2:   # BatchNorm needs two samples
-                continue
-            x, y, w = (torch.stack(t) for t in zip(*(data.batch(i) for i in idx)))
-            total += packed.step(x, y, w).cpu() * len(idx[0])
-            count += len(idx[0])
-        for m in members:
-            m.epoch += 1
-    packed.unpack()
-    return (total / max(count, 1)).tolist()

@@ -1,0 +1,105 @@
+"""`raypose train`: check the config and data, describe the run, train its members (on Ray
+workers, or with `run.local` in this process without Ray), and summarise the result."""
+import os
+import threading
+import time
+
+from .. import config as C
+from ..data import splits
+from ..data.source import open_source, read_sequences
+from ..errors import UserError
+from ..layout import Layout
+from ..run import Run
+from .progress import Progress
+
+
+def train(cfg, echo=print):
+    """Train (or resume) the run described by cfg; returns the final iteration record."""
+    cfg = C.finalize(cfg)
+    if "://" not in cfg.run.out:   # workers run in other directories (and on other machines)
+        cfg = C.with_values(cfg, {"run.out": os.path.abspath(cfg.run.out)})
+    run = Run(cfg.run.out)
+    new = run.check_config(cfg)
+    start = run.latest()
+    if start >= cfg.train.iterations:
+        echo(f"{run.uri}: already complete at iteration {start}")
+        return finish(run)
+    source = open_source(cfg.data)
+    layout = Layout.of(source.num_joints_2d, source.symmetry)
+    train_keys, test = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None,
+                                     source=source.description)
+    labelled, unlabelled = splits.labelled_split(train_keys, cfg.semi.labelled_fraction, cfg.train.seed)
+    deadline = time.time() + cfg.run.time_budget if cfg.run.time_budget else 0.0
+    chunks = (labelled, unlabelled, test)
+    if cfg.run.local:
+        where = "this process (local)"
+
+        def wait(progress):
+            _train_local(cfg, layout, run, source, chunks, deadline, progress)
+    else:
+        from .run import fit
+        where, ray_fit = fit(cfg, layout, run, source, chunks, deadline)
+
+        def wait(progress):
+            _poll_while(ray_fit, progress)
+    if new:   # only now that the data and options are known to be good
+        run.describe(cfg, layout)
+    run.clean_incomplete()
+    echo(f"raypose: {cfg.train.members} members on {where}, {source.description}, split {cfg.data.split}: "
+         f"{len(labelled)} train" + (f" + {len(unlabelled)} unlabelled ({cfg.semi.mode})" if unlabelled else "")
+         + f" / {len(test)} eval chunks; " + (f"resuming after iteration {start}" if start else "starting")
+         + (f"; time budget {cfg.run.time_budget:g}s" if cfg.run.time_budget else ""))
+    wait(Progress(run, cfg, start, echo))
+    return finish(run)
+
+
+def _train_local(cfg, layout, run, source, chunks, deadline, progress):
+    """Every member in this process, no Ray: the same worker, reading the frames directly."""
+    import torch
+
+    from .worker import EnsembleWorker
+    labelled, unlabelled, test = chunks
+    train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(cfg.run.cpus_per_member) or os.cpu_count() or 1)
+    try:
+        worker = EnsembleWorker(cfg, layout, run, train, read_sequences(source, test), deadline=deadline)
+        worker.run_iterations(after=lambda i, record, stop: progress.poll())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _poll_while(wait, progress):
+    """Run `wait` (TorchTrainer.fit) in a thread while this one polls the run for progress."""
+    outcome = {}
+
+    def target():
+        try:
+            wait()
+        except BaseException as e:  # re-raised in the driver thread below
+            outcome["error"] = e
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(1.0)
+        progress.poll()
+    progress.poll()
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def finish(run):
+    """metrics.json's training part (the last record and the curve over iterations), merged
+    with what is there (an evaluation stays); returns the last record."""
+    its = run.iterations()
+    if not its:
+        raise UserError(f"{run.uri}: no complete iteration was written")
+    history = [run.record(i) for i in its]
+    last = history[-1]
+    run.update_metrics({
+        "iteration": last["iteration"], "members": last["members"], "config_hash": last["config_hash"],
+        "last": last,
+        "curve": [{"iteration": r["iteration"], "train_loss": r["train_loss"], "ensemble": r["ensemble"],
+                   "member_p_mpjpe_mm": r["member_p_mpjpe_mm"], "member_mpjpe_mm": r["member_mpjpe_mm"]}
+                  for r in history]})
+    return last
