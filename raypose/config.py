@@ -9,8 +9,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
+
+import tomllib
 
 from .errors import UserError
 

@@ -11,10 +11,10 @@ import numpy as np
 
 from . import metrics as M
 from . import report as R
-from .data import splits
-from .data.source import open_source, read_sequences
 from .aggregate import AGGREGATES, aggregate, check, frame_spread, spread
 from .cameras import IMAGE_WIDTH
+from .data import splits
+from .data.source import open_source, read_sequences
 from .data.windows import make_windows
 from .ensemble import Ensemble
 from .errors import UserError
@@ -69,7 +69,7 @@ def size_study(preds, gt, methods, draws=STUDY_DRAWS, seed=0):
         res = {"sizes": list(range(1, k + 1))}
         for metric in ("mpjpe", "p_mpjpe"):
             res[f"{metric}_mean"], res[f"{metric}_std"] = [], []
-        for n, subs in subsets.items():
+        for subs in subsets.values():
             errs = [quick(aggregate(preds[list(s)], method), gt) for s in subs]
             for metric in ("mpjpe", "p_mpjpe"):
                 vals = [e[metric] for e in errs]

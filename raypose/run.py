@@ -145,7 +145,7 @@ class Run:
     def layout(self):
         if self.exists("layout.json"):
             return Layout.from_dict(self.read_json("layout.json"), source=self.path("layout.json"))
-        from .data.source import open_source   # a run from before layout.json: its data's layout
+        from .data.source import open_source  # a run from before layout.json: its data's layout
         source = open_source(self.config.data)
         return Layout.of(source.num_joints_2d, source.symmetry)
 

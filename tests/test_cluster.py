@@ -10,9 +10,9 @@ import time
 
 import pytest
 import yaml
-
-from raypose.train.checkpoints import RunDir
 from runs import tiny_config, tiny_flags
+
+from raypose.run import Run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -34,12 +34,14 @@ def test_cluster_yaml_passes_rays_validation():
         validate_config(prepare_config(bad))
 
 
-def test_members_spread_over_two_nodes(tmp_path):
+@pytest.mark.ray
+@pytest.mark.cluster
+def test_members_spread_over_two_nodes(tmp_path, no_ray):
     """Two simulated 1-CPU nodes, two members of 1 CPU each: one member lands on each node."""
     import ray
     from ray.cluster_utils import Cluster
 
-    from raypose.train.run import train
+    from raypose.train.driver import train
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
@@ -76,6 +78,21 @@ def _wait_http(url, timeout):
     return False
 
 
+def _stop_head(port):
+    """Stop the Ray processes of the head on `port` only: never a Ray this test did not start."""
+    import psutil
+    mine = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if ("gcs" in cmd and f":{port}" in cmd) or f"gcs_server_port={port}" in cmd:
+            mine.append(p)
+    for p in mine:
+        p.kill()
+    psutil.wait_procs(mine, timeout=30)
+
+
+@pytest.mark.ray
+@pytest.mark.cluster
 @pytest.mark.skipif(shutil.which("ray", path=BIN) is None, reason="ray CLI not installed beside python")
 def test_ray_job_submit_to_running_head(tmp_path):
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], RAY_AUTH_MODE="token")
@@ -103,11 +120,10 @@ def test_ray_job_submit_to_running_head(tmp_path):
         assert "Job 'raypose-test' succeeded" in status.stdout + status.stderr, (
             status.stdout + status.stderr + sub.stdout[-3000:] + sub.stderr[-3000:])
         assert "iter 2/2" in sub.stdout          # the driver's progress lines reach the submitter
-        run = RunDir(out)
+        run = Run(out)
         assert run.iterations() == [1, 2]
         for k in range(2):
-            run.load_member(2, k, 2)
+            run.load_member(k, 2)
         assert json.loads((out / "metrics.json").read_text())["iteration"] == 2
     finally:
-        # stops every Ray instance of this machine: CI runs nothing else beside the tests
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_head(port)

@@ -5,7 +5,6 @@ import pytest
 from raypose import cameras, skeleton
 from raypose.data import npz, splits, windows
 from raypose.errors import UserError
-from raypose.skeleton import bone_lengths
 from raypose.geometry import (
     ALL_CAMERAS,
     fit_bones,
@@ -16,6 +15,7 @@ from raypose.geometry import (
     subject_bones,
     window_focals,
 )
+from raypose.skeleton import bone_lengths
 
 
 def test_skeleton_tables():

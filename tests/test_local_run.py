@@ -5,13 +5,13 @@ import os
 
 import pytest
 import torch
+from runs import tiny_config
 
 from raypose import config as C
 from raypose.cli import main
 from raypose.errors import UserError
 from raypose.run import Run, member_name
 from raypose.train.driver import train
-from runs import tiny_config
 
 
 def local(out, **kw):

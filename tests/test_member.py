@@ -10,7 +10,9 @@ from raypose.data import splits
 from raypose.data.npz import load_humaneva
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
+from raypose.layout import Layout
 from raypose.metrics import mpjpe
+from raypose.skeleton import LEFT, RIGHT
 from raypose.train.member import Member, TrainSet, draw_sample
 
 
@@ -22,11 +24,12 @@ def windows(synth_dir):
     return make_windows(data_sequences(d, train)), make_windows(data_sequences(d, test))
 
 
-def small_cfg():
-    cfg = C.Config()
-    cfg.model.channels, cfg.model.dropout = 32, 0.1
-    cfg.train.lr, cfg.train.lr_decay, cfg.train.batch_size = 3e-3, 0.9, 64
-    return cfg
+LAYOUT = Layout.of(15, (LEFT, RIGHT))
+
+
+def small_cfg(**kw):
+    return C.with_values(C.Config(), {"model.channels": 32, "model.dropout": 0.1, "train.lr": 3e-3,
+                                      "train.lr_decay": 0.9, "train.batch_size": 64, **kw})
 
 
 def test_sampling_modes():
@@ -46,22 +49,22 @@ def test_sampling_modes():
 
 def test_trainset_flip_twins(windows):
     train, _ = windows
-    ts = TrainSet(train, flip=True)
+    ts = TrainSet(train, True, LAYOUT)
     assert len(ts.starts) == 2 * ts.n
     x, y, w = ts.batch(np.array([3, 3 + ts.n]))
     np.testing.assert_allclose(x[1, :, 5, 0], -x[0, :, 2, 0])   # right <- mirrored left
     np.testing.assert_allclose(y[1, 8], y[0, 11] * torch.tensor([-1.0, 1, 1]))
-    x0, y0, _ = TrainSet(train, flip=False).batch(np.array([3]))
+    x0, y0, _ = TrainSet(train, False, LAYOUT).batch(np.array([3]))
     torch.testing.assert_close(x0[0], x[0])
     assert np.sort(ts.epoch_order(np.array([1, 2]), np.random.default_rng(0))).tolist() == [1, 2, 1 + ts.n, 2 + ts.n]
 
 
 def test_member_learns_and_schedules(windows):
     train, test = windows
-    cfg = small_cfg()
-    m = Member(0, cfg.model, cfg.train, 15, total_epochs=6)
+    cfg = small_cfg(**{"train.iterations": 2, "train.epochs": 3})
+    m = Member(0, cfg, LAYOUT)
     before = mpjpe(m.predict(test), test.targets)
-    ts = TrainSet(train, flip=True)
+    ts = TrainSet(train, True, LAYOUT)
     for i in (1, 2):
         m.train_iteration(ts, draw_sample(ts.n, 0, 1, i, "bootstrap", 0, 0), i, epochs=3)
     after = mpjpe(m.predict(test), test.targets)
@@ -78,17 +81,17 @@ def test_member_learns_and_schedules(windows):
 def test_resume_from_state_is_bit_identical(windows):
     """A member restored from its checkpoint continues exactly as the uninterrupted one."""
     train, test = windows
-    cfg = small_cfg()
-    ts = TrainSet(train, flip=True)
-    straight = Member(1, cfg.model, cfg.train, 15, total_epochs=4)
+    cfg = small_cfg(**{"train.iterations": 2, "train.epochs": 2})
+    ts = TrainSet(train, True, LAYOUT)
+    straight = Member(1, cfg, LAYOUT)
     for i in (1, 2):
         straight.train_iteration(ts, draw_sample(ts.n, 1, 2, i, "bootstrap", 500, 0), i, 2)
-    first = Member(1, cfg.model, cfg.train, 15, total_epochs=4)
+    first = Member(1, cfg, LAYOUT)
     first.train_iteration(ts, draw_sample(ts.n, 1, 2, 1, "bootstrap", 500, 0), 1, 2)
     state = copy.deepcopy(first.state_dict())
     torch.manual_seed(123)  # whatever happened in between
-    resumed = Member(1, cfg.model, cfg.train, 15, total_epochs=4)
-    resumed.load_state_dict(state)
+    resumed = Member(1, cfg, LAYOUT)
+    resumed.load_state_dict(*state)
     resumed.train_iteration(ts, draw_sample(ts.n, 1, 2, 2, "bootstrap", 500, 0), 2, 2)
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
@@ -97,11 +100,11 @@ def test_resume_from_state_is_bit_identical(windows):
 
 def test_members_differ(windows):
     train, test = windows
-    cfg = small_cfg()
-    ts = TrainSet(train, flip=True)
+    cfg = small_cfg(**{"train.iterations": 1, "train.epochs": 2})
+    ts = TrainSet(train, True, LAYOUT)
     preds = []
     for k in range(2):
-        m = Member(k, cfg.model, cfg.train, 15, total_epochs=2)
+        m = Member(k, cfg, LAYOUT)
         m.train_iteration(ts, draw_sample(ts.n, k, 2, 1, "bootstrap", 0, 0), 1, 2)
         preds.append(m.predict(test))
     assert np.abs(preds[0] - preds[1]).mean() > 1e-3

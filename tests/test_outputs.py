@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from runs import tiny_config
 
 from raypose.cameras import normalize_screen
 from raypose.cli import main
@@ -16,7 +17,6 @@ from raypose.ensemble import Ensemble
 from raypose.geometry import _translation
 from raypose.run import Run
 from raypose.train.driver import train
-from runs import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -40,29 +40,29 @@ def test_train_packed_matches_members_and_resumes_like_them(synth_dir):
     from raypose import config as C
     from raypose.data.source import open_source, read_sequences
     from raypose.data.windows import make_windows
-    from raypose.train.member import Member, TrainSet, draw_sample
-    from raypose.train.packed import train_packed
+    from raypose.layout import Layout
+    from raypose.train.member import Member, TrainSet, draw_sample, train_members
 
-    cfg = C.Config()
-    cfg.data.path = str(synth_dir)
-    cfg.model.channels, cfg.model.dropout, cfg.model.widths = 16, 0.0, [3, 3]
-    cfg.train.batch_size = 64
+    cfg = C.with_values(C.Config(), {"data.path": str(synth_dir), "model.channels": 16, "model.dropout": 0.0,
+                                     "model.widths": [3, 3], "train.batch_size": 64, "train.iterations": 4,
+                                     "train.epochs": 1})
     src = open_source(cfg.data)
+    layout = Layout.of(src.num_joints_2d, src.symmetry)
     w = make_windows(read_sequences(src, src.chunks[:2]), 9)
-    data = TrainSet(w, flip=True)
+    data = TrainSet(w, True, layout)
 
     def make():
-        return [Member(k, cfg.model, cfg.train, 15, 4) for k in range(2)]
+        return [Member(k, cfg, layout) for k in range(2)]
     alone, packed = make(), make()
     init = [copy.deepcopy(m.model.state_dict()) for m in alone]
     for it in (1, 2):
         samples = [draw_sample(data.n, k, 2, it, "bootstrap", 0, 0) for k in range(2)]
         ref = [m.train_iteration(data, s, it, 1) for m, s in zip(alone, samples)]
-        got = train_packed(packed, data, samples, it, 1)
+        got = train_members(packed, data, samples, it, 1, pack=True)
         np.testing.assert_allclose(got, ref, rtol=1e-2)   # the two members differ by ~25%
     for a, b, start in zip(alone, packed, init):
         assert a.epoch == b.epoch == 2
-        sa, sb = a.state_dict(), b.state_dict()
+        (sa, ra), (sb, rb) = a.state_dict(), b.state_dict()
         for name, w0 in start.items():
             if not w0.is_floating_point():
                 assert torch.equal(sb["model"][name], sa["model"][name])
@@ -71,9 +71,9 @@ def test_train_packed_matches_members_and_resumes_like_them(synth_dir):
             # between the two against how far training moved the weights
             moved = (sa["model"][name] - w0).norm()
             assert (sb["model"][name] - sa["model"][name]).norm() < 0.05 * moved, name
-        assert sb["optimizer"]["param_groups"][0]["lr"] == pytest.approx(sa["optimizer"]["param_groups"][0]["lr"])
-        for k, state in sa["optimizer"]["state"].items():
-            mine = sb["optimizer"]["state"][k]
+        assert rb["optimizer"]["param_groups"][0]["lr"] == pytest.approx(ra["optimizer"]["param_groups"][0]["lr"])
+        for k, state in ra["optimizer"]["state"].items():
+            mine = rb["optimizer"]["state"][k]
             assert float(mine["step"]) == float(state["step"]) == 2 * -(-2 * len(samples[0]) // 64)
             for key in ("exp_avg_sq", "max_exp_avg_sq"):   # each member got its own state back
                 assert (mine[key] - state[key]).norm() < 0.1 * state[key].norm(), (k, key)

@@ -351,27 +351,21 @@ def test_bad_cli_arguments_are_one_line(capsys):
 
 
 @pytest.mark.ray
-def test_ray_reads_the_directory(prepared, tmp_path):
+def test_ray_reads_the_directory(prepared, tmp_path, ray_local):
     """Ray Data reads the directory itself, never _raypose.json or _frames.csv.
 
     The table sits below a 'run=1' folder: only partitions under the table may become columns.
     (Old layouts give Ray their frames/ folder, as before; one Ray read here, each takes ~10 s.)
     """
-    import ray
-
     from raypose.data.ingest import sequence_dataset, shard_sequences
 
     new = tmp_path / "run=1" / "new"
     shutil.copytree(prepared, new)
     src = open_source(_data_cfg(new))
     want = src.chunks[:3:2]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        ds = sequence_dataset(src, want)
-        assert "run" not in ds.columns()
-        got = shard_sequences(ds, src.num_joints_2d)
-    finally:
-        ray.shutdown()
+    ds = sequence_dataset(src, want)
+    assert "run" not in ds.columns()
+    got = shard_sequences(ds, src.num_joints_2d)
     ref = read_sequences(src, want)
     assert [k for k, _, _ in got] == [k for k, _, _ in ref] and len(ref) == 6
     for (_, kp, pose), (_, kp_ref, pose_ref) in zip(got, ref):

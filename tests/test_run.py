@@ -6,12 +6,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from runs import tiny_config
 
 from raypose import config as C
 from raypose.run import Run, member_name
 from raypose.train.driver import train
 from raypose.train.timing import breakdown
-from runs import tiny_config
 
 pytestmark = pytest.mark.ray
 

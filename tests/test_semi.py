@@ -3,22 +3,14 @@ import shutil
 
 import numpy as np
 import pytest
-import ray
+from runs import tiny_config
 
 from raypose import config as C
 from raypose.cli import main
 from raypose.data import npz, splits
+from raypose.run import Run
 from raypose.semi import select
-from raypose.train.checkpoints import RunDir
-from raypose.train.run import train
-from runs import tiny_config
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+from raypose.train.driver import train
 
 
 def semi_config(out, data, **kw):
@@ -49,7 +41,7 @@ def test_unlabelled_3d_never_reaches_training(synth_copy, tmp_path):
         content["positions_3d"][s][a] = rng.normal(size=content["positions_3d"][s][a].shape).astype(np.float32)
     npz.save_npz(other / "data_3d_humaneva15.npz", **content)
     second = train(semi_config(tmp_path / "b", other), echo=lambda s: None)
-    a, b = RunDir(tmp_path / "a"), RunDir(tmp_path / "b")
+    a, b = Run(tmp_path / "a"), Run(tmp_path / "b")
     for i in (1, 2, 3):
         assert a.record(i)["files"] == b.record(i)["files"]     # bit-for-bit the same training
     assert "pseudo_iter3.npz" in second["files"]
@@ -82,19 +74,24 @@ def test_gating_selects_by_spread():
 def test_resume_reproduces_pseudo_labels(synth_dir, tmp_path):
     cfg = semi_config(tmp_path / "s", synth_dir, **{"semi.mode": "schedule", "semi.per_iteration": 200})
     straight = train(cfg, echo=lambda s: None)
-    # the same run killed after iteration 2: its last iteration's files never got their record
-    shutil.copytree(tmp_path / "s", tmp_path / "r")
-    (tmp_path / "r" / "checkpoints" / "iter3.json").unlink()
-    cfg.run.out = str(tmp_path / "r")
-    resumed = train(cfg, echo=lambda s: None)
+    # the same run crashed in iteration 3 (an injected fault): some of its member files were
+    # written, its record never was
+    crash = C.with_values(cfg, {"run.out": str(tmp_path / "r"), "debug.fail_member_at": "0:3"})
+    with pytest.raises(RuntimeError, match="injected crash"):
+        train(crash, echo=lambda s: None)
+    assert Run(tmp_path / "r").iterations() == [1, 2]
+    for name in straight["files"]:
+        if "iter3" in name and name.endswith(".ckpt"):
+            shutil.copy(tmp_path / "s" / "checkpoints" / name, tmp_path / "r" / "checkpoints" / name)
+    resumed = train(C.with_values(cfg, {"run.out": str(tmp_path / "r")}), echo=lambda s: None)
     assert resumed["files"] == straight["files"]          # members and pseudo-labels, bit for bit
-    run = RunDir(tmp_path / "r")
+    run = Run(tmp_path / "r")
     assert run.load_npz("checkpoints/pseudo_iter2.npz", 2)["index"].size == 400   # (j + 1) * K
     assert run.record(3)["semi"]["pseudo"] == 600
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--semi", "gated", "--labelled-fraction", "0"], "labelled_fraction"),
+    (["--semi", "gated", "--labelled-fraction", "-0.1"], "labelled_fraction"),
     (["--semi", "gated", "--labelled-fraction", "1.5"], "labelled_fraction"),
     (["--semi", "sometimes"], "semi.mode"),
 ])

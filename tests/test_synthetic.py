@@ -107,7 +107,7 @@ def test_root_moves_for_gaits_and_jog_is_faster(data):
     for subject, actions in pos3d.items():
         walk = [_speed(x) for a, x in actions.items() if a.startswith("Walking")]
         jog = [_speed(x) for a, x in actions.items() if a.startswith("Jog")]
-        for speed, dist in walk + jog:
+        for _s, dist in walk + jog:
             assert dist > 1.0, subject
         assert 0.8 < min(s for s, _ in walk) and max(s for s, _ in walk) < 1.9
         assert min(s for s, _ in jog) > max(s for s, _ in walk), subject
@@ -153,8 +153,8 @@ def test_heights_plausible(data):
 
 
 def test_2d_inside_image(data):
-    for subject, actions in data[0].items():
-        for action, cams in actions.items():
+    for _subject, actions in data[0].items():
+        for _action, cams in actions.items():
             for kp in cams:
                 assert (kp[..., 0] >= 0).all() and (kp[..., 0] < cameras.IMAGE_WIDTH).all()
                 assert (kp[..., 1] >= 0).all() and (kp[..., 1] < cameras.IMAGE_HEIGHT).all()

@@ -64,7 +64,8 @@ def read_npz(path):
     except UserError:
         raise
     except pickle.UnpicklingError as e:
-        raise UserError(f"{path}: unsafe or corrupt pickled object ({e}); expected numpy arrays, dicts, lists, strings and numbers only") from None
+        raise UserError(f"{path}: unsafe or corrupt pickled object ({e}); expected numpy arrays, dicts, "
+                        "lists, strings and numbers only") from None
     except zipfile.BadZipFile:
         raise UserError(f"{path}: not an npz file (expected a zip archive of .npy arrays)") from None
     except Exception as e:  # truncated members, bad headers, zlib errors

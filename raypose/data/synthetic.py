@@ -14,8 +14,9 @@ per-bone proportions). Each person (S1, S2, S3) has one body, shared by its Trai
 keys as in the real data set; motions differ per key and chunk. Walking and Jog are periodic gaits
 (hip/knee swing, counter-swinging arms, pelvis bob from a soft foot contact, pelvis sway and
 twist) around an ellipse of ~1.05-1.4 m radii about the world origin (a larger loop would take the
-feet out of the nearest camera's image), facing the direction of travel, jogging faster; Box is a guard stance with alternating punches; Gestures raises one arm to
-wave, then points; ThrowCatch catches with both arms and throws with one, twisting the torso.
+feet out of the nearest camera's image), facing the direction of travel, jogging faster; Box is a
+guard stance with alternating punches; Gestures raises one arm to wave, then points; ThrowCatch
+catches with both arms and throws with one, twisting the torso.
 Every chunk gets its own random phase, amplitudes, timing and a mild smooth (low-frequency)
 noise on all joint angles, so no two sequences are equal.
 

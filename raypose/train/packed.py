@@ -8,6 +8,7 @@ dropout draws and its own BatchNorm statistics, and Adam is elementwise, so one 
 stacked tensors updates each member exactly as its own Adam would.
 """
 import copy
+
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 

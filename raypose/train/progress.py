@@ -22,7 +22,8 @@ class Progress:
         """`iter 3/10 ... ETA` or, under a time budget, `iter 3 ... 200 s of the 545 s budget left`."""
         budget = self.cfg.run.time_budget
         if budget:
-            return f"iter {i}", f"elapsed {elapsed:.0f}s, {max(0.0, budget - elapsed):.0f}s of the {budget:g}s budget left"
+            left = max(0.0, budget - elapsed)
+            return f"iter {i}", f"elapsed {elapsed:.0f}s, {left:.0f}s of the {budget:g}s budget left"
         left = self.cfg.train.iterations - i
         eta = elapsed / max(i - self.first, 1) * left
         return f"iter {i}/{self.cfg.train.iterations}", f"elapsed {elapsed:.0f}s  ETA {eta:.0f}s"

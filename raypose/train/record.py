@@ -7,7 +7,6 @@ from ..aggregate import aggregate
 from ..metrics import mpjpe, p_mpjpe
 
 
-
 def iteration_record(cfg, i, reports, gt, labelled, extra_files, semi_info, t_gathered):
     """checkpoints/iter{i}.json from every worker's report; rank 0 writes it after every member
     file, so a record names only files that are whole (their SHA-256 with them)."""
