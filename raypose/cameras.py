@@ -56,11 +56,6 @@ def world_to_camera(points, subject, index):
     return ((np.asarray(points, dtype=np.float64) - t) @ R).astype(np.float32)
 
 
-def camera_to_world(points, subject, index):
-    R, t = camera(subject, index)
-    return (np.asarray(points, dtype=np.float64) @ R.T + t).astype(np.float32)
-
-
 def normalize_screen(x, w=IMAGE_WIDTH, h=IMAGE_HEIGHT):
     """Pixels -> [-1, 1] along x keeping the aspect ratio, as VideoPose3D does."""
     return (np.asarray(x, dtype=np.float32) / w * 2 - np.array([1, h / w], dtype=np.float32)).astype(np.float32)

@@ -13,16 +13,9 @@ so its published checkpoints load with ``load_state_dict``.
 """
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from raypose.skeleton import LEFT, RIGHT
-
-# COCO's 17 keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
-COCO_LEFT = [1, 3, 5, 7, 9, 11, 13, 15]
-COCO_RIGHT = [2, 4, 6, 8, 10, 12, 14, 16]
 
 
 class Dropout(nn.Module):
@@ -192,57 +185,3 @@ class TemporalModel(nn.Module):
         macs += c * self.num_joints_out * 3  # shrink (bias add not counted)
         return 2 * macs
 
-
-def _flip(x, left, right):
-    """Mirror (..., J, C) poses: negate x, swap left/right joints (a second flip undoes it)."""
-    perm = list(range(x.shape[-2]))
-    for l, r in zip(left, right):
-        perm[l], perm[r] = r, l
-    x = x[..., perm, :].clone()
-    x[..., 0] *= -1
-    return x
-
-
-def predict_sequence(model, seq_2d, pad_mode="edge", flip_tta=False,
-                     left_in=None, right_in=None, left_out=LEFT, right_out=RIGHT):
-    """Per-frame 3D poses (T, J_out, 3) for a 2D sequence (T, J_in, 2), any T >= 1.
-
-    Both ends are padded by receptive_field // 2 copies of the edge frame so that every input
-    frame gets an output. With ``flip_tta`` the mirrored sequence is predicted too, mirrored back
-    and averaged. The input joint lists default to HumanEva's for 15 joints and COCO's for 17.
-    Returns the input's type: numpy in, numpy out; tensor in, tensor (on the input's device) out.
-    """
-    if pad_mode != "edge":
-        raise ValueError(f"unsupported pad_mode {pad_mode!r}; only 'edge' is implemented")
-    is_numpy = not torch.is_tensor(seq_2d)
-    x = torch.as_tensor(np.asarray(seq_2d) if is_numpy else seq_2d)
-    out_device = x.device
-    param = next(model.parameters())
-    x = x.to(device=param.device, dtype=param.dtype)
-    if x.dim() != 3:
-        raise ValueError(f"expected (T, J_in, 2), got {tuple(x.shape)}")
-
-    pad = model.receptive_field() // 2
-    x = torch.cat([x[:1].expand(pad, -1, -1), x, x[-1:].expand(pad, -1, -1)])[None]
-    batch = x
-    if flip_tta:
-        if left_in is None:
-            left_in, right_in = {15: (LEFT, RIGHT), 17: (COCO_LEFT, COCO_RIGHT)}.get(
-                x.shape[-2], (None, None))
-            if left_in is None:
-                raise ValueError(f"no default left/right lists for {x.shape[-2]} input joints")
-        batch = torch.cat([x, _flip(x, left_in, right_in)])
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            y = model(batch)
-    finally:
-        model.train(was_training)
-
-    if flip_tta:
-        y = (y[0] + _flip(y[1], left_out, right_out)) / 2
-    else:
-        y = y[0]
-    return y.cpu().numpy() if is_numpy else y.to(out_device)

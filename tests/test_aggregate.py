@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from raypose.aggregate import AGGREGATES, aggregate, frame_spread, geometric_median, spread
 from raypose.calibration import calibration_report, sparsification, spearman, spearman_per_joint
-from raypose.ensemble import AGGREGATES, aggregate, frame_spread, geometric_median, spread
 from raypose.errors import UserError
 from raypose.metrics import p_mpjpe
 

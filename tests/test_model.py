@@ -1,9 +1,7 @@
-import numpy as np
 import pytest
 import torch
 
-from raypose.model import COCO_LEFT, COCO_RIGHT, TemporalModel, _flip, predict_sequence
-from raypose.skeleton import LEFT, RIGHT
+from raypose.model import TemporalModel
 
 
 def small_model(j_in=15, j_out=15, widths=(3, 3, 3), channels=32, seed=0):
@@ -71,55 +69,6 @@ def test_attributes_and_bn_momentum():
     model.set_bn_momentum(0.01)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert len(bns) == 3 and all(bn.momentum == 0.01 for bn in bns)
-
-
-@pytest.mark.parametrize("t", [1, 5, 27, 60])
-def test_predict_sequence_one_output_per_frame(t):
-    model = small_model()
-    seq = np.random.default_rng(0).normal(size=(t, 15, 2)).astype(np.float32)
-    out = predict_sequence(model, seq)
-    assert isinstance(out, np.ndarray) and out.shape == (t, 15, 3)
-    out_t = predict_sequence(model, torch.from_numpy(seq))
-    assert torch.is_tensor(out_t)
-    np.testing.assert_allclose(out_t.numpy(), out, atol=1e-6)
-
-
-def test_predict_sequence_matches_manual_edge_padding_and_restores_mode():
-    model = small_model()
-    model.train()
-    seq = np.random.default_rng(1).normal(size=(40, 15, 2)).astype(np.float32)
-    out = predict_sequence(model, seq)
-    assert model.training
-    padded = np.pad(seq, ((13, 13), (0, 0), (0, 0)), mode="edge")
-    model.eval()
-    with torch.no_grad():
-        expected = model(torch.from_numpy(padded)[None])[0].numpy()
-    np.testing.assert_allclose(out, expected, atol=1e-6)
-
-
-@pytest.mark.parametrize("j_in,left_in,right_in", [(15, LEFT, RIGHT), (17, COCO_LEFT, COCO_RIGHT)])
-def test_flip_tta_is_average_of_plain_and_unflipped(j_in, left_in, right_in):
-    model = small_model(j_in=j_in)
-    seq = np.random.default_rng(2).normal(size=(30, j_in, 2)).astype(np.float32)
-    plain = predict_sequence(model, seq)
-    flipped_in = _flip(torch.from_numpy(seq), left_in, right_in).numpy()
-    flipped_out = predict_sequence(model, flipped_in)
-    unflipped = _flip(torch.from_numpy(flipped_out), LEFT, RIGHT).numpy()
-    expected = (plain + unflipped) / 2
-    # Default joint lists for 15 / 17 inputs, and explicit ones.
-    np.testing.assert_allclose(predict_sequence(model, seq, flip_tta=True), expected, atol=1e-5)
-    np.testing.assert_allclose(
-        predict_sequence(model, seq, flip_tta=True, left_in=left_in, right_in=right_in),
-        expected, atol=1e-5)
-    assert not np.allclose(plain, expected, atol=1e-4)  # the flip actually did something
-
-
-def test_flip_is_involution_and_mirrors():
-    x = torch.randn(4, 15, 3)
-    once = _flip(x, LEFT, RIGHT)
-    assert torch.equal(once[:, LEFT, 0], -x[:, RIGHT, 0])
-    assert torch.equal(once[:, 0, 1:], x[:, 0, 1:])
-    assert torch.equal(_flip(once, LEFT, RIGHT), x)
 
 
 def test_strided_form_trains():

@@ -13,7 +13,7 @@ class Windows:
     """Every frame of every sequence as a training target with its centred 2D window."""
     inputs: np.ndarray      # (P, J, 2) padded, normalised 2D, all sequences back to back
     starts: np.ndarray      # (N,) start of each target's window in `inputs`
-    targets: np.ndarray | None  # (N, 15, 3) root-relative camera-frame 3D; None if nothing has 3D
+    targets: np.ndarray | None  # (N, J, 3) root-relative camera-frame 3D; None if nothing has 3D
     labelled: np.ndarray    # (N,) bool: the target is known (zeros stand in where it is not)
     keys: list              # per sequence: (subject, action, camera)
     offsets: np.ndarray     # (S+1,) first target index of each sequence
@@ -21,10 +21,6 @@ class Windows:
 
     def __len__(self):
         return len(self.starts)
-
-    def gather(self, index):
-        """(B, receptive_field, J, 2) windows for target indices."""
-        return self.inputs[self.starts[index, None] + np.arange(self.receptive_field)]
 
     def key_per_target(self, field):
         """(N,) each target's sequence key field: 0 subject, 1 action, 2 camera."""
@@ -35,7 +31,7 @@ class Windows:
         return self.inputs[self.starts + self.receptive_field // 2]
 
     def sequence(self, s):
-        """Padded 2D (T + rf - 1, J, 2) and targets (T, 15, 3) of sequence s."""
+        """Padded 2D (T + rf - 1, J, 2) and targets (T, J3, 3) of sequence s."""
         lo, hi = self.offsets[s], self.offsets[s + 1]
         pad = self.receptive_field - 1
         start = self.starts[lo]
@@ -44,7 +40,7 @@ class Windows:
 
 
 def make_windows(sequences, receptive_field=27):
-    """sequences: iterable of (key, 2D (T, J, 2), 3D (T, 15, 3) or None).
+    """sequences: iterable of (key, 2D (T, J, 2), 3D (T, J3, 3) or None).
 
     Each sequence is padded by receptive_field // 2 copies of its first and last frame, so
     edge frames are targets too (the 2022 study dropped them).
@@ -69,7 +65,8 @@ def make_windows(sequences, receptive_field=27):
     labelled = np.repeat([p is not None for p in targets], np.diff(offsets))
     tgt = None
     if labelled.any():
-        tgt = np.concatenate([np.zeros((o, 15, 3), np.float32) if p is None else p
+        shape = next(p.shape[1:] for p in targets if p is not None)
+        tgt = np.concatenate([np.zeros((o, *shape), np.float32) if p is None else p
                               for p, o in zip(targets, np.diff(offsets))]).astype(np.float32)
     return Windows(
         inputs=np.concatenate(inputs),
