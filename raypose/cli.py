@@ -73,7 +73,7 @@ def build_parser():
     q.add_argument("--keypoints", default="gt", help="2D file suffix: gt, or a detector's name")
     q.add_argument("--split", default="videopose3d", help="videopose3d or seed; stored as a column")
     q.add_argument("--actions", default=None, help="action prefixes, e.g. Walk,Jog,Box (default all)")
-    q.add_argument("--csv", action="store_true", help="also write frames.csv in the 2022 layout")
+    q.add_argument("--csv", action="store_true", help="also write OUT/_frames.csv in the 2022 layout")
     q.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     q.set_defaults(func=_cmd_prepare)
 

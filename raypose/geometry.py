@@ -4,7 +4,7 @@ the subject's bone lengths; and poses made to agree with them.
 A lifting network only estimates the x, y that its own 2D input pins down (given depth and the
 focal length). Fitting its output back onto the input's rays removes that error, which pays
 wherever the 2D is exact (ground truth, motion capture) and hurts where it is noisy (measured:
-README, "Fitting to the 2D"). The semi-supervised pseudo-labels use the same fits.
+docs/method.md, "Fitting to the 2D"). The semi-supervised pseudo-labels use the same fits.
 """
 import numpy as np
 
@@ -126,7 +126,7 @@ def fit_bones(pose, lengths):
     """Keep every bone's direction, give it the reference length, rebuild from the root.
 
     The ensemble's mean pose shrinks towards the mean pose and its bones with it; the subject's
-    own bones undo that (measured on HumanEva: see the README's semi notes).
+    own bones undo that (measured on HumanEva: docs/method.md, semi-supervised ensembles).
     """
     out = np.zeros_like(pose)
     for j in range(1, len(PARENTS)):   # parents come before children in this order

@@ -10,7 +10,7 @@ known without 3D: its x, y are fitted to the window's own 2D through the camera'
 itself fitted on labelled windows (`geometry.fit_to_2d`, `geometry.focal_table`), and its bones get the
 subject's lengths from the labelled chunks (`geometry.fit_bones`). The raw ensemble mean is shrunk
 towards the mean pose; retrained on it, members shrink further, and pseudo-labels hurt
-(measured: README, "Semi-supervised ensembles"). The two fits undo the shrinking, so the
+(measured: docs/method.md, "Semi-supervised ensembles"). The two fits undo the shrinking, so the
 labels can be remade every iteration as the members improve.
 """
 import numpy as np

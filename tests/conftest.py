@@ -11,12 +11,13 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ray_local():
-    """This session's local Ray (2 CPUs), started on first use and kept for later tests."""
+    """This session's local Ray (2 CPUs), started on first use and kept for later tests (the
+    cluster tests, sorted last, replace it with their own)."""
     import ray
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     return ray
 
 

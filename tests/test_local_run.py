@@ -133,3 +133,14 @@ def test_bad_train_options_are_one_line(capsys, tmp_path):
         assert code == 2, argv
         assert err.count("\n") == 1 and needle in err, (argv, err)
         assert not (tmp_path / "x").exists(), argv
+
+
+def test_unreachable_address_is_one_line_not_a_hang(tmp_path):
+    import subprocess
+    import sys
+    import time
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-m", "raypose.cli", "train", "--data", "synthetic", "--out",
+                        str(tmp_path / "x"), "--address", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "127.0.0.1:1" in r.stderr, r.stderr[-2000:]
+    assert time.time() - t0 < 30 and not (tmp_path / "x").exists()

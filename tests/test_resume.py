@@ -27,10 +27,12 @@ def _wait_group_gone(pgid, timeout):
     return False
 
 
-def test_sigkill_driver_then_same_command_resumes(tmp_path):
+def test_sigkill_driver_then_same_command_resumes(tmp_path, ray_local):
     out = tmp_path / "run"
+    # both drivers join this session's Ray (as `ray job submit` drivers join a cluster's)
+    address = ray_local.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "raypose.cli", "train", *tiny_flags(out, ITERATIONS, EPOCHS),
-           "--set", "run.cpus_per_member=1"]
+           "--set", "run.cpus_per_member=1", "--address", address]
     # a deterministic kill point: the driver SIGKILLs itself once it sees iteration 1 committed,
     # while the workers wait there (debug.kill_driver_at is not part of the config's hash)
     proc = subprocess.Popen(cmd + ["--set", "debug.kill_driver_at=1"], stdout=subprocess.PIPE,
@@ -40,7 +42,7 @@ def test_sigkill_driver_then_same_command_resumes(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-        if not _wait_group_gone(proc.pid, 10):   # Ray's processes of that driver, and no other
+        if not _wait_group_gone(proc.pid, 10):   # that driver's own processes, and no others
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()[-2000:]
     assert Run(out).latest() == 1

@@ -17,11 +17,8 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(tmp_path_factory, ray_local):
     """One uninterrupted 2-member, 3-iteration run on Ray workers."""
-    import ray
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     base = tmp_path_factory.mktemp("straight")
     lines = []
     cwd = os.getcwd()
@@ -96,7 +93,7 @@ def test_member_crash_is_survived_with_identical_results(straight, tmp_path):
     assert last["files"] == last0["files"]          # bit-identical checkpoints
 
 
-def test_too_many_crashes_fail_the_run(tmp_path):
+def test_too_many_crashes_fail_the_run(tmp_path, ray_local):
     with pytest.raises(Exception, match="injected crash of member 0 at iteration 1"):  # noqa: B017
         train(tiny_config(tmp_path / "r", **{"train.iterations": 1, "debug.fail_member_at": "0:1",
                                                "run.max_failures": 0}), echo=lambda s: None)

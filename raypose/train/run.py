@@ -9,8 +9,11 @@ directory (`driver.train`).
 """
 import logging
 import math
+import os
+import socket
 import time
 
+from ..errors import UserError
 from ..layout import Layout
 
 
@@ -69,14 +72,39 @@ def resources(cfg, cluster):
     return workers, res, max(1, int(cpus)), use_gpu
 
 
+def _answers(address, timeout=10.0):
+    """Whether something listens at a host:port address (a Ray GCS), within `timeout`."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _address(address):
+    """What ray.init gets: --address (or RAY_ADDRESS, or the last `ray start`'s cluster) when a
+    cluster answers there; a new local Ray when none is given and the recorded one is gone."""
+    from ray._private.services import get_ray_address_from_environment
+    try:
+        found = get_ray_address_from_environment(address or None, None)
+    except ConnectionError as e:
+        raise UserError(f"--address {address}: {e}") from None
+    if found is None or found == "local" or found.startswith("ray://") or _answers(found):
+        return found or "local"
+    if address or os.environ.get("RAY_ADDRESS"):
+        raise UserError(f"--address {found}: no Ray cluster answers there; expected the address "
+                        "`ray start --head` printed, or no --address for a Ray on this machine")
+    return "local"   # /tmp/ray records a cluster that is gone
+
+
 def ensure_ray(address):
     """Connect to (or start) Ray, quietly: warnings a user cannot act on are left out."""
     import ray
     for name in ("ray", "ray.data", "ray._private.authentication.authentication_token_setup"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
-        ray.init(**({"address": address} if address else {}), log_to_driver=False,
-                 configure_logging=True, logging_level="ERROR")
+        ray.init(address=_address(address), log_to_driver=False, configure_logging=True, logging_level="ERROR")
     return ray
 
 
