@@ -371,3 +371,13 @@ def test_ray_reads_the_directory(prepared, tmp_path, ray_local):
     for (_, kp, pose), (_, kp_ref, pose_ref) in zip(got, ref):
         np.testing.assert_array_equal(kp, kp_ref)
         np.testing.assert_array_equal(pose, pose_ref)
+    # npz and synthetic frames are in the driver already: handed over as sequence rows, the
+    # same ones; without 3D for unlabelled chunks, whose ground truth must never reach a worker
+    mem = open_source(_data_cfg("synthetic"))
+    for with_3d in (True, False):
+        got = shard_sequences(sequence_dataset(mem, mem.chunks[:2], with_3d), mem.num_joints_2d)
+        ref = read_sequences(mem, mem.chunks[:2])
+        assert [k for k, _, _ in got] == [k for k, _, _ in ref] and len(got) == 6
+        for (_, kp, pose), (_, kp_ref, pose_ref) in zip(got, ref):
+            np.testing.assert_array_equal(kp, kp_ref)
+            assert pose is None if not with_3d else np.array_equal(pose, pose_ref)

@@ -9,7 +9,12 @@ import functools
 import numpy as np
 import pyarrow as pa
 
+from .source import read_sequences
 from .table import KEY, chunk_filter
+
+
+def _flat(arrays):
+    return pa.array([np.ascontiguousarray(a, np.float32).ravel() for a in arrays], type=pa.large_list(pa.float32()))
 
 
 def _to_sequence(group: pa.Table) -> pa.Table:
@@ -19,9 +24,18 @@ def _to_sequence(group: pa.Table) -> pa.Table:
     row["frames"] = [group.num_rows]
     for col in ("keypoints", "pose_3d"):
         if col in group.column_names:
-            flat = group.column(col).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            row[col] = pa.array([flat.astype(np.float32)], type=pa.large_list(pa.float32()))
+            row[col] = _flat([group.column(col).combine_chunks().flatten().to_numpy(zero_copy_only=False)])
     return pa.table(row)
+
+
+def _sequence_rows(sequences, with_3d):
+    """The rows `_to_sequence` makes, from sequences already in this process."""
+    rows = {k: [key[i] for key, _, _ in sequences] for i, k in enumerate(KEY)}
+    rows["frames"] = [len(kp) for _, kp, _ in sequences]
+    rows["keypoints"] = _flat(kp for _, kp, _ in sequences)
+    if with_3d:
+        rows["pose_3d"] = _flat(pose for _, _, pose in sequences)
+    return pa.table(rows)
 
 
 def sequence_dataset(source, chunks, with_3d=True):
@@ -32,11 +46,11 @@ def sequence_dataset(source, chunks, with_3d=True):
     """
     import ray.data
 
-    if source.table is not None:
-        ds = ray.data.from_arrow(source.table)
-    else:  # base_dir: only partitions below the table count, not a 'k=v' folder above it
-        ds = ray.data.read_parquet(source.parquet, file_extensions=["parquet"],
-                                   partitioning=ray.data.datasource.Partitioning("hive", base_dir=source.parquet))
+    if source.table is not None:   # npz or synthetic frames, in this process already: no shuffle to pay
+        return ray.data.from_arrow(_sequence_rows(read_sequences(source, chunks), with_3d)).materialize()
+    # base_dir: only partitions below the table count, not a 'k=v' folder above it
+    ds = ray.data.read_parquet(source.parquet, file_extensions=["parquet"],
+                               partitioning=ray.data.datasource.Partitioning("hive", base_dir=source.parquet))
     ds = ds.map_batches(functools.partial(chunk_filter, chunks=chunks), batch_format="pyarrow")
     if not with_3d:
         ds = ds.drop_columns(["pose_3d"])

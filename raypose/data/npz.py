@@ -160,14 +160,20 @@ def _nested(obj, where, what):
             raise UserError(f"{where}[{subject!r}]: expected a non-empty dict action -> {what}")
 
 
+def _read_nested(path, key, what):
+    """The npz's content, its `key` checked to be a dict subject -> action -> `what`."""
+    content = read_npz(path)
+    if key not in content:
+        raise UserError(f"{path}: missing key {key!r}; found {sorted(content)}")
+    _nested(content[key], f"{path}: {key}", what)
+    return content
+
+
 def load_2d(path):
     """2D tracks (and metadata) from one npz; used for training input and for `predict`."""
     path = os.fspath(path)
-    content = read_npz(path)
-    if "positions_2d" not in content:
-        raise UserError(f"{path}: missing key 'positions_2d'; found {sorted(content)}")
+    content = _read_nested(path, "positions_2d", "list of per-camera (frames, joints, 2) arrays")
     pos2d = content["positions_2d"]
-    _nested(pos2d, f"{path}: positions_2d", "list of per-camera (frames, joints, 2) arrays")
     joints = None
     for subject, actions in pos2d.items():
         for action, cams in actions.items():
@@ -190,11 +196,7 @@ def load_2d(path):
 
 def load_3d(path):
     path = os.fspath(path)
-    content = read_npz(path)
-    if "positions_3d" not in content:
-        raise UserError(f"{path}: missing key 'positions_3d'; found {sorted(content)}")
-    pos3d = content["positions_3d"]
-    _nested(pos3d, f"{path}: positions_3d", "(frames, 15, 3) array")
+    pos3d = _read_nested(path, "positions_3d", "(frames, 15, 3) array")["positions_3d"]
     for subject, actions in pos3d.items():
         for action, arr in actions.items():
             actions[action] = _check_array(arr, f"{path}: positions_3d[{subject!r}][{action!r}]",
