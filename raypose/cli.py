@@ -19,9 +19,7 @@ def _cmd_prepare(args):
 
 def _cmd_synth(args):
     from .data.synthetic import write_synthetic
-    from .outputs import check_empty
-    check_empty(args.out, args.overwrite)
-    paths = write_synthetic(args.out, frames=args.frames, seed=args.seed)
+    paths = write_synthetic(args.out, frames=args.frames, seed=args.seed, overwrite=args.overwrite)
     print("wrote " + ", ".join(paths))
 
 
@@ -56,7 +54,7 @@ def _cmd_plot(args):
 def _cmd_predict(args):
     from .predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration, method=args.aggregate,
-                        flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal)
+                        flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite)
     print(f"wrote {path}")
 
 
@@ -92,7 +90,8 @@ def build_parser():
     q = sub.add_parser("predict", help="3D poses and per-joint spread for new 2D input")
     q.add_argument("--run", required=True)
     q.add_argument("--input", required=True, help="npz with positions_2d (VideoPose3D layout)")
-    q.add_argument("--out", required=True, help="output npz")
+    q.add_argument("--out", required=True, help="output npz (must be new)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
     q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (the default)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")

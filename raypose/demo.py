@@ -4,7 +4,7 @@ import shutil
 from importlib import resources
 
 from . import config as C
-from .errors import UserError
+from .outputs import check_replaceable
 
 
 def demo_config(out, **overrides):
@@ -18,10 +18,9 @@ def run_demo(out="runs/demo", echo=print, **overrides):
 
     out = os.path.abspath(out)
     cfg = demo_config(out, **overrides)   # every argument checked before anything is deleted
+    check_replaceable(out, overwrite=True, kind="run")   # only a raypose run is ever replaced
     if os.path.isdir(out) and os.listdir(out):
-        if not os.path.isfile(os.path.join(out, "config.toml")):
-            raise UserError(f"{out}: exists and is not a raypose run; expected a new directory")
-        shutil.rmtree(out)   # an earlier demo: the demo always starts fresh
+        shutil.rmtree(out)   # an earlier run: the demo always starts fresh
     last = train(cfg, echo=echo)
     e = last["ensemble"]
     members = ", ".join(f"{x:.1f}" for x in last["member_p_mpjpe_mm"])

@@ -4,6 +4,7 @@ A directory is written under a temporary name in the same parent and renamed int
 the end, so a reader never sees half an output and a failed write leaves nothing behind.
 """
 import contextlib
+import fnmatch
 import os
 import shutil
 import tempfile
@@ -11,21 +12,80 @@ import tempfile
 from .errors import UserError
 
 
-def check_empty(out, overwrite):
-    """An output path must be new or empty unless the user asked to overwrite it."""
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)) and not overwrite:
+def _has(path, files=(), dirs=()):
+    return (all(os.path.isfile(os.path.join(path, f)) for f in files)
+            and all(os.path.isdir(os.path.join(path, d)) for d in dirs))
+
+
+def _is_prepared(path, names):   # _raypose.json, or the old layout: metadata.json + frames/
+    return _has(path, ["_raypose.json"]) or _has(path, ["metadata.json"], ["frames"])
+
+
+def _is_synthetic(path, names):
+    return all((fnmatch.fnmatchcase(n, "data_2d_humaneva15_*.npz") or n == "data_3d_humaneva15.npz")
+               and _has(path, [n]) for n in names)
+
+
+def _is_run(path, names):
+    return _has(path, ["config.toml", "layout.json"], ["checkpoints"])
+
+
+# kind -> (test on the directory and its entry names, what the kind looks like, for messages)
+KINDS = {
+    "prepared": (_is_prepared, "prepared frame table (_raypose.json, or metadata.json + frames/)"),
+    "synthetic": (_is_synthetic, "synthetic npz directory (only data_2d_humaneva15_*.npz, "
+                                 "data_3d_humaneva15.npz)"),
+    "run": (_is_run, "raypose run (config.toml, layout.json, checkpoints/)"),
+}
+
+
+def check_replaceable(out, overwrite, inputs=(), kind=None):
+    """The one rule for writing the directory `out`, checked before anything is read or written.
+
+    `out` may be new or an empty directory. With `overwrite` it may also be a non-empty
+    directory that is a raypose output of the same `kind` (a key of KINDS; None: no kind, so
+    nothing non-empty is ever replaced). Never an existing file, never an input (a file or a
+    directory in `inputs`) or a directory holding one, compared by resolved real paths.
+    """
+    out = os.fspath(out)
+    real = os.path.realpath(out)
+    for inp in inputs:
+        inp_real = os.path.realpath(os.fspath(inp))
+        if inp_real == real or inp_real.startswith(real.rstrip(os.sep) + os.sep):
+            what = "is" if inp_real == real else "holds"
+            raise UserError(f"{out}: output {what} the input {os.fspath(inp)}; expected an output "
+                            "path apart from the input")
+    if not os.path.lexists(out):
+        return
+    if not os.path.isdir(out):
+        raise UserError(f"{out}: exists and is not a directory; expected a new or empty directory")
+    names = set(os.listdir(out))
+    if not names:
+        return
+    if kind is None:
+        raise UserError(f"{out}: output path exists and is not empty; expected a new or empty directory")
+    if not KINDS[kind][0](out, names):
+        raise UserError(f"{out}: not empty and not a {KINDS[kind][1]}, so it is not replaced; "
+                        "expected a new or empty directory")
+    if not overwrite:
         raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
-                        "directory (or pass --overwrite)")
+                        "directory (or pass --overwrite to replace it)")
+
+
+def check_empty(out, overwrite=False):
+    """An output path must be new or an empty directory (no kind, so --overwrite replaces nothing)."""
+    check_replaceable(out, overwrite)
 
 
 @contextlib.contextmanager
-def atomic_dir(out, overwrite=False):
+def atomic_dir(out, overwrite=False, inputs=(), kind=None):
     """Yields a temporary sibling of `out` to fill; on success it replaces `out`, on error it goes.
 
-    Same parent, so the final rename stays on one file system and is atomic.
+    `out` must pass check_replaceable(out, overwrite, inputs, kind). Same parent, so the final
+    rename stays on one file system and is atomic.
     """
     out = os.path.abspath(os.fspath(out))
-    check_empty(out, overwrite)
+    check_replaceable(out, overwrite, inputs, kind)
     parent, name = os.path.split(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=name + ".tmp-", dir=parent)

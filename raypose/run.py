@@ -15,6 +15,8 @@ import io
 import json
 import os
 import re
+import socket
+import time
 import uuid
 
 import numpy as np
@@ -25,6 +27,9 @@ from .errors import UserError
 from .layout import Layout
 
 CAMERAS = "cameras.json"   # focal lengths fitted on the training windows (geometry.focal_table)
+LEASE = "lease.json"       # the one driver that may write the run (host, pid, start, last renewal)
+LEASE_STALE_S = 120.0      # another host's lease not renewed for this long: its driver is gone
+LEASE_RENEW_S = 30.0
 _ITER = re.compile(r"^iter(\d+)\.json$")
 _ITER_FILE = re.compile(r"^(?:\d+_members_ensemble\d+_iter|pseudo_iter)(\d+)\.(?:ckpt|resume|npz)$")
 
@@ -114,6 +119,70 @@ class Run:
             raise UserError(f"{self.path(rel)}: checksum differs from its iteration record; the file is corrupt")
         return data
 
+    # ---- one writer ----------------------------------------------------------------------
+
+    def acquire(self):
+        """Take the run's lease, or raise the user's one-line error naming its owner. A lease
+        whose driver is gone (a dead pid on this host, no renewal from another) is taken over."""
+        self._lease = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                       "renewed": time.time(), "token": uuid.uuid4().hex}
+        for _ in range(3):
+            if self._create_lease():
+                return
+            owner = self._owner()
+            if owner is not None and not _gone(owner):
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+                raise UserError(f"{self.path(LEASE)}: this run directory is being written by another driver "
+                                f"(host {owner.get('host')}, pid {owner.get('pid')}, since {since}); expected one "
+                                "driver per run directory: wait for it to finish, or choose another --out")
+            self.delete(LEASE)   # its driver is gone
+        raise UserError(f"{self.path(LEASE)}: could not take the lease; expected to be the only driver here")
+
+    def _created_here(self):
+        """The lease made this directory and nothing else is in it: it goes with the lease."""
+        return self.local and getattr(self, "_made_dir", False) and os.listdir(self.root) == []
+
+    def _create_lease(self):
+        """Create lease.json only if absent: O_EXCL on a local disk; elsewhere (S3, GCS: no
+        create-if-absent in pyarrow) write, then read back after a moment to see who won."""
+        data = json.dumps(self._lease).encode()
+        self._made_dir = self.local and not os.path.exists(self.root)
+        self.fs.create_dir(self.root, recursive=True)
+        if self.local:
+            try:
+                fd = os.open(self.path(LEASE), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return True
+        if self.exists(LEASE):
+            return False
+        self.write_bytes(LEASE, data)
+        time.sleep(1.0)
+        return (self._owner() or {}).get("token") == self._lease["token"]
+
+    def _owner(self):
+        try:
+            return json.loads(self.read_bytes(LEASE))
+        except (UserError, json.JSONDecodeError, UnicodeDecodeError):
+            return None   # gone meanwhile, or half-written by a killed driver
+
+    def renew(self):
+        """Keep the lease fresh for other hosts (at most every LEASE_RENEW_S seconds)."""
+        lease = getattr(self, "_lease", None)
+        if lease and time.time() - lease["renewed"] > LEASE_RENEW_S:
+            lease["renewed"] = time.time()
+            self.write_bytes(LEASE, json.dumps(lease).encode())
+
+    def release(self):
+        lease = getattr(self, "_lease", None)
+        if lease and (self._owner() or {}).get("token") == lease["token"]:
+            self.delete(LEASE)
+            if self._created_here():   # a run that failed before writing anything leaves no trace
+                os.rmdir(self.root)
+        self._lease = None
+
     # ---- what describes the run ----------------------------------------------------------
 
     @property
@@ -192,6 +261,15 @@ class Run:
         data = self._checked(f"checkpoints/{member_name(self.config.train.members, k, i, kind)}", i)
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
 
+    def verify(self, i):
+        """Every file of iteration i's record is there and whole (checksums), or one line."""
+        for name in self.record(i)["files"]:
+            if self.exists("checkpoints", name):   # older iterations' resume files are pruned
+                self._checked(f"checkpoints/{name}", i)
+            elif name.endswith(".ckpt") or i == self.latest():
+                raise UserError(f"{self.path('checkpoints', name)}: not found; iteration {i}'s record "
+                                "lists it, expected the run directory as raypose left it")
+
     def save_npz(self, rel, **arrays):
         buf = io.BytesIO()
         np.savez(buf, **arrays)
@@ -233,3 +311,19 @@ class Run:
     def update_metrics(self, parts):
         """metrics.json with `parts` merged in: training and evaluation never clobber each other."""
         self.write_json("metrics.json", {**self.metrics(), **parts})
+
+
+def _gone(owner):
+    """Whether a lease's driver has stopped: its pid is dead on this host, or it has not
+    renewed the lease for LEASE_STALE_S seconds from another host."""
+    try:
+        if owner.get("host") != socket.gethostname():
+            return time.time() - float(owner.get("renewed", 0)) > LEASE_STALE_S
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:   # alive, another user's
+        return False
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return True           # not a lease raypose wrote
+    return False

@@ -73,11 +73,23 @@ def read_npz(path):
     return out
 
 
+def _umask():
+    """The process's umask. Reading it means setting it: os.umask is process-global, so another
+    thread creating a file in between would get mode 0o666/0o777; fine in the CLI and the driver,
+    which create files from one thread."""
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
 def _atomic_savez(path, **arrays):
+    """Write under a temporary name in the same folder, then rename: readers see all or nothing.
+    The file gets the user's usual mode (0o666 & ~umask), not mkstemp's private 0o600."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".npz.tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
         os.replace(tmp, path)
@@ -139,17 +151,34 @@ class PoseData:
                     yield subject, action, cam, kp, pos3d
 
 
-def _check_array(arr, where, last_dim, joints=None):
+# The largest |x| or |y| a 2D keypoint may have, in pixels. HumanEva's images are 640 x 480 and
+# the widest video sensors ~16k pixels; a joint a little outside the frame is normal, but 1e5
+# pixels is 150 HumanEva image widths off: not a point of any image. Such input gives members
+# trained on [-1, 1] (cameras.normalize_screen) poses kilometres away, and ~1e20 overflows
+# float32 inside the network to NaN, so it is refused at the door.
+MAX_PIXELS = 1e5
+
+
+def _check_array(arr, where, last_dim, joints=None, max_abs=None):
+    """`arr` as float32 (frames, joints, last_dim): real numbers, finite as float32, and (with
+    `max_abs`) no coordinate beyond +-max_abs."""
     if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[2] != last_dim:
         shape = getattr(arr, "shape", type(arr).__name__)
         raise UserError(f"{where}: expected an array (frames, joints, {last_dim}), got {shape}")
     if joints is not None and arr.shape[1] != joints:
         raise UserError(f"{where}: expected {joints} joints, got {arr.shape[1]}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise UserError(f"{where}: expected numbers, got dtype {arr.dtype}")
-    if not np.all(np.isfinite(arr)):
-        raise UserError(f"{where}: NaN or infinite coordinates; expected finite values")
-    return arr.astype(np.float32, copy=False)
+    if arr.dtype.kind == "c":   # before any cast: numpy would drop the imaginary part with a warning
+        raise UserError(f"{where}: complex numbers (dtype {arr.dtype}); expected real coordinates")
+    if arr.dtype.kind not in "iuf":   # bool, str, object, datetime, timedelta, ...
+        raise UserError(f"{where}: expected integer or float coordinates, got dtype {arr.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is checked just below
+        out = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(out)):
+        raise UserError(f"{where}: NaN or infinite coordinates (as float32); expected finite values")
+    if max_abs is not None and out.size and np.abs(out).max() > max_abs:
+        raise UserError(f"{where}: a coordinate of {np.abs(out).max():.3g}; expected |value| <= "
+                        f"{max_abs:g} (pixels of an image)")
+    return out
 
 
 def _nested(obj, where, what):
@@ -182,7 +211,7 @@ def load_2d(path):
                 cams = list(cams)
             if not isinstance(cams, (list, tuple)) or not 1 <= len(cams) <= 3:
                 raise UserError(f"{where}: expected a list of 1 to 3 camera arrays")
-            cams = [_check_array(kp, f"{where}[{c}]", 2) for c, kp in enumerate(cams)]
+            cams = [_check_array(kp, f"{where}[{c}]", 2, max_abs=MAX_PIXELS) for c, kp in enumerate(cams)]
             for c, kp in enumerate(cams):
                 if joints is None:
                     joints = kp.shape[1]

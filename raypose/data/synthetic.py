@@ -403,14 +403,30 @@ def generate(frames=3000, seed=0, noise_px=0.0):
     return positions_2d, positions_3d, metadata()
 
 
-def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0):
+def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False):
     """Write data_2d_humaneva15_gt.npz and data_3d_humaneva15.npz into out_dir (created).
 
-    Returns (path_2d, path_3d).
+    out_dir is new, empty, or (with `overwrite`) holds only HumanEva npz files, whose pair is
+    replaced (other data_2d_humaneva15_*.npz stay). Both files are written in a temporary
+    sibling directory first, then renamed in. Returns (path_2d, path_3d).
     """
+    import shutil
+    import tempfile
+
+    from ..outputs import check_replaceable
     out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    positions_2d, positions_3d, meta = generate(frames, seed, noise_px)
-    path_2d = npz.save_2d(os.path.join(out_dir, npz.FILE_2D.format("gt")), positions_2d, meta)
-    path_3d = npz.save_3d(os.path.join(out_dir, npz.FILE_3D), positions_3d)
-    return path_2d, path_3d
+    check_replaceable(out_dir, overwrite, kind="synthetic")
+    positions_2d, positions_3d, meta = generate(frames, seed, noise_px)   # checks the arguments
+    names = (npz.FILE_2D.format("gt"), npz.FILE_3D)
+    parent, base = os.path.split(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=base + ".tmp-", dir=parent)
+    try:
+        npz.save_2d(os.path.join(tmp, names[0]), positions_2d, meta)
+        npz.save_3d(os.path.join(tmp, names[1]), positions_3d)
+        os.makedirs(out_dir, exist_ok=True)
+        for name in names:
+            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tuple(os.path.join(out_dir, name) for name in names)

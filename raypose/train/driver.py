@@ -17,13 +17,30 @@ def train(cfg, echo=print):
     """Train (or resume) the run described by cfg; returns the final iteration record."""
     cfg = C.finalize(cfg)
     if "://" not in cfg.run.out:   # workers run in other directories (and on other machines)
+        if os.path.exists(cfg.run.out) and not os.path.isdir(cfg.run.out):
+            raise UserError(f"--out {cfg.run.out}: is a file; expected a run directory (new or to resume)")
         cfg = C.with_values(cfg, {"run.out": os.path.abspath(cfg.run.out)})
     run = Run(cfg.run.out)
+    run.acquire()   # one driver per run directory, whatever its config
+    ok = False
+    try:
+        last = _train(cfg, run, echo)
+        ok = True
+        return last
+    finally:
+        if not ok:   # a failed iteration leaves no member file without its record
+            run.clean_incomplete()
+        run.release()
+
+
+def _train(cfg, run, echo):
     new = run.check_config(cfg)
     start = run.latest()
     if start >= cfg.train.iterations:
         echo(f"{run.uri}: already complete at iteration {start}")
         return finish(run)
+    if start:
+        run.verify(start)   # a damaged member is the user's one line here, not a worker's traceback
     source = open_source(cfg.data)
     layout = Layout.of(source.num_joints_2d, source.symmetry)
     train_keys, test = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None,
