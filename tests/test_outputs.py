@@ -204,3 +204,26 @@ def test_predict_flips_with_the_runs_own_2d_layout(synth_copy, tmp_path):
     np.testing.assert_allclose(got, ensemble.predict(w, True).mean(0), atol=1e-6)
     wrong = dataclasses.replace(ensemble.layout, left_2d=(2, 3, 4, 8, 9, 10), right_2d=(5, 6, 7, 11, 12, 13))
     assert np.abs(got - Ensemble(ensemble.models, wrong).predict(w, True).mean(0)).max() > 1e-4
+
+
+@pytest.mark.parametrize("damage", ["missing member", "malformed record", "record not a dict", "bad layout"])
+def test_damaged_run_directory_is_one_line(run_dir, synth_dir, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "metrics.json").unlink()   # plot draws a stored evaluation without loading members
+    ck = run / "checkpoints"
+    if damage == "missing member":
+        (ck / "3_members_ensemble1_iter2.ckpt").unlink()
+    elif damage == "malformed record":
+        (ck / "iter2.json").write_text('{"files": ')
+    elif damage == "record not a dict":
+        (ck / "iter2.json").write_text("[1, 2]")
+    else:
+        (run / "layout.json").write_text('{"joints_2d": 15}')
+    for argv in (["predict", "--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--out", str(tmp_path / "o.npz")],
+                 ["evaluate", "--no-curve"], ["plot"]):
+        code = main([argv[0], "--run", str(run), *argv[1:]])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (damage, argv, err)
+        assert str(run) in err, (damage, err)
+    assert not (tmp_path / "o.npz").exists()

@@ -29,6 +29,7 @@ class Progress:
         return f"iter {i}/{self.cfg.train.iterations}", f"elapsed {elapsed:.0f}s  ETA {eta:.0f}s"
 
     def poll(self):
+        self.run.renew()   # the lease stays ours while this driver watches
         for i in self.run.iterations():
             if i <= self.seen:
                 continue

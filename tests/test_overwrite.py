@@ -1,0 +1,264 @@
+"""Issue 12: no command deletes anything it did not create.
+
+Every refusal is exit status 2 with one line on stderr, and every file under the test's
+directory (inputs, earlier outputs, unrelated files) is still there byte for byte, with
+nothing new beside it (no half output, no temporary sibling).
+"""
+import os
+import shutil
+
+import pytest
+
+import raypose.train.driver
+from raypose.cli import main
+from raypose.data import npz
+from raypose.errors import UserError
+from raypose.outputs import check_replaceable
+
+DEMO_TOML = os.path.join(os.path.dirname(__file__), "..", "raypose", "configs", "demo.toml")
+
+
+def snapshot(root):
+    """Every path under root: a file's bytes, a directory, or a link's target."""
+    seen = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                seen[rel] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                seen[rel] = ("dir",)
+            else:
+                with open(path, "rb") as f:
+                    seen[rel] = ("file", f.read())
+    return seen
+
+
+def refused(capsys, root, argv, *needles):
+    """Run the CLI; it must exit 2 with one line holding every needle and leave root as it was."""
+    before = snapshot(root)
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert str(needle) in lines[0], (needle, lines[0])
+    after = snapshot(root)
+    assert after.keys() == before.keys(), (sorted(after.keys() - before.keys()),
+                                          sorted(before.keys() - after.keys()))
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, changed
+    return lines[0]
+
+
+def ok(capsys, argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture
+def npz_in(synth_dir, tmp_path):
+    """tmp/par/in: the npz pair, with an unrelated file beside it in par."""
+    par = tmp_path / "par"
+    shutil.copytree(synth_dir, par / "in")
+    (par / "notes.txt").write_text("mine, not raypose's\n")
+    return par / "in"
+
+
+# ---- prepare ------------------------------------------------------------------------------------
+
+def test_prepare_out_equal_to_npz_dir_is_refused(npz_in, tmp_path, capsys):
+    for extra in (["--overwrite"], []):
+        refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", npz_in, *extra],
+                npz_in, "is the input")
+
+
+def test_prepare_out_holding_npz_dir_is_refused(npz_in, tmp_path, capsys):
+    par = npz_in.parent
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", par, "--overwrite"],
+            par, "holds the input")
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", tmp_path, "--overwrite"],
+            "holds the input")
+
+
+def test_prepare_compares_resolved_paths(npz_in, tmp_path, capsys):
+    """A link to the input, a path with '..', or an npz file linked from inside --out."""
+    alias = tmp_path / "alias"
+    alias.symlink_to(npz_in, target_is_directory=True)
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", alias, "--overwrite"], "is the input")
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", alias, "--out", npz_in.parent / "in" / ".." / "in",
+                               "--overwrite"], "is the input")
+    # an earlier prepared directory that holds the 3D file the npz dir links to
+    prepared = tmp_path / "prepared"
+    ok(capsys, ["prepare", "--npz-dir", npz_in, "--out", prepared])
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    shutil.copy(npz_in / npz.FILE_2D.format("gt"), linked)
+    shutil.move(npz_in / npz.FILE_3D, prepared / npz.FILE_3D)
+    (linked / npz.FILE_3D).symlink_to(prepared / npz.FILE_3D)
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", linked, "--out", prepared, "--overwrite"],
+            "holds the input")
+
+
+def test_prepare_overwrite_replaces_only_a_prepared_directory(npz_in, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.txt").write_text("unrelated\n")
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", other, "--overwrite"],
+            other, "not a prepared frame table", "not replaced")
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", other], other)
+    # a run directory is not a prepared table either
+    run = _fake_run(tmp_path / "run")
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", run, "--overwrite"],
+            "not a prepared frame table")
+    # new layout and the old one (metadata.json + frames/) are replaced
+    new = tmp_path / "new"
+    ok(capsys, ["prepare", "--npz-dir", npz_in, "--out", new, "--actions", "Walk"])
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", new], "not empty", "--overwrite")
+    ok(capsys, ["prepare", "--npz-dir", npz_in, "--out", new, "--overwrite"])
+    old = tmp_path / "old"
+    (old / "frames").mkdir(parents=True)
+    (old / "metadata.json").write_text("{}")
+    (old / "frames" / "part-0.parquet").write_bytes(b"x")
+    ok(capsys, ["prepare", "--npz-dir", npz_in, "--out", old, "--overwrite"])
+    assert (old / "_raypose.json").is_file() and not (old / "frames").exists()
+    assert sorted(os.listdir(npz_in)) == sorted(os.listdir(tmp_path / "par" / "in"))
+    assert (tmp_path / "par" / "notes.txt").read_text() == "mine, not raypose's\n"
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p or ".old-" in p]
+
+
+def test_prepare_out_is_a_file(npz_in, tmp_path, capsys):
+    f = tmp_path / "out.parquet"
+    f.write_bytes(b"someone's file")
+    for extra in (["--overwrite"], []):
+        refused(capsys, tmp_path, ["prepare", "--npz-dir", npz_in, "--out", f, *extra],
+                f, "not a directory")
+
+
+# ---- synth --------------------------------------------------------------------------------------
+
+def test_synth_out_is_a_file(tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("keep\n")
+    for extra in (["--overwrite"], []):
+        refused(capsys, tmp_path, ["synth", "--out", f, "--frames", "2000", *extra], f, "not a directory")
+
+
+def test_synth_overwrite_only_over_npz_files(tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data_3d_humaneva15.npz").write_bytes(b"old")
+    (other / "readme.md").write_text("mine\n")
+    refused(capsys, tmp_path, ["synth", "--out", other, "--frames", "2000", "--overwrite"],
+            other, "not a synthetic npz directory")
+    refused(capsys, tmp_path, ["synth", "--out", tmp_path, "--frames", "2000", "--overwrite"],
+            "not a synthetic npz directory")
+
+    out = tmp_path / "npz"
+    ok(capsys, ["synth", "--out", out, "--frames", "2000", "--seed", "1"])
+    first = snapshot(out)
+    refused(capsys, tmp_path, ["synth", "--out", out, "--frames", "2000"], out, "not empty", "--overwrite")
+    (out / "data_2d_humaneva15_coco.npz").write_bytes(b"a detector's keypoints")
+    ok(capsys, ["synth", "--out", out, "--frames", "2000", "--seed", "2", "--overwrite"])
+    assert (out / "data_2d_humaneva15_coco.npz").read_bytes() == b"a detector's keypoints"   # not ours: kept
+    now = snapshot(out)
+    assert now[npz.FILE_3D] != first[npz.FILE_3D]
+    assert npz.load_humaneva(out).num_joints_2d == 15
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+
+
+def test_synth_bad_arguments_touch_nothing(tmp_path, capsys):
+    refused(capsys, tmp_path, ["synth", "--out", tmp_path / "new" / "npz", "--frames", "-5"], "frames=-5")
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+
+def _fake_run(path, with_layout=True, with_checkpoints=True):
+    path.mkdir(parents=True)
+    (path / "config.toml").write_text('[run]\nout = "x"\n')
+    if with_layout:
+        (path / "layout.json").write_text("{}")
+    if with_checkpoints:
+        (path / "checkpoints").mkdir()
+        (path / "checkpoints" / "iter1.json").write_text("{}")
+    (path / "metrics.json").write_text('{"evaluation": {}}')
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """demo never trains in these tests: train records its call and returns a record."""
+    calls = []
+
+    def train(cfg, echo=print):
+        calls.append((cfg.run.out, os.path.exists(cfg.run.out)))
+        return {"ensemble": {"mpjpe_mm": 1.0, "p_mpjpe_mm": 1.0}, "member_p_mpjpe_mm": [2.0, 3.0],
+                "members": 2, "iteration": 1}
+    monkeypatch.setattr(raypose.train.driver, "train", train)
+    return calls
+
+
+def test_demo_bad_argument_keeps_the_run(tmp_path, capsys, no_training):
+    run = _fake_run(tmp_path / "run")
+    refused(capsys, tmp_path, ["demo", "--out", run, "--frames", "-5"], "-5")
+    assert not no_training
+
+
+@pytest.mark.parametrize("missing", ["layout", "checkpoints", "both"])
+def test_demo_replaces_only_a_run(tmp_path, capsys, no_training, missing):
+    partial = _fake_run(tmp_path / "partial", with_layout=missing == "checkpoints",
+                        with_checkpoints=missing == "layout")
+    refused(capsys, tmp_path, ["demo", "--out", partial], partial, "not a raypose run")
+    only_config = tmp_path / "only_config"
+    only_config.mkdir()
+    (only_config / "config.toml").write_text("")
+    (only_config / "thesis.tex").write_text("years of work\n")
+    refused(capsys, tmp_path, ["demo", "--out", only_config], only_config, "not a raypose run")
+    f = tmp_path / "file"
+    f.write_text("keep\n")
+    refused(capsys, tmp_path, ["demo", "--out", f], f, "not a directory")
+    assert not no_training
+
+
+def test_demo_replaces_a_run(tmp_path, capsys, no_training):
+    run = _fake_run(tmp_path / "run")
+    (tmp_path / "beside.txt").write_text("stays\n")
+    ok(capsys, ["demo", "--out", run])
+    assert no_training == [(str(run), False)]     # the earlier run was removed before training
+    assert (tmp_path / "beside.txt").read_text() == "stays\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ok(capsys, ["demo", "--out", empty])
+    assert no_training[-1] == (str(empty), True)   # an empty directory is kept and written into
+
+
+# ---- train --------------------------------------------------------------------------------------
+
+def test_train_out_is_a_file(tmp_path, capsys):
+    f = tmp_path / "run"
+    f.write_text("not a run\n")
+    refused(capsys, tmp_path, ["train", "--config", DEMO_TOML, "--out", f], f, "is a file")
+
+
+# ---- the rule itself ----------------------------------------------------------------------------
+
+def test_check_replaceable(tmp_path):
+    check_replaceable(tmp_path / "new", False, kind="prepared")
+    check_replaceable(tmp_path, False)                       # empty
+    (tmp_path / "x").write_text("")
+    with pytest.raises(UserError, match="not empty"):
+        check_replaceable(tmp_path, True)                    # no kind: --overwrite replaces nothing
+    with pytest.raises(UserError, match="not a raypose run"):
+        check_replaceable(tmp_path, True, kind="run")
+    with pytest.raises(UserError, match="is the input"):
+        check_replaceable(tmp_path / "x", True, inputs=[tmp_path / "x"], kind="synthetic")
+    with pytest.raises(UserError, match="holds the input"):
+        check_replaceable(tmp_path, True, inputs=[tmp_path / "a" / "b.npz"])
+    check_replaceable(tmp_path / "sub", True, inputs=[tmp_path])   # an output inside the input is fine
+    os.remove(tmp_path / "x")
+    (tmp_path / "_raypose.json").write_text("{}")
+    check_replaceable(tmp_path, True, kind="prepared")
