@@ -1,6 +1,7 @@
 """The run directory: the one place that reads and writes it.
 
     config.toml  layout.json  cameras.json  metrics.json  evaluation.md  plots/  tensorboard/
+    lease.json                                           the one driver writing it, while it runs
     checkpoints/{n}_members_ensemble{k}_iter{i}.ckpt     weights + model_args: every iteration
     checkpoints/{n}_members_ensemble{k}_iter{i}.resume   optimiser and RNG: the latest only
     checkpoints/pseudo_iter{i}.npz                       semi-supervised pseudo-labels

@@ -8,12 +8,12 @@ import sys
 import time
 
 import pytest
+from runs import tiny_config, tiny_flags
 
 from raypose import config as C
 from raypose.errors import UserError
 from raypose.run import LEASE, Run, member_name
 from raypose.train.driver import train
-from runs import tiny_config, tiny_flags
 
 
 def test_two_drivers_on_one_directory(tmp_path):

@@ -312,7 +312,7 @@ def test_action_filter_selects_nothing(synth_dir, tmp_path, capsys):
 def test_output_is_a_file(synth_dir, tmp_path, capsys):
     f = tmp_path / "out"
     f.write_text("keep me")
-    assert_user_error(capsys, ["prepare", "--npz-dir", str(synth_dir), "--out", str(f)], "not empty")
+    assert_user_error(capsys, ["prepare", "--npz-dir", str(synth_dir), "--out", str(f)], "not a directory")
     assert f.read_text() == "keep me"
 
 
