@@ -31,6 +31,7 @@ CAMERAS = "cameras.json"   # focal lengths fitted on the training windows (geome
 LEASE = "lease.json"       # the one driver that may write the run (host, pid, start, last renewal)
 LEASE_STALE_S = 120.0      # another host's lease not renewed for this long: its driver is gone
 LEASE_RENEW_S = 30.0
+LEASE_SETTLE_S = 1.0       # S3/GCS: how long a racing writer has to overwrite our lease before we read it back
 _ITER = re.compile(r"^iter(\d+)\.json$")
 _ITER_FILE = re.compile(r"^(?:\d+_members_ensemble\d+_iter|pseudo_iter)(\d+)\.(?:ckpt|resume|npz)$")
 
@@ -160,7 +161,7 @@ class Run:
         if self.exists(LEASE):
             return False
         self.write_bytes(LEASE, data)
-        time.sleep(1.0)
+        time.sleep(LEASE_SETTLE_S)
         return (self._owner() or {}).get("token") == self._lease["token"]
 
     def _owner(self):

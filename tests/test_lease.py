@@ -20,7 +20,7 @@ def test_two_drivers_on_one_directory(tmp_path):
     """Started together with other seeds: one trains, the other gets one line naming the owner,
     and the directory's config.toml and every record agree."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "raypose.cli", "train", "--local", *tiny_flags(out, iterations=6, epochs=2)]
+    cmd = [sys.executable, "-m", "raypose.cli", "train", "--local", *tiny_flags(out, iterations=3, epochs=1)]
     procs = [subprocess.Popen(cmd + ["--seed", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for seed in (1, 2)]
     results = [(p.wait(timeout=240), *p.communicate()) for p in procs]
@@ -43,19 +43,26 @@ def test_a_gone_drivers_lease_is_taken_over(tmp_path):
     (out / LEASE).write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started": time.time(),
                                          "renewed": time.time(), "token": "x"}))
     assert train(tiny_config(out, **{"run.local": True, "train.iterations": 1}), echo=lambda s: None)
+    assert not (out / LEASE).exists()
     # another host's lease: stale once it has not been renewed for a while, else its owner lives
     foreign = {"host": "elsewhere", "pid": 1, "started": 0, "token": "y"}
     (out / LEASE).write_text(json.dumps({**foreign, "renewed": time.time() - 3600}))
-    train(tiny_config(out, **{"run.local": True, "train.iterations": 1}), echo=lambda s: None)
+    run = Run(out)
+    run.acquire()
+    run.release()
     (out / LEASE).write_text(json.dumps({**foreign, "renewed": time.time()}))
     with pytest.raises(UserError, match="host elsewhere, pid 1"):
-        train(tiny_config(out, **{"run.local": True, "train.iterations": 1}), echo=lambda s: None)
+        Run(out).acquire()
+    (out / LEASE).write_text("{half a lea")   # a driver killed while writing it
+    Run(out).acquire()
 
 
 def test_lease_on_a_filesystem_without_exclusive_create(tmp_path, monkeypatch):
     """S3 and GCS have no create-if-absent in pyarrow: write, read back, the token decides."""
+    import raypose.run
     run = Run(tmp_path / "s3ish")
     monkeypatch.setattr(Run, "local", property(lambda self: False))
+    monkeypatch.setattr(raypose.run, "LEASE_SETTLE_S", 0.05)
     run.acquire()
     other = Run(tmp_path / "s3ish")
     with pytest.raises(UserError, match="another driver"):

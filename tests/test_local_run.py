@@ -135,6 +135,7 @@ def test_bad_train_options_are_one_line(capsys, tmp_path):
         assert not (tmp_path / "x").exists(), argv
 
 
+@pytest.mark.ray   # Ray's connection path, though no Ray ever starts
 def test_unreachable_address_is_one_line_not_a_hang(tmp_path):
     import subprocess
     import sys

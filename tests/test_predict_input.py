@@ -208,7 +208,7 @@ def _acceptable(kp):
 _counter = itertools.count()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inputs())
 def test_predict_on_random_input_is_finite_or_one_line(run_dir, tmp_path_factory, case):
     joints, frames, dtype, magnitude, special, seed = case

@@ -15,7 +15,7 @@ from raypose.train.driver import train
 
 def semi_config(out, data, **kw):
     return tiny_config(out, **{"data.path": str(data), "semi.mode": "gated", "semi.labelled_fraction": 0.5,
-                               "semi.warmup": 1, "train.iterations": 3, "run.local": True,
+                               "semi.warmup": 1, "train.iterations": 2, "run.local": True,
                                "run.cpus_per_member": 1, **kw})
 
 
@@ -42,9 +42,9 @@ def test_unlabelled_3d_never_reaches_training(synth_copy, tmp_path):
     npz.save_npz(other / "data_3d_humaneva15.npz", **content)
     second = train(semi_config(tmp_path / "b", other), echo=lambda s: None)
     a, b = Run(tmp_path / "a"), Run(tmp_path / "b")
-    for i in (1, 2, 3):
+    for i in (1, 2):
         assert a.record(i)["files"] == b.record(i)["files"]     # bit-for-bit the same training
-    assert "pseudo_iter3.npz" in second["files"]
+    assert "pseudo_iter2.npz" in second["files"]
 
 
 def test_gating_selects_by_spread():
@@ -74,20 +74,20 @@ def test_gating_selects_by_spread():
 def test_resume_reproduces_pseudo_labels(synth_dir, tmp_path):
     cfg = semi_config(tmp_path / "s", synth_dir, **{"semi.mode": "schedule", "semi.per_iteration": 200})
     straight = train(cfg, echo=lambda s: None)
-    # the same run crashed in iteration 3 (an injected fault): some of its member files were
+    # the same run crashed in iteration 2 (an injected fault): some of its member files were
     # written, its record never was
-    crash = C.with_values(cfg, {"run.out": str(tmp_path / "r"), "debug.fail_member_at": "0:3"})
+    crash = C.with_values(cfg, {"run.out": str(tmp_path / "r"), "debug.fail_member_at": "0:2"})
     with pytest.raises(RuntimeError, match="injected crash"):
         train(crash, echo=lambda s: None)
-    assert Run(tmp_path / "r").iterations() == [1, 2]
+    assert Run(tmp_path / "r").iterations() == [1]
     for name in straight["files"]:
-        if "iter3" in name and name.endswith(".ckpt"):
+        if "iter2" in name and name.endswith(".ckpt"):
             shutil.copy(tmp_path / "s" / "checkpoints" / name, tmp_path / "r" / "checkpoints" / name)
     resumed = train(C.with_values(cfg, {"run.out": str(tmp_path / "r")}), echo=lambda s: None)
     assert resumed["files"] == straight["files"]          # members and pseudo-labels, bit for bit
     run = Run(tmp_path / "r")
-    assert run.load_npz("checkpoints/pseudo_iter2.npz", 2)["index"].size == 400   # (j + 1) * K
-    assert run.record(3)["semi"]["pseudo"] == 600
+    assert run.load_npz("checkpoints/pseudo_iter1.npz", 1)["index"].size == 200   # (j + 1) * K
+    assert run.record(2)["semi"]["pseudo"] == 400
 
 
 @pytest.mark.parametrize("argv,needle", [
