@@ -70,6 +70,7 @@ def check(method):
 
 def aggregate(preds, method=DEFAULT_AGGREGATE):
     """preds (K, N, J, 3) root-relative -> (N, J, 3), per joint."""
+    method = check(method)
     preds = np.asarray(preds, dtype=np.float32)
     if method == "mean":
         return preds.mean(axis=0)
@@ -79,9 +80,7 @@ def aggregate(preds, method=DEFAULT_AGGREGATE):
         return trimmed_mean(preds).astype(np.float32)
     if method == "geomedian":
         return geometric_median(preds).astype(np.float32)
-    if method == "weighted":
-        return agreement_weighted(preds).astype(np.float32)
-    raise UserError(f"aggregate {method!r}: unknown, expected one of {', '.join(AGGREGATES)}")
+    return agreement_weighted(preds).astype(np.float32)   # "weighted"
 
 
 def spread(preds, center=None):

@@ -9,9 +9,8 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
-
 import tomllib
+from dataclasses import dataclass, field
 
 from .errors import UserError
 
@@ -118,7 +117,7 @@ class RunConfig:
     pack: bool = opt(True, "members_per_worker > 1: train them as one stacked model (vmap)")
     max_failures: int = opt(2, "worker restarts allowed", "max-failures", lambda v: v >= 0, "an integer >= 0")
     time_budget: float = opt(0.0, "seconds; stops after the iteration that crosses it (0: none)",
-                             "time-budget", lambda v: v >= 0, "a number of seconds >= 0")
+                             "time-budget", lambda v: 0 <= v < float("inf"), "a finite number of seconds >= 0")
     keep_last: int = opt(0, "keep only the newest K iterations (0: all)", "keep-last", lambda v: v >= 0,
                          "an integer >= 0")
     local: bool = opt(False, "all members in this process, no Ray", "local")

@@ -20,6 +20,8 @@ def run_demo(out="runs/demo", echo=print, **overrides):
     cfg = demo_config(out, **overrides)   # every argument checked before anything is deleted
     check_replaceable(out, overwrite=True, kind="run")   # only a raypose run is ever replaced
     if os.path.isdir(out) and os.listdir(out):
+        from .run import Run
+        Run(out).acquire()   # a run some driver is writing right now is refused, not deleted
         shutil.rmtree(out)   # an earlier run: the demo always starts fresh
     last = train(cfg, echo=echo)
     e = last["ensemble"]

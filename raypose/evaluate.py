@@ -96,6 +96,7 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
     ensemble = Ensemble.load(run, iteration)
     method = check(method)   # an unknown name fails before any data is read
     windows, source = eval_windows(run.config, data, split)
+    ensemble.layout.check_2d(windows.inputs.shape[1], f"{source.description}: its 2D")
     if windows.targets is None:
         raise UserError(f"{source.description}: the evaluation split has no 3D ground truth")
     preds, ens, unc = ensemble.pose(windows, tta, method)

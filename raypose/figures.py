@@ -44,7 +44,10 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None):
     chunks = [(s, a) for s, a in source.chunks if s == subject and (a == action or a.startswith(action))]
     if not chunks:
         raise UserError(f"--animate {sequence!r}: no such subject/action in {source.description}")
-    seqs = [s for s in read_sequences(source, chunks[:1]) if s[0][2] == camera]
+    seqs = [s for s in read_sequences(source, chunks[:1]) if s[0][2] == camera and len(s[1])]
+    if not seqs:
+        raise UserError(f"--camera {camera}: {chunks[0][0]}/{chunks[0][1]} has no frames from it in "
+                        f"{source.description}; expected one of its cameras")
     windows = make_windows(seqs, int(np.prod(run.config.model.widths)))
     _, ens, unc = ensemble.pose(windows, run.config.train.flip, method)
     sk = ensemble.layout.skeleton

@@ -20,10 +20,6 @@ class Layout:
     def joints_3d(self):
         return self.skeleton.num_joints
 
-    @property
-    def symmetry_2d(self):
-        return list(self.left_2d), list(self.right_2d)
-
     def flip_2d(self):
         """The 2D joint order after a horizontal flip."""
         return flip_permutation(self.joints_2d, self.left_2d, self.right_2d)

@@ -22,20 +22,28 @@ def _is_prepared(path, names):   # _raypose.json, or the old layout: metadata.js
 
 
 def _is_synthetic(path, names):
-    return all((fnmatch.fnmatchcase(n, "data_2d_humaneva15_*.npz") or n == "data_3d_humaneva15.npz")
-               and _has(path, [n]) for n in names)
+    """Only the synthetic pair, its 2D marked synthetic (real HumanEva files have the same names)."""
+    from .data.npz import read_npz
+    if not all((fnmatch.fnmatchcase(n, "data_2d_humaneva15_*.npz") or n == "data_3d_humaneva15.npz")
+               and _has(path, [n]) for n in names):
+        return False
+    try:
+        meta = read_npz(os.path.join(path, "data_2d_humaneva15_gt.npz")).get("metadata")
+    except UserError:
+        return False
+    return isinstance(meta, dict) and meta.get("synthetic") is True
 
 
-def _is_run(path, names):
-    return _has(path, ["config.toml", "layout.json"], ["checkpoints"])
+def _is_run(path, names):   # checkpoints/ may not exist yet in a run stopped early
+    return _has(path, ["config.toml", "layout.json"])
 
 
 # kind -> (test on the directory and its entry names, what the kind looks like, for messages)
 KINDS = {
     "prepared": (_is_prepared, "prepared frame table (_raypose.json, or metadata.json + frames/)"),
-    "synthetic": (_is_synthetic, "synthetic npz directory (only data_2d_humaneva15_*.npz, "
+    "synthetic": (_is_synthetic, "synthetic npz directory (only raypose synth's data_2d_humaneva15_gt.npz, "
                                  "data_3d_humaneva15.npz)"),
-    "run": (_is_run, "raypose run (config.toml, layout.json, checkpoints/)"),
+    "run": (_is_run, "raypose run (config.toml, layout.json)"),
 }
 
 
@@ -70,11 +78,6 @@ def check_replaceable(out, overwrite, inputs=(), kind=None):
     if not overwrite:
         raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
                         "directory (or pass --overwrite to replace it)")
-
-
-def check_empty(out, overwrite=False):
-    """An output path must be new or an empty directory (no kind, so --overwrite replaces nothing)."""
-    check_replaceable(out, overwrite)
 
 
 @contextlib.contextmanager

@@ -137,7 +137,7 @@ class Run:
                 raise UserError(f"{self.path(LEASE)}: this run directory is being written by another driver "
                                 f"(host {owner.get('host')}, pid {owner.get('pid')}, since {since}); expected one "
                                 "driver per run directory: wait for it to finish, or choose another --out")
-            self.delete(LEASE)   # its driver is gone
+            self._set_aside(owner)   # its driver is gone
         raise UserError(f"{self.path(LEASE)}: could not take the lease; expected to be the only driver here")
 
     def _created_here(self):
@@ -150,30 +150,58 @@ class Run:
         data = json.dumps(self._lease).encode()
         self._made_dir = self.local and not os.path.exists(self.root)
         self.fs.create_dir(self.root, recursive=True)
-        if self.local:
+        if self.local:   # written whole under another name, then linked: never seen empty
+            tmp = self.path(f"{LEASE}.tmp-{self._lease['token']}")
+            with open(tmp, "wb") as f:
+                f.write(data)
             try:
-                fd = os.open(self.path(LEASE), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.link(tmp, self.path(LEASE))
+                return True
             except FileExistsError:
                 return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return True
+            finally:
+                os.unlink(tmp)
         if self.exists(LEASE):
             return False
         self.write_bytes(LEASE, data)
         time.sleep(LEASE_SETTLE_S)
         return (self._owner() or {}).get("token") == self._lease["token"]
 
+    def _set_aside(self, owner):
+        """Remove a gone driver's lease; locally by renaming it, which only one taker can do."""
+        if not self.local:
+            self.delete(LEASE)
+            return
+        try:
+            os.rename(self.path(LEASE), self.path(f"{LEASE}.gone-{uuid.uuid4().hex[:8]}"))
+        except FileNotFoundError:
+            return   # another taker was first
+        for name in os.listdir(self.root):
+            if name.startswith(f"{LEASE}.gone-"):
+                os.unlink(self.path(name))
+
+    @property
+    def lease_token(self):
+        return (getattr(self, "_lease", None) or {}).get("token")
+
+    def check_lease(self, token=None):
+        """Still ours (or the driver's whose `token` a worker holds)? Workers of a killed driver
+        must not commit into its successor's run."""
+        token = token or self.lease_token
+        if token and (self._owner() or {}).get("token") != token:
+            raise UserError(f"{self.path(LEASE)}: another driver took over this run directory; stopping")
+
     def _owner(self):
         try:
             return json.loads(self.read_bytes(LEASE))
         except (UserError, json.JSONDecodeError, UnicodeDecodeError):
-            return None   # gone meanwhile, or half-written by a killed driver
+            return None   # gone meanwhile, or not a lease raypose wrote
 
     def renew(self):
         """Keep the lease fresh for other hosts (at most every LEASE_RENEW_S seconds)."""
         lease = getattr(self, "_lease", None)
         if lease and time.time() - lease["renewed"] > LEASE_RENEW_S:
+            self.check_lease()
             lease["renewed"] = time.time()
             self.write_bytes(LEASE, json.dumps(lease).encode())
 
@@ -199,12 +227,25 @@ class Run:
     def check_config(self, cfg):
         """Refuse to resume a run made with another config; True if the run is new."""
         if not self.exists("config.toml"):
+            self._check_no_strangers()
+            return True
+        if self.config.hash() != cfg.hash() and not self.iterations():
+            self.delete(CAMERAS)   # nothing was trained with the old config: the new one replaces it
             return True
         if self.config.hash() != cfg.hash():
             raise UserError(f"{self.path('config.toml')}: this run directory holds a different config "
                             f"(hash {self.config.hash()} vs {cfg.hash()}); expected the same config to "
                             "resume, or choose another --out")
         return False
+
+    def _check_no_strangers(self):
+        """A new run goes into a new or empty directory, never among a user's own files."""
+        if self.local and os.path.isdir(self.root):
+            strangers = sorted(n for n in os.listdir(self.root) if not n.startswith(LEASE))
+            if strangers:
+                raise UserError(f"--out {self.root}: holds {', '.join(strangers[:3])}"
+                                f"{', ...' if len(strangers) > 3 else ''} but no run; expected a new or empty "
+                                "directory, or a run directory to resume")
 
     def describe(self, cfg, layout):
         """A new run's config and layout, written before any member file."""
@@ -261,7 +302,7 @@ class Run:
     def load_member(self, k, i, kind="ckpt", map_location="cpu"):
         import torch
         data = self._checked(f"checkpoints/{member_name(self.config.train.members, k, i, kind)}", i)
-        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)   # never runs code
 
     def verify(self, i):
         """Every file of iteration i's record is there and whole (checksums), or one line."""

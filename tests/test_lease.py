@@ -103,3 +103,26 @@ def test_a_failed_iteration_leaves_no_member_file_without_its_record(tmp_path, m
         train(tiny_config(out, **{"run.local": True}), echo=lambda s: None)
     names = set(os.listdir(out / "checkpoints"))
     assert "iter1.json" in names and not [n for n in names if "iter2" in n], names
+
+
+def test_a_workers_commit_needs_the_drivers_lease(tmp_path):
+    """Workers of a killed driver must not commit into the run its successor took over."""
+    run = Run(tmp_path / "w")
+    run.acquire()
+    token = run.lease_token
+    run.check_lease(token)
+    (tmp_path / "w" / LEASE).write_text(json.dumps({"host": "x", "pid": 1, "started": 0, "renewed": time.time(),
+                                                    "token": "successor"}))
+    with pytest.raises(UserError, match="another driver took over"):
+        Run(tmp_path / "w").check_lease(token)
+
+
+def test_a_new_config_replaces_one_that_never_trained(tmp_path):
+    """A first run that failed before any iteration is retried with a corrected config."""
+    out = tmp_path / "n"
+    with pytest.raises(RuntimeError, match="injected crash"):
+        train(tiny_config(out, **{"run.local": True, "debug.fail_member_at": "0:1"}), echo=lambda s: None)
+    assert (out / "config.toml").exists() and not Run(out).iterations()
+    last = train(tiny_config(out, **{"run.local": True, "train.iterations": 1, "model.channels": 8}),
+                 echo=lambda s: None)
+    assert last["iteration"] == 1 and Run(out).config.model.channels == 8

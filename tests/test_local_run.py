@@ -123,6 +123,7 @@ def test_bad_train_options_are_one_line(capsys, tmp_path):
         (["--set", "train.epochs=many"], "train.epochs"),
         (["--set", "nope"], "key=value"),
         (["--time-budget", "-5"], "run.time_budget"),
+        (["--time-budget", "inf"], "run.time_budget"),
         (["--gpus-per-member", "2"], "--gpus-per-member"),
         (["--config", str(tmp_path / "missing.toml")], "missing.toml"),
         (["--data", str(tmp_path / "nowhere")], "nowhere"),

@@ -45,7 +45,7 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     assert np.all(seq[1][:, 0] == 0) and np.all(unc[1][:, 0] == 0)
     # the same numbers by hand: members over the windows, mean, RMS distance from the mean
     ensemble = Ensemble.load(Run.open(run_dir))
-    assert ensemble.layout.symmetry_2d == ([2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13])
+    assert (ensemble.layout.left_2d, ensemble.layout.right_2d) == ((2, 3, 4, 8, 9, 10), (5, 6, 7, 11, 12, 13))
     w = make_windows([(("s", "a", "C2"), normalize_screen(kp[1]), None)], 27)
     preds = ensemble.predict(w, True)
     np.testing.assert_allclose(seq[1], preds.mean(0), atol=1e-6)

@@ -208,7 +208,7 @@ def test_demo_bad_argument_keeps_the_run(tmp_path, capsys, no_training):
     assert not no_training
 
 
-@pytest.mark.parametrize("missing", ["layout", "checkpoints", "both"])
+@pytest.mark.parametrize("missing", ["layout", "both"])
 def test_demo_replaces_only_a_run(tmp_path, capsys, no_training, missing):
     partial = _fake_run(tmp_path / "partial", with_layout=missing == "checkpoints",
                         with_checkpoints=missing == "layout")
@@ -222,6 +222,22 @@ def test_demo_replaces_only_a_run(tmp_path, capsys, no_training, missing):
     f.write_text("keep\n")
     refused(capsys, tmp_path, ["demo", "--out", f], f, "not a directory")
     assert not no_training
+
+
+def test_demo_refuses_a_run_being_written(tmp_path, capsys, no_training):
+    import json
+    import socket
+    run = _fake_run(tmp_path / "run")
+    (run / "lease.json").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                                "started": 0, "renewed": 0, "token": "t"}))
+    refused(capsys, tmp_path, ["demo", "--out", run], "another driver", f"pid {os.getpid()}")
+    assert not no_training
+
+
+def test_demo_replaces_a_run_stopped_before_its_first_checkpoint(tmp_path, capsys, no_training):
+    run = _fake_run(tmp_path / "run", with_checkpoints=False)
+    ok(capsys, ["demo", "--out", run])
+    assert no_training == [(str(run), False)]
 
 
 def test_demo_replaces_a_run(tmp_path, capsys, no_training):
@@ -242,6 +258,23 @@ def test_train_out_is_a_file(tmp_path, capsys):
     f = tmp_path / "run"
     f.write_text("not a run\n")
     refused(capsys, tmp_path, ["train", "--config", DEMO_TOML, "--out", f], f, "is a file")
+
+
+def test_train_out_among_a_users_files_is_refused(synth_dir, tmp_path, capsys):
+    """`--out` pointed at the data (or a home directory): no run is written among those files."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    refused(capsys, tmp_path, ["train", "--local", "--config", DEMO_TOML, "--data", data, "--out", data],
+            data, "but no run")
+
+
+def test_synth_never_overwrites_real_humaneva_files(synth_dir, tmp_path, capsys):
+    """The real files have the synthetic ones' names; only raypose synth's own are replaced."""
+    real = tmp_path / "humaneva"
+    shutil.copytree(synth_dir, real)
+    pos2d, meta = npz.load_2d(real / "data_2d_humaneva15_gt.npz")
+    npz.save_2d(real / "data_2d_humaneva15_gt.npz", pos2d, {k: v for k, v in meta.items() if k != "synthetic"})
+    refused(capsys, tmp_path, ["synth", "--out", real, "--overwrite"], real, "not a synthetic npz directory")
 
 
 # ---- the rule itself ----------------------------------------------------------------------------

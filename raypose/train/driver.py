@@ -28,9 +28,11 @@ def train(cfg, echo=print):
         ok = True
         return last
     finally:
-        if not ok:   # a failed iteration leaves no member file without its record
-            run.clean_incomplete()
-        run.release()
+        try:
+            if not ok:   # a failed iteration leaves no member file without its record
+                run.clean_incomplete()
+        finally:
+            run.release()
 
 
 def _train(cfg, run, echo):
@@ -66,7 +68,11 @@ def _train(cfg, run, echo):
          f"{len(labelled)} train" + (f" + {len(unlabelled)} unlabelled ({cfg.semi.mode})" if unlabelled else "")
          + f" / {len(test)} eval chunks; " + (f"resuming after iteration {start}" if start else "starting")
          + (f"; time budget {cfg.run.time_budget:g}s" if cfg.run.time_budget else ""))
-    wait(Progress(run, cfg, start, echo))
+    progress = Progress(run, cfg, start, echo)
+    try:
+        wait(progress)
+    finally:
+        progress.close()
     return finish(run)
 
 
@@ -80,7 +86,8 @@ def _train_local(cfg, layout, run, source, chunks, deadline, progress):
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.run.cpus_per_member) or os.cpu_count() or 1)
     try:
-        worker = EnsembleWorker(cfg, layout, run, train, read_sequences(source, test), deadline=deadline)
+        worker = EnsembleWorker(cfg, layout, run, train, read_sequences(source, test), deadline=deadline,
+                                lease=run.lease_token)
         worker.run_iterations(after=lambda i, record, stop: progress.poll())
     finally:
         torch.set_num_threads(threads)

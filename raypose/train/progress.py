@@ -44,6 +44,10 @@ class Progress:
             if i == self.cfg.debug.kill_driver_at:   # tests: a driver killed at a known point
                 os.kill(os.getpid(), signal.SIGKILL)
 
+    def close(self):
+        if self.writer:
+            self.writer.close()
+
     def _tensorboard(self, i, r):
         if not self.writer:
             return

@@ -47,7 +47,7 @@ def train_loop(loop_cfg):
     evaluation = shard_sequences(ray.train.get_dataset_shard("eval"), layout.joints_2d)
     worker = EnsembleWorker(cfg, layout, Run(cfg.run.out), train, evaluation, ctx.get_world_rank(),
                             ctx.get_world_size(), device, ray.get_runtime_context().get_node_id(),
-                            loop_cfg["deadline"])
+                            loop_cfg["deadline"], loop_cfg["lease"])
 
     def after(i, record, stop):
         metrics = {"iteration": i}
@@ -136,7 +136,7 @@ def fit(cfg, layout, run, source, chunks, deadline):
     dsets = datasets(source, *chunks)
     workers, res, threads, use_gpu = resources(cfg, ray.cluster_resources())
     loop_cfg = {"cfg": cfg.to_dict(), "layout": layout.to_dict(), "threads": threads, "use_gpu": use_gpu,
-                "unlabelled": bool(chunks[1]), "deadline": deadline}
+                "unlabelled": bool(chunks[1]), "deadline": deadline, "lease": run.lease_token}
     trainer = _trainer_class()(
         train_loop, train_loop_config=loop_cfg,
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=res),

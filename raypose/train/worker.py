@@ -35,8 +35,9 @@ class WorkerReport:
 
 class EnsembleWorker:
     def __init__(self, cfg, layout, run, train_seqs, eval_seqs, rank=0, world=1, device="cpu",
-                 node="local", deadline=0.0):
+                 node="local", deadline=0.0, lease=None):
         self.cfg, self.layout, self.run, self.rank, self.node = cfg, layout, run, rank, node
+        self.lease = lease   # the driver's lease token: a record is committed only while it holds
         self.deadline, self.semi = deadline, cfg.semi.mode != "off"
         rf = int(np.prod(cfg.model.widths))
         self.train_w, self.eval_w = make_windows(train_seqs, rf), make_windows(eval_seqs, rf)
@@ -145,6 +146,7 @@ class EnsembleWorker:
             files[f"pseudo_iter{i}.npz"] = self.run.save_npz(f"checkpoints/pseudo_iter{i}.npz", **pseudo)
         record = iteration_record(self.cfg, i, reports, self.eval_w.targets, self.data.labelled, files,
                                   semi_info, t_gathered)
+        self.run.check_lease(self.lease)
         self.run.write_json(f"checkpoints/iter{i}.json", record)   # the commit point
         self.run.prune(i, self.cfg.run.keep_last)
         return record, stop
