@@ -44,7 +44,7 @@ def _cmd_plot(args):
     from .figures import animation, run_plots
     if args.animate:
         path = animation(args.run, args.animate, args.camera, args.out, iteration=args.iteration,
-                         method=args.aggregate)
+                         method=args.aggregate, overwrite=args.overwrite)
         print(f"wrote {path}")
         return
     for path in run_plots(args.run):
@@ -115,7 +115,8 @@ def build_parser():
     q.add_argument("--run", required=True)
     q.add_argument("--animate", metavar="SUBJECT/ACTION", help="e.g. 'Validate/S1/Walking 1 chunk0'")
     q.add_argument("--camera", default="C1", help="camera of the animated sequence (C1, C2, C3)")
-    q.add_argument("--out", help="GIF path for --animate")
+    q.add_argument("--out", help="GIF path for --animate (must be new)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing --out GIF")
     q.add_argument("--iteration", type=int)
     q.add_argument("--aggregate", help="aggregate for the animated skeleton")
     q.set_defaults(func=_cmd_plot)

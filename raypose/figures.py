@@ -8,6 +8,7 @@ from .data.source import open_source, read_sequences
 from .data.windows import make_windows
 from .ensemble import Ensemble
 from .errors import UserError
+from .outputs import check_out_file
 from .run import Run
 
 
@@ -27,12 +28,13 @@ def run_plots(run_uri):
     return plots.save_all(data, os.path.join(run.root, "plots"))
 
 
-def animation(run_uri, sequence, camera, out, iteration=None, method=None):
+def animation(run_uri, sequence, camera, out, iteration=None, method=None, overwrite=False):
     """GIF of one (subject, action, camera): 2D input beside the ensemble's 3D and the ground truth."""
     from .animation import animate
 
     if not out:
         raise UserError("--animate needs --out FILE.gif")
+    check_out_file(out, overwrite=overwrite, what="a GIF file")
     if "/" not in sequence:
         raise UserError(f"--animate {sequence!r}: expected SUBJECT/ACTION such as 'Validate/S1/Walking 1 chunk0'")
     subject, action = sequence.rsplit("/", 1)

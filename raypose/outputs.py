@@ -110,3 +110,28 @@ def _swap(tmp, out):
     os.rename(tmp, out)
     if old:
         shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.unlink(old)
+
+
+def check_out_file(out_path, input_path=None, overwrite=False, what="an npz file"):
+    """`out_path` can take an output file: a new one (an existing one with `overwrite`, never the
+    input itself) whose folder is, or can be made, writable. Checked before any loading."""
+    out = os.fspath(out_path)
+    if os.path.isdir(out):
+        raise UserError(f"--out {out}: is a directory; expected the path of {what}")
+    if not out or out.endswith(os.sep):
+        raise UserError(f"--out {out!r}: names no file; expected the path of {what}")
+    if input_path is not None and os.path.realpath(out) == os.path.realpath(os.fspath(input_path)):
+        raise UserError(f"--out {out}: is the input file; expected a path apart from --input")
+    if os.path.lexists(out) and not overwrite:
+        raise UserError(f"--out {out}: file exists; expected a new path (or pass --overwrite to replace it)")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.lexists(parent):   # the writer makes the missing folders in the nearest existing one
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {out}: {parent} is a file, not a folder; expected a path in a folder")
+    try:   # os.access says yes to root on read-only file systems: try a nameless temporary file
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write in {parent} ({e.strerror}); expected a writable "
+                        "folder") from None

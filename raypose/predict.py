@@ -1,6 +1,5 @@
 """`raypose predict`: 3D poses and per-joint spread for new 2D tracks, from a run's members."""
 import os
-import tempfile
 
 import numpy as np
 
@@ -11,6 +10,7 @@ from .data.windows import make_windows
 from .ensemble import Ensemble
 from .errors import UserError
 from .geometry import ALL_CAMERAS, fit_windows, window_focals
+from .outputs import check_out_file
 from .run import CAMERAS, Run
 
 
@@ -30,36 +30,11 @@ def _sequences(pos2d, layout, input_path):
     return keys, seqs, ncams
 
 
-def check_out(out_path, input_path, overwrite=False):
-    """`out_path` can take the output npz: a new file (an existing one with `overwrite`, never the
-    input itself) whose folder is, or can be made, writable. Checked before any loading."""
-    out = os.fspath(out_path)
-    if os.path.isdir(out):
-        raise UserError(f"--out {out}: is a directory; expected the path of an npz file")
-    if not out or out.endswith(os.sep):
-        raise UserError(f"--out {out!r}: names no file; expected the path of an npz file")
-    if os.path.realpath(out) == os.path.realpath(os.fspath(input_path)):
-        raise UserError(f"--out {out}: is the input file; expected a path apart from --input")
-    if os.path.lexists(out) and not overwrite:
-        raise UserError(f"--out {out}: file exists; expected a new path (or pass --overwrite to replace it)")
-    parent = os.path.dirname(os.path.abspath(out))
-    while not os.path.lexists(parent):   # save_npz makes the missing folders in the nearest existing one
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise UserError(f"--out {out}: {parent} is a file, not a folder; expected a path in a folder")
-    try:   # os.access says yes to root on read-only file systems: try a nameless temporary file
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot write in {parent} ({e.strerror}); expected a writable "
-                        "folder") from None
-
-
 def predict_file(run_uri, input_path, out_path, iteration=None, method=None, flip=True,
                  fit_2d=False, focal=None, overwrite=False):
     """Predictions for every track of `input_path`, written to `out_path` (npz; an existing file
     only with `overwrite`); its path."""
-    check_out(out_path, input_path, overwrite)   # fail fast: before the members are loaded
+    check_out_file(out_path, input_path, overwrite)   # fail fast: before the members are loaded
     run = Run.open(run_uri)
     method = check(method)
     if focal is not None and not fit_2d:

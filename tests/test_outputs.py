@@ -174,7 +174,10 @@ def test_plots_and_animation(run_dir, tmp_path, capsys):
     from PIL import Image
     frames = Image.open(gif).n_frames
     assert frames > 10
-    code = main(["plot", "--run", str(run_dir), "--animate", "Validate/S9/Walking", "--out", str(gif)])
+    again = ["plot", "--run", str(run_dir), "--animate", "Validate/S2/Walking", "--camera", "C3", "--out", str(gif)]
+    assert main(again) == 2 and "file exists" in capsys.readouterr().err   # predict's rule for --out
+    assert main(again + ["--overwrite"]) == 0
+    code = main(["plot", "--run", str(run_dir), "--animate", "Validate/S9/Walking", "--out", str(tmp_path / "s9.gif")])
     assert code == 2 and "no such subject/action" in capsys.readouterr().err
 
 
