@@ -56,6 +56,7 @@ class Run:
             self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(uri)
         self.uri = uri
         self._config = None
+        self._records = {}
 
     @classmethod
     def open(cls, uri):
@@ -287,10 +288,14 @@ class Run:
         return asked
 
     def record(self, i):
-        r = self.read_json(f"checkpoints/iter{i}.json")
-        if not isinstance(r, dict) or "files" not in r:
-            raise UserError(f"{self.path(f'checkpoints/iter{i}.json')}: not an iteration record")
-        return r
+        """Iteration i's record, read once: a committed record never changes (member loads check
+        their checksums against it, K times per ensemble)."""
+        if i not in self._records:
+            r = self.read_json(f"checkpoints/iter{i}.json")
+            if not isinstance(r, dict) or "files" not in r:
+                raise UserError(f"{self.path(f'checkpoints/iter{i}.json')}: not an iteration record")
+            self._records[i] = r
+        return self._records[i]
 
     def save_member(self, k, i, weights, resume):
         """{file name: SHA-256} of member k's weights (kept) and resume state (latest only)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from .source import read_sequences
-from .table import KEY, chunk_filter
+from .table import KEY, chunk_filter, table_sequences
 
 
 def _flat(arrays):
@@ -19,17 +19,11 @@ def _flat(arrays):
 
 def _to_sequence(group: pa.Table) -> pa.Table:
     """All frames of one (subject, action, camera), in frame order, as one row."""
-    group = group.sort_by("frame")
-    row = {k: [group.column(k)[0].as_py()] for k in KEY}
-    row["frames"] = [group.num_rows]
-    for col in ("keypoints", "pose_3d"):
-        if col in group.column_names:
-            row[col] = _flat([group.column(col).combine_chunks().flatten().to_numpy(zero_copy_only=False)])
-    return pa.table(row)
+    return _sequence_rows(table_sequences(group), "pose_3d" in group.column_names)
 
 
 def _sequence_rows(sequences, with_3d):
-    """The rows `_to_sequence` makes, from sequences already in this process."""
+    """One row per sequence [((subject, action, camera), 2D, 3D)]: what the workers read."""
     rows = {k: [key[i] for key, _, _ in sequences] for i, k in enumerate(KEY)}
     rows["frames"] = [len(kp) for _, kp, _ in sequences]
     rows["keypoints"] = _flat(kp for _, kp, _ in sequences)
