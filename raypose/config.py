@@ -44,6 +44,13 @@ def _fault(text):
 INT1 = "an integer >= 1"
 
 
+def _gpus(v):
+    try:
+        return v == "auto" or float(v) >= 0
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class DataConfig:
     path: str = opt("synthetic", "npz directory, prepared Parquet directory or URI, or 'synthetic'", "data")
@@ -84,6 +91,9 @@ class TrainConfig:
                                    lambda v: 0 <= v <= 1, "a number in [0, 1]")
     flip: bool = opt(True, "flip augmentation in training and flip averaging at test time")
     seed: int = opt(0, "seed of weights, draws and epoch orders", "seed")
+    precision: str = opt("fp32", "GPU arithmetic: fp32, tf32 (TensorFloat-32 matmuls) or bf16 (autocast); "
+                         "CPU runs use fp32", "precision", lambda v: v in ("fp32", "tf32", "bf16"),
+                         "fp32, tf32 or bf16")
 
 
 @dataclass(frozen=True)
@@ -111,9 +121,13 @@ class SemiConfig:
 class RunConfig:
     out: str = opt("runs/humaneva", "run directory: local path or s3:// / gs:// URI", "out")
     address: str = opt("", "Ray cluster address (empty: local, or RAY_ADDRESS)", "address")
-    cpus_per_member: float = opt(0.0, "CPUs per member (0: share the node's CPUs)", None, lambda v: v >= 0,
-                                 "a number >= 0")
-    members_per_worker: int = opt(1, "members per Ray worker", "members-per-worker", _positive_int, INT1)
+    cpus_per_member: float = opt(0.0, "CPUs per member (0: share the CPUs of the node type that holds it)",
+                                 None, lambda v: v >= 0, "a number >= 0")
+    gpus_per_member: str = opt("auto", "GPUs per member: a number (0.5: two members share a GPU; 0: CPU only) "
+                               "or auto (one each while there are enough, else members packed per GPU)",
+                               "gpus-per-member", _gpus, "auto or a number >= 0")
+    members_per_worker: int = opt(0, "members per Ray worker (0: auto, 1 unless GPUs are short)",
+                                  "members-per-worker", lambda v: v >= 0, "an integer >= 0 (0 = auto)")
     pack: bool = opt(True, "members_per_worker > 1: train them as one stacked model (vmap)")
     max_failures: int = opt(2, "worker restarts allowed", "max-failures", lambda v: v >= 0, "an integer >= 0")
     time_budget: float = opt(0.0, "seconds; stops after the iteration that crosses it (0: none)",
@@ -121,12 +135,18 @@ class RunConfig:
     keep_last: int = opt(0, "keep only the newest K iterations (0: all)", "keep-last", lambda v: v >= 0,
                          "an integer >= 0")
     local: bool = opt(False, "all members in this process, no Ray", "local")
+    shared_out: bool = opt(False, "a local --out that every node of a multi-node cluster mounts (NFS)",
+                           "shared-out")
+    placement_timeout: float = opt(0.0, "seconds to wait for the workers' resources before giving up "
+                                   "(0: 60, or 900 where the autoscaler can start nodes)", "placement-timeout",
+                                   lambda v: v >= 0, "a number of seconds >= 0")
 
 
 @dataclass(frozen=True)
 class DebugConfig:
     fail_member_at: str = opt("", "'member:iteration': crash that member once (tests)", None,
                               lambda v: not v or _fault(v) is not None, "'member:iteration'")
+    gpu_as_cpu: bool = opt(False, "a worker Ray gave a (logical) GPU trains on CPU (tests without CUDA)")
     kill_driver_at: int = opt(0, "SIGKILL the driver once iteration i is committed (tests)", None,
                               lambda v: v >= 0, "an integer >= 0")
 
@@ -158,7 +178,7 @@ class Config:
 
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
-REMOVED = {"run.gpus_per_member"}   # keys older runs' config.toml may hold; read and ignored
+REMOVED = set()   # keys older runs' config.toml may hold; read and ignored
 
 
 def fields():

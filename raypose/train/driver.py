@@ -16,6 +16,8 @@ from .progress import Progress
 def train(cfg, echo=print):
     """Train (or resume) the run described by cfg; returns the final iteration record."""
     cfg = C.finalize(cfg)
+    if cfg.run.local and not cfg.run.members_per_worker:   # one process: members one after another
+        cfg = C.with_values(cfg, {"run.members_per_worker": 1})
     if "://" not in cfg.run.out:   # workers run in other directories (and on other machines)
         if os.path.exists(cfg.run.out) and not os.path.isdir(cfg.run.out):
             raise UserError(f"--out {cfg.run.out}: is a file; expected a run directory (new or to resume)")
@@ -56,11 +58,12 @@ def _train(cfg, run, echo):
         def wait(progress):
             _train_local(cfg, layout, run, source, chunks, deadline, progress)
     else:
-        from .run import fit
-        where, ray_fit = fit(cfg, layout, run, source, chunks, deadline)
+        from .run import fit, placement_watch
+        where, ray_fit, p = fit(cfg, layout, run, source, chunks, deadline)
+        watch = placement_watch(cfg, p, echo)
 
         def wait(progress):
-            _poll_while(ray_fit, progress)
+            _poll_while(ray_fit, progress, watch)
     if new:   # only now that the data and options are known to be good
         run.describe(cfg, layout)
     run.clean_incomplete()
@@ -93,8 +96,9 @@ def _train_local(cfg, layout, run, source, chunks, deadline, progress):
         torch.set_num_threads(threads)
 
 
-def _poll_while(wait, progress):
-    """Run `wait` (TorchTrainer.fit) in a thread while this one polls the run for progress."""
+def _poll_while(wait, progress, watch=lambda: None):
+    """Run `wait` (TorchTrainer.fit) in a thread while this one polls the run for progress and
+    `watch` checks that the workers got their resources (it raises when they never will)."""
     outcome = {}
 
     def target():
@@ -107,9 +111,27 @@ def _poll_while(wait, progress):
     while thread.is_alive():
         thread.join(1.0)
         progress.poll()
+        watch()
     progress.poll()
     if "error" in outcome:
-        raise outcome["error"]
+        raise _user_error(outcome["error"]) or outcome["error"]
+
+
+def _user_error(e, depth=0):
+    """A UserError a worker raised (a node without CUDA, a damaged file), from inside Ray
+    Train's wrappers, so that the user gets its one line instead of Ray's tracebacks."""
+    if e is None or depth > 6:
+        return None
+    if isinstance(e, UserError):
+        cause = getattr(e, "cause", None)   # a RayTaskError made an instance of its cause
+        return cause if isinstance(cause, UserError) else UserError(str(e.args[0]) if e.args else str(e))
+    inner = [getattr(e, "cause", None), e.__cause__]
+    inner += list((getattr(e, "worker_failures", None) or {}).values())
+    for x in inner:
+        found = _user_error(x, depth + 1) if x is not e else None
+        if found:
+            return found
+    return None
 
 
 def finish(run):

@@ -8,13 +8,13 @@ evaluation predictions, a few MB) so that rank 0 can commit the iteration record
 directory (`driver.train`).
 """
 import logging
-import math
 import os
 import socket
 import time
 
 from ..errors import UserError
 from ..layout import Layout
+from .plan import NodeType, node_types_from_config, plan
 
 
 def _gather(obj):
@@ -34,13 +34,15 @@ def train_loop(loop_cfg):
     from .. import config as C
     from ..data.ingest import shard_sequences
     from ..run import Run
+    from .device import worker_device
     from .worker import EnsembleWorker
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)   # its warnings are about our own CPUs
     cfg, layout = C.from_dict(loop_cfg["cfg"]), Layout.from_dict(loop_cfg["layout"])
     ctx = ray.train.get_context()
     torch.set_num_threads(loop_cfg["threads"])
-    device = ray.train.torch.get_device() if loop_cfg["use_gpu"] and torch.cuda.is_available() else "cpu"
+    device = worker_device(ray.get_gpu_ids(), ray.train.torch.get_device() if torch.cuda.is_available() else None,
+                           cfg.debug.gpu_as_cpu, ray.util.get_node_ip_address())
     train = shard_sequences(ray.train.get_dataset_shard("train"), layout.joints_2d)
     if loop_cfg["unlabelled"]:   # 2D only: these chunks' 3D never reaches a worker
         train += shard_sequences(ray.train.get_dataset_shard("unlabelled"), layout.joints_2d)
@@ -59,17 +61,55 @@ def train_loop(loop_cfg):
     worker.run_iterations(_gather, after)
 
 
-def resources(cfg, cluster):
-    """(num_workers, per-worker resources, threads, use_gpu) for this cluster."""
-    n, per = cfg.train.members, cfg.run.members_per_worker
-    workers = math.ceil(n / per)
-    use_gpu = cluster.get("GPU", 0) >= 1
-    cpus = cfg.run.cpus_per_member * per if cfg.run.cpus_per_member else None
-    if cpus is None:
-        total = cluster.get("CPU", 1)
-        cpus = max(1, math.floor(total / workers)) if total >= workers else total / workers
-    res = {"CPU": cpus, **({"GPU": 1} if use_gpu else {})}
-    return workers, res, max(1, int(cpus)), use_gpu
+def _nodes(ray):
+    """NodeTypes of the nodes that are up, alike ones grouped, the driver's own apart."""
+    me = ray.get_runtime_context().get_node_id()
+    groups = {}
+    for n in ray.nodes():
+        if n.get("Alive"):
+            r = n.get("Resources", {})
+            key = (float(r.get("CPU", 0)), float(r.get("GPU", 0)), n["NodeID"] == me)
+            groups.setdefault(key, []).append(n["NodeManagerAddress"])
+    return [NodeType("the driver's node" if mine else f"{len(ips)} node(s) at {', '.join(sorted(set(ips)))}",
+                     cpus, gpus, len(ips), 0, mine) for (cpus, gpus, mine), ips in groups.items()]
+
+
+def _autoscaler_config(gcs_address):
+    """The running autoscaler's cluster config (the YAML of `ray up`, or `ray start
+    --autoscaling-config`): its monitor runs on the head, where raypose's driver runs too (a
+    local run, or `ray job submit`). None where there is no autoscaler."""
+    import yaml
+    port = gcs_address.rpartition(":")[2]
+    paths = []
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any("monitor" in a for a in args[:3]) and any(a.startswith("--gcs-address=") and
+                                                         a.endswith(f":{port}") for a in args):
+            paths += [a.split("=", 1)[1] for a in args if a.startswith("--autoscaling-config=")]
+    paths.append(os.path.expanduser("~/ray_bootstrap_config.yaml"))   # `ray up`'s head
+    for path in paths:
+        try:
+            with open(path) as f:
+                return yaml.safe_load(f)
+        except (OSError, yaml.YAMLError):
+            continue
+    return None
+
+
+def cluster_types(ray):
+    """What the planner sees: the nodes up, and the node types an autoscaler may start."""
+    up = _nodes(ray)
+    config = _autoscaler_config(ray.get_runtime_context().gcs_address)
+    return node_types_from_config(config, up) if config else up
+
+
+def plan_for(cfg, types):
+    r = cfg.run
+    return plan(cfg.train.members, types, r.gpus_per_member, r.members_per_worker, r.cpus_per_member)
 
 
 def _answers(address, timeout=10.0):
@@ -104,7 +144,12 @@ def ensure_ray(address):
     for name in ("ray", "ray.data", "ray._private.authentication.authentication_token_setup"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
-        ray.init(address=_address(address), log_to_driver=False, configure_logging=True, logging_level="ERROR")
+        # workers of a Ray started elsewhere lack this shell's S3 endpoint and credentials; a driver
+        # of `ray job submit` (RAY_JOB_CONFIG_JSON_ENV_VAR) has its job's own env_vars, which must not clash
+        aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        env = {"env_vars": aws} if aws and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ else None
+        ray.init(address=_address(address), log_to_driver=False, configure_logging=True, logging_level="ERROR",
+                 runtime_env=env)
     return ray
 
 
@@ -126,22 +171,75 @@ def _trainer_class():
     return Trainer
 
 
-def fit(cfg, layout, run, source, chunks, deadline):
-    """Start the TorchTrainer; returns a function that waits for it (in a thread) and re-raises."""
-    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
+def _placed(p):
+    """Whether a placement group with the plan's worker bundles is created (Ray Train V2 asks
+    for one per worker group)."""
+    from ray.util import placement_group_table
+    want = {k: float(v) for k, v in p.resources.items()}
+    for g in placement_group_table().values():
+        bundles = list((g.get("bundles") or {}).values())
+        if (g.get("state") == "CREATED" and len(bundles) == p.workers
+                and all({k: float(v) for k, v in b.items() if k in want} == want for b in bundles)):
+            return True
+    return False
 
+
+def placement_watch(cfg, p, echo):
+    """A check, called every second while the fit runs, that raises once the workers have gone
+    unplaced for run.placement_timeout: Ray Train would wait for ever, without a word."""
+    timeout = cfg.run.placement_timeout or (900.0 if p.can_grow else 60.0)
+    state = {"since": time.time(), "told": False, "checked": 0.0}
+
+    def check():
+        now = time.time()
+        if now - state["checked"] < 5:
+            return
+        state["checked"] = now
+        if _placed(p):
+            state.update(since=now, told=False)
+            return
+        waited = now - state["since"]
+        if waited > 20 and not state["told"]:
+            state["told"] = True
+            echo(f"raypose: waiting for {p.describe()}" + (" (the autoscaler starts nodes)" if p.can_grow else
+                 " (other jobs may hold them)") + f"; giving up after {timeout:g}s (--placement-timeout)")
+        if waited > timeout:
+            raise UserError(f"{p.describe()}: not placed after {waited:.0f}s (--placement-timeout {timeout:g}); "
+                            "expected the cluster to free or start such nodes (see `ray status`)")
+    return check
+
+
+def _check_out(cfg, run, p):
+    """A local --out is on the driver's disk only: members on other nodes would write theirs
+    elsewhere, and the run would fail at its end."""
+    if run.local and not p.on_driver_only and not cfg.run.shared_out:
+        raise UserError(f"--out {run.root}: a local directory, but members may run on {p.nodes} node(s) "
+                        f"({', '.join(p.holders)}); expected an s3:// or gs:// URI, or --shared-out when "
+                        "every node mounts this path")
+
+
+def fit(cfg, layout, run, source, chunks, deadline):
+    """Plan, then start the TorchTrainer; returns (what was asked, a function that waits for it
+    and re-raises, the plan)."""
+    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig
+
+    from .. import config as C
     from ..data.ingest import datasets
 
     ray = ensure_ray(cfg.run.address)
+    p = plan_for(cfg, cluster_types(ray))
+    _check_out(cfg, run, p)
+    cfg = C.with_values(cfg, {"run.members_per_worker": p.members_per_worker})
     dsets = datasets(source, *chunks)
-    workers, res, threads, use_gpu = resources(cfg, ray.cluster_resources())
-    loop_cfg = {"cfg": cfg.to_dict(), "layout": layout.to_dict(), "threads": threads, "use_gpu": use_gpu,
+    loop_cfg = {"cfg": cfg.to_dict(), "layout": layout.to_dict(), "threads": p.threads,
                 "unlabelled": bool(chunks[1]), "deadline": deadline, "lease": run.lease_token}
     trainer = _trainer_class()(
         train_loop, train_loop_config=loop_cfg,
-        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=res),
+        torch_config=TorchConfig(backend="gloo"),   # the exchange is a few MB of numpy: CPU, whatever the devices
+        scaling_config=ScalingConfig(num_workers=p.workers, use_gpu=p.use_gpu, resources_per_worker=p.resources),
         datasets=dsets, dataset_config=DataConfig(datasets_to_split=[]),
         run_config=RunConfig(storage_path=run.uri if not run.local else run.root, name="ray",
                              failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
     )
-    return f"{workers} worker(s) {res}", trainer.fit
+    return p.describe(), trainer.fit, p

@@ -1,0 +1,99 @@
+"""The resource planner over cluster descriptions: every plan fits a node type, or is one line."""
+import os
+
+import pytest
+import yaml
+
+from raypose.errors import UserError
+from raypose.train.plan import NodeType, _slots, node_types_from_config, plan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _fits(p, types):
+    """Every worker of the plan has a place on some node: the plan's own claim, re-counted."""
+    per_node = [(t, _slots(t, p.cpus, p.gpus)) for t in types]
+    assert sum(t.nodes * s for t, s in per_node) >= p.workers
+    assert all(t.gpus >= min(p.gpus, 1) and t.cpus >= p.cpus for t, s in per_node if s)
+    return True
+
+
+def test_one_gpu_two_members_packs_them_on_it():
+    types = [NodeType("box", cpus=8, gpus=1, driver=True)]
+    p = plan(2, types)
+    assert (p.workers, p.members_per_worker, p.gpus, p.cpus) == (1, 2, 1.0, 8)
+    assert _fits(p, types) and p.on_driver_only
+
+
+def test_one_gpu_five_members_one_packed_worker():
+    types = [NodeType("box", cpus=16, gpus=1, driver=True)]
+    p = plan(5, types)
+    assert (p.workers, p.members_per_worker, p.gpus) == (1, 5, 1.0) and _fits(p, types)
+
+
+def test_one_gpu_shared_by_fractions():
+    types = [NodeType("box", cpus=8, gpus=1, driver=True)]
+    p = plan(2, types, gpus_per_member="0.5")
+    assert (p.workers, p.members_per_worker, p.gpus, p.cpus) == (2, 1, 0.5, 4) and _fits(p, types)
+
+
+def test_four_gpus_five_members():
+    types = [NodeType("box", cpus=32, gpus=4, driver=True)]
+    p = plan(5, types)
+    assert p.workers <= 4 and p.workers * p.members_per_worker >= 5 and p.gpus == 1
+    assert p.cpus == 8 and _fits(p, types)
+    assert plan(4, types).members_per_worker == 1   # enough GPUs: one each, no packing
+
+
+def test_autoscaling_cluster_with_no_gpu_up_asks_for_gpus():
+    head = NodeType("head", cpus=8, gpus=0, driver=True)
+    cfg = {"head_node_type": "head", "available_node_types": {
+        "head": {"resources": {"CPU": 8}},
+        "gpu_worker": {"resources": {"CPU": 4, "GPU": 1}, "min_workers": 0, "max_workers": 5}}}
+    types = node_types_from_config(cfg, [head])
+    p = plan(5, types)
+    assert (p.workers, p.gpus, p.cpus) == (5, 1.0, 4)   # CPUs of the GPU node, not the head's 8
+    assert p.holders == ("gpu_worker",) and p.nodes == 5 and not p.on_driver_only
+    assert _fits(p, types)
+
+
+def test_mixed_node_sizes_share_the_leanest():
+    types = [NodeType("big", cpus=16, gpus=2), NodeType("small", cpus=4, gpus=1, up=0, more=2)]
+    p = plan(4, types)
+    assert (p.workers, p.gpus, p.cpus) == (4, 1.0, 4) and _fits(p, types)
+
+
+def test_cpu_only_single_node_keeps_the_old_shares():
+    two = [NodeType("laptop", cpus=2, driver=True)]
+    assert plan(2, two).cpus == 1 and plan(1, two).cpus == 2
+    p = plan(5, two)
+    assert p.cpus == pytest.approx(0.4) and p.threads == 1 and not p.use_gpu and _fits(p, two)
+    assert plan(2, [NodeType("gpu", cpus=8, gpus=1)], gpus_per_member="0").use_gpu is False
+
+
+def test_cpu_nodes_spread():
+    types = [NodeType("a", cpus=1, driver=True), NodeType("b", cpus=1)]
+    p = plan(2, types)
+    assert p.cpus == 1 and p.nodes == 2 and not p.on_driver_only and _fits(p, types)
+
+
+@pytest.mark.parametrize("kwargs, types, match", [
+    ({"gpus_per_member": "2"}, [NodeType("box", cpus=8, gpus=1)], "no node type of this cluster"),
+    ({"gpus_per_member": "1"}, [NodeType("laptop", cpus=2)], "no GPU node"),
+    ({"gpus_per_member": "0.4", "members_per_worker": 3}, [NodeType("box", cpus=8, gpus=4)], "fraction of one"),
+    ({"cpus_per_member": 3}, [NodeType("laptop", cpus=2)], "at most 0"),
+    ({"gpus_per_member": "1"}, [NodeType("box", cpus=8, gpus=1)], "at most 1"),
+])
+def test_requests_no_node_type_can_hold_are_one_line(kwargs, types, match):
+    with pytest.raises(UserError, match=match) as e:
+        plan(2, types, **kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_shipped_cluster_yaml_holds_the_five_member_recipe():
+    with open(os.path.join(ROOT, "cluster.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    head = cfg["available_node_types"][cfg["head_node_type"]]["resources"]
+    types = node_types_from_config(cfg, [NodeType("head", head["CPU"], head.get("GPU", 0), driver=True)])
+    p = plan(5, types)
+    assert p.use_gpu and p.workers == 5 and "head" not in p.holders and _fits(p, types)
