@@ -37,7 +37,7 @@ def _cmd_train(args):
 def _cmd_evaluate(args):
     from .evaluate import evaluate
     evaluate(args.run, iteration=args.iteration, method=args.aggregate, data=args.data,
-             split=args.split, tta=not args.no_tta, curve=not args.no_curve)
+             split=args.split, tta=not args.no_tta, curve=not args.no_curve, device=args.device)
 
 
 def _cmd_plot(args):
@@ -54,7 +54,8 @@ def _cmd_plot(args):
 def _cmd_predict(args):
     from .predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration, method=args.aggregate,
-                        flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite)
+                        flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite,
+                        device=args.device)
     print(f"wrote {path}")
 
 
@@ -99,6 +100,7 @@ def build_parser():
                    help="fit each pose onto its input 2D: for exact 2D (motion capture), not detections")
     q.add_argument("--focal", type=float, help="--fit-2d: focal length in normalised units "
                    "(f_px * 2 / width); default: the run's fit for cameras C1.. by index")
+    q.add_argument("--device", default="cpu", help="where the members run: cpu, cuda or cuda:N")
     q.set_defaults(func=_cmd_predict)
 
     q = sub.add_parser("evaluate", help="tables, aggregates, ensemble-size study, calibration")
@@ -109,6 +111,7 @@ def build_parser():
     q.add_argument("--split", help="videopose3d or seed (default: the run's)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
     q.add_argument("--no-curve", action="store_true", help="skip re-evaluating earlier iterations")
+    q.add_argument("--device", default="cpu", help="where the members run: cpu, cuda or cuda:N")
     q.set_defaults(func=_cmd_evaluate)
 
     q = sub.add_parser("plot", help="figures into RUN/plots, or an animation of one sequence")

@@ -7,6 +7,7 @@ from .aggregate import aggregate, check, spread
 from .errors import UserError
 from .inference import predict_windows
 from .model import TemporalModel
+from .train.device import check_device
 
 
 def model_args(model_cfg, layout):
@@ -25,19 +26,22 @@ class Ensemble:
 
     @classmethod
     def load(cls, run, iteration=None, device="cpu"):
-        """The run's N members at `iteration` (default: the latest), eval mode, checksums verified."""
+        """The run's N members at `iteration` (default: the latest), eval mode, checksums verified,
+        on `device` (`--device`: checked first). Only the weights are read, on the CPU, whatever
+        device wrote them; the model then moves to `device`."""
+        device = check_device("--device", device)
         iteration = run.iteration(iteration)
         cfg, layout = run.config, run.layout
         models = []
         for k in range(cfg.train.members):
-            state = run.load_member(k, iteration, map_location=device)
-            model = TemporalModel(**state.get("model_args") or model_args(cfg.model, layout)).to(device)
+            state = run.load_member(k, iteration, map_location="cpu")
+            model = TemporalModel(**state.get("model_args") or model_args(cfg.model, layout))
             try:
                 model.load_state_dict(state["model"])
             except (KeyError, RuntimeError) as e:
                 raise UserError(f"{run.path('checkpoints')}: member {k} at iteration {iteration} does not "
                                 f"fit the run's config ({type(e).__name__}); expected its own checkpoints") from None
-            models.append(model.eval())
+            models.append(model.to(device).eval())
         return cls(models, layout, iteration, cfg.hash(), device)
 
     @torch.no_grad()

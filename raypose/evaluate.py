@@ -88,12 +88,13 @@ def noisy(windows, sigma_px, seed=0):
 
 
 def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=True, echo=print,
-             curve=True, noise_px=NOISE_PX):
-    """Every table and study of one iteration's ensemble; merged into metrics.json."""
+             curve=True, noise_px=NOISE_PX, device="cpu"):
+    """Every table and study of one iteration's ensemble, its members run on `device`; merged
+    into metrics.json."""
     from .calibration import calibration_report
 
     run = Run.open(run_uri)
-    ensemble = Ensemble.load(run, iteration)
+    ensemble = Ensemble.load(run, iteration, device=device)
     method = check(method)   # an unknown name fails before any data is read
     windows, source = eval_windows(run.config, data, split)
     ensemble.layout.check_2d(windows.inputs.shape[1], f"{source.description}: its 2D")
@@ -124,7 +125,7 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
     if noise_px:
         evaluation["noise"] = noise_study(ensemble, windows, unc, method, tta, noise_px, focals)
     if curve:
-        evaluation["iterations"] = iteration_curve(run, windows, tta)
+        evaluation["iterations"] = iteration_curve(run, windows, tta, device=device)
     _write(run, evaluation)
     for line in report_lines(evaluation):
         echo(line)
@@ -146,7 +147,7 @@ def noise_study(ensemble, windows, unc, method, tta, sigma_px, focals):
     return out
 
 
-def iteration_curve(run, windows, tta, points=CURVE_POINTS):
+def iteration_curve(run, windows, tta, points=CURVE_POINTS, device="cpu"):
     """Every aggregate at up to `points` evenly spaced kept iterations."""
     its = run.iterations()
     if len(its) > points:
@@ -155,7 +156,7 @@ def iteration_curve(run, windows, tta, points=CURVE_POINTS):
     out = {"iteration": its, "aggregates": {m: {"mpjpe": [], "p_mpjpe": []} for m in AGGREGATES},
            "members": {"mpjpe": [[] for _ in range(n)], "p_mpjpe": [[] for _ in range(n)]}}
     for i in its:
-        preds = Ensemble.load(run, i).predict(windows, tta)
+        preds = Ensemble.load(run, i, device=device).predict(windows, tta)
         for m in AGGREGATES:
             q = quick(aggregate(preds, m), windows.targets)
             for metric in ("mpjpe", "p_mpjpe"):

@@ -31,15 +31,15 @@ def _sequences(pos2d, layout, input_path):
 
 
 def predict_file(run_uri, input_path, out_path, iteration=None, method=None, flip=True,
-                 fit_2d=False, focal=None, overwrite=False):
+                 fit_2d=False, focal=None, overwrite=False, device="cpu"):
     """Predictions for every track of `input_path`, written to `out_path` (npz; an existing file
-    only with `overwrite`); its path."""
+    only with `overwrite`), the members run on `device`; its path."""
     check_out_file(out_path, input_path, overwrite)   # fail fast: before the members are loaded
     run = Run.open(run_uri)
     method = check(method)
     if focal is not None and not fit_2d:
         raise UserError(f"--focal {focal}: only used with --fit-2d; expected both or neither")
-    ensemble = Ensemble.load(run, iteration)
+    ensemble = Ensemble.load(run, iteration, device=device)
     layout = ensemble.layout
     pos2d, _ = load_2d(input_path)   # the run's layout, not the input's metadata, says what joints are
     keys, seqs, ncams = _sequences(pos2d, layout, input_path)

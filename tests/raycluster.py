@@ -46,7 +46,7 @@ class FakeAutoscalingCluster:
     `max_workers`) are started as local raylets when work asks for their resources. Like
     ray.cluster_utils.AutoscalingCluster, but on a free port and without `ray stop --force`."""
 
-    def __init__(self, head_cpus, worker_types):
+    def __init__(self, head_cpus, worker_types, dashboard_port=None):
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="rpas", dir="/tmp")
         self.address = f"127.0.0.1:{self.port}"
@@ -64,7 +64,7 @@ class FakeAutoscalingCluster:
                                "head_start_ray_commands", "worker_start_ray_commands")},
             "file_mounts": {}, "file_mounts_sync_continuously": False,
         }
-        self.head_cpus = head_cpus
+        self.head_cpus, self.dashboard_port = head_cpus, dashboard_port
 
     def __enter__(self):
         path = os.path.join(self.tmp, "autoscaler.yaml")
@@ -72,9 +72,13 @@ class FakeAutoscalingCluster:
             json.dump(self.config, f)
         env = dict(os.environ, AUTOSCALER_UPDATE_INTERVAL_S="1", RAY_FAKE_CLUSTER="1", RAY_AUTH_MODE="disabled",
                    PATH=BIN + os.pathsep + os.environ["PATH"])
+        dash = ["--include-dashboard=false"]
+        if self.dashboard_port:   # and the job agent on a free port, beside any other Ray here
+            dash = ["--include-dashboard=true", f"--dashboard-port={self.dashboard_port}",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-agent-listen-port={free_port()}"]
         subprocess.run([os.path.join(BIN, "ray"), "start", "--head", f"--port={self.port}",
                         f"--autoscaling-config={path}", f"--num-cpus={self.head_cpus}", "--num-gpus=0",
-                        f"--temp-dir={self.tmp}", "--include-dashboard=false", "--disable-usage-stats"],
+                        f"--temp-dir={self.tmp}", "--disable-usage-stats", *dash],
                        env=env, check=True, capture_output=True, timeout=120)
         return self
 

@@ -1,18 +1,11 @@
-"""The other two ways to run: `ray job submit` to a running head, and a multi-node cluster."""
+"""cluster.yaml: what `ray up` validates, and versions pinned to what CI tests (the running
+clusters are in test_gpu_scheduling.py)."""
 import copy
-import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 
 import pytest
 import yaml
-from runs import tiny_config, tiny_flags
-
-from raypose.run import Run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -34,96 +27,67 @@ def test_cluster_yaml_passes_rays_validation():
         validate_config(prepare_config(bad))
 
 
-@pytest.mark.ray
-@pytest.mark.cluster
-def test_members_spread_over_two_nodes(tmp_path, no_ray):
-    """Two simulated 1-CPU nodes, two members of 1 CPU each: one member lands on each node."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    from raypose.train.driver import train
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    try:
-        ray.init(address=cluster.address, log_to_driver=False)
-        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
-        last = train(tiny_config(tmp_path / "run", **{"train.iterations": 1}), echo=lambda s: None)
-        assert last["iteration"] == 1
-        assert len(set(last["member_nodes"])) == 2, last["member_nodes"]
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+def _project_pins():
+    """(Ray version, lowest Python, torch version) as pyproject.toml and constraints-cpu.txt pin them."""
+    import re
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    ray = [m.group(1) for d in project["dependencies"] if (m := re.fullmatch(r"ray(?:\[[^\]]*\])?==(\S+)", d))]
+    python = re.fullmatch(r">=\s*(\d+)\.(\d+)", project["requires-python"].strip())
+    with open(os.path.join(ROOT, "constraints-cpu.txt")) as f:
+        torch = [m.group(1) for line in f if (m := re.match(r"\s*torch==([^\s+#;]+)", line))]
+    assert len(ray) == 1 and python and len(torch) == 1, (ray, project["requires-python"], torch)
+    return ray[0], f"py{python.group(1)}{python.group(2)}", torch[0]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _installs_raypose(command):
+    import re
+    return "pip install" in command and re.search(r"(?:^|\s)-e\s+\S*raypose\S*", command) is not None
 
 
-def _wait_http(url, timeout):
-    import urllib.error
-    import urllib.request
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return True
-        except urllib.error.HTTPError:
-            return True                       # it answers (token auth may refuse us): it is up
-        except OSError:
-            time.sleep(0.5)
-    return False
+def test_cluster_yaml_pins_what_ci_tests():
+    """The images and pip lines of cluster.yaml name the versions the project pins: the Ray of
+    pyproject.toml, its lowest Python, constraints-cpu.txt's torch (a CUDA build on GPU nodes,
+    the CPU wheel on the head)."""
+    import re
+    ray_pin, py_tag, torch_pin = _project_pins()
+    with open(os.path.join(ROOT, "cluster.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    image = re.compile(r"rayproject/ray:(\d[\w.]*)-(py\d+)-(cpu|cu\d+)")
+    docker = cfg["docker"]
+    head_image, worker_image = image.fullmatch(docker["head_image"]), image.fullmatch(docker["worker_image"])
+    assert head_image and worker_image, docker
+    for m in (head_image, worker_image):
+        assert (m.group(1), m.group(2)) == (ray_pin, py_tag), m.group(0)
+    assert head_image.group(3) == "cpu" and worker_image.group(3).startswith("cu")
 
-
-def _stop_head(port):
-    """Stop the Ray processes of the head on `port` only: never a Ray this test did not start."""
-    import psutil
-    mine = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if ("gcs" in cmd and f":{port}" in cmd) or f"gcs_server_port={port}" in cmd:
-            mine.append(p)
-    for p in mine:
-        p.kill()
-    psutil.wait_procs(mine, timeout=30)
-
-
-@pytest.mark.ray
-@pytest.mark.cluster
-@pytest.mark.skipif(shutil.which("ray", path=BIN) is None, reason="ray CLI not installed beside python")
-def test_ray_job_submit_to_running_head(tmp_path):
-    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"], RAY_AUTH_MODE="token")
-    ray_cli = os.path.join(BIN, "ray")
-    port, dash = _free_port(), _free_port()
-    start = subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--port", str(port),
-                            "--dashboard-port", str(dash), "--include-dashboard", "true",
-                            "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=120)
-    assert start.returncode == 0, start.stderr[-2000:]
-    try:
-        address = f"http://127.0.0.1:{dash}"
-        assert _wait_http(address + "/api/version", 120), "the head's dashboard never came up"
-        out = tmp_path / "jobrun"
-        for _ in range(30):   # a fresh head's job agent can take a while to come up on a busy machine
-            sub = subprocess.run([ray_cli, "job", "submit", "--address", address, "--submission-id",
-                                  "raypose-test", "--working-dir", ROOT, "--",
-                                  "python", "scripts/train.py", *tiny_flags(out)],
-                                 env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
-            if "No available agent" not in sub.stdout + sub.stderr:
-                break
-            time.sleep(2)
-        # `ray job status` renders JobStatus.SUCCEEDED as "Job '<id>' succeeded"
-        status = subprocess.run([ray_cli, "job", "status", "--address", address, "raypose-test"],
-                                env=env, capture_output=True, text=True, timeout=60)
-        assert "Job 'raypose-test' succeeded" in status.stdout + status.stderr, (
-            status.stdout + status.stderr + sub.stdout[-3000:] + sub.stderr[-3000:])
-        assert "iter 2/2" in sub.stdout          # the driver's progress lines reach the submitter
-        run = Run(out)
-        assert run.iterations() == [1, 2]
-        for k in range(2):
-            run.load_member(k, 2)
-        assert json.loads((out / "metrics.json").read_text())["iteration"] == 2
-    finally:
-        _stop_head(port)
+    types = cfg["available_node_types"]
+    head_cmds = cfg.get("setup_commands", []) + cfg.get("head_setup_commands", [])
+    gpu_types = {n: t for n, t in types.items() if t.get("resources", {}).get("GPU", 0) > 0}
+    assert gpu_types and cfg["head_node_type"] not in gpu_types
+    every = head_cmds + cfg.get("worker_setup_commands", []) + [c for t in types.values()
+                                                                  for c in t.get("worker_setup_commands", [])]
+    pip = [c for c in every if "pip install" in c]
+    for c in pip:   # any Ray a pip line names is the pinned one
+        assert all(v == ray_pin for v in re.findall(r"\bray(?:\[[^\]]*\])?==(\S+)", c)), c
+    for name, t in gpu_types.items():
+        # a GPU type must bring its own commands: the global ones install the head's CPU torch
+        cmds = t.get("worker_setup_commands")
+        assert cmds, f"{name}: no worker_setup_commands, so it would run the head's CPU install"
+        torch_lines = [c for c in cmds if re.search(r"pip install.*\btorch\b", c)]
+        assert len(torch_lines) == 1, (name, cmds)
+        assert re.search(r"\btorch==([^\s+]+)", torch_lines[0]).group(1) == torch_pin, torch_lines[0]
+        index = re.search(r"--(?:extra-)?index-url\s+\S*/whl/(cu\d+)\b", torch_lines[0])
+        assert index and index.group(1) == worker_image.group(3), (torch_lines[0], docker["worker_image"])
+        assert cmds.index(torch_lines[0]) < min(i for i, c in enumerate(cmds) if _installs_raypose(c))
+        assert not any("constraints-cpu" in c for c in cmds), name
+    head_torch = [c for c in head_cmds if re.search(r"pip install.*\btorch\b", c)]
+    assert head_torch, "the head installs torch nowhere before raypose, so pip would take PyPI's CUDA build"
+    for c in head_cmds:   # the head: the CPU index and the CPU constraints, never a CUDA wheel
+        assert not re.search(r"/whl/cu\d+|\+cu\d+|nvidia-", c), c
+    for c in head_torch:
+        assert "/whl/cpu" in c and "constraints-cpu.txt" in c, c
+    first_raypose = min(i for i, c in enumerate(head_cmds) if _installs_raypose(c))
+    assert head_cmds.index(head_torch[0]) < first_raypose
+    assert "constraints-cpu.txt" in head_cmds[first_raypose]

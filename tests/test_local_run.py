@@ -124,7 +124,7 @@ def test_bad_train_options_are_one_line(capsys, tmp_path):
         (["--set", "nope"], "key=value"),
         (["--time-budget", "-5"], "run.time_budget"),
         (["--time-budget", "inf"], "run.time_budget"),
-        (["--gpus-per-member", "2"], "--gpus-per-member"),
+        (["--gpus-per-member", "half"], "auto or a number >= 0"),
         (["--config", str(tmp_path / "missing.toml")], "missing.toml"),
         (["--data", str(tmp_path / "nowhere")], "nowhere"),
         (["--split", "seed", "--actions", "Dance"], "Dance"),

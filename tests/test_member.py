@@ -59,6 +59,14 @@ def test_trainset_flip_twins(windows):
     assert np.sort(ts.epoch_order(np.array([1, 2]), np.random.default_rng(0))).tolist() == [1, 2, 1 + ts.n, 2 + ts.n]
 
 
+def test_a_batch_of_many_members_is_one_gather(windows):
+    """An (M, B) index gathers what M separate (B,) indices would, stacked: the packed step's batch."""
+    ts = TrainSet(windows[0], True, LAYOUT)
+    idx = torch.as_tensor(np.random.default_rng(0).integers(0, 2 * ts.n, (3, 17)))
+    for got, *alone in zip(ts.batch(idx), *(ts.batch(i) for i in idx)):
+        assert got.shape[:2] == (3, 17) and torch.equal(got, torch.stack(alone))
+
+
 def test_member_learns_and_schedules(windows):
     train, test = windows
     cfg = small_cfg(**{"train.iterations": 2, "train.epochs": 3})

@@ -97,3 +97,15 @@ def test_shipped_cluster_yaml_holds_the_five_member_recipe():
     types = node_types_from_config(cfg, [NodeType("head", head["CPU"], head.get("GPU", 0), driver=True)])
     p = plan(5, types)
     assert p.use_gpu and p.workers == 5 and "head" not in p.holders and _fits(p, types)
+
+
+def test_cluster_wide_max_workers_caps_every_type():
+    cfg = {"head_node_type": "head", "max_workers": 2, "available_node_types": {
+        "head": {"resources": {"CPU": 8}},
+        "on_demand": {"resources": {"CPU": 4, "GPU": 1}, "max_workers": 2},
+        "spot": {"resources": {"CPU": 4, "GPU": 1}, "max_workers": 2}}}
+    types = node_types_from_config(cfg, [NodeType("head", 8, driver=True)])
+    assert sum(t.more for t in types) == 2
+    assert plan(4, types).members_per_worker == 2   # two GPUs at most: members packed in pairs
+    with pytest.raises(UserError, match="at most 2"):
+        plan(4, types, gpus_per_member="1")

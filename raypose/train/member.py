@@ -12,6 +12,7 @@ from ..ensemble import model_args
 from ..inference import predict_windows
 from ..model import TemporalModel
 from ..skeleton import mirror
+from . import device as D
 from .losses import mpjpe_loss, weighted_mpjpe_loss
 
 
@@ -81,13 +82,19 @@ class TrainSet:
         idx = np.flatnonzero(self.pseudo)
         return idx, self.targets[idx].cpu().numpy(), self.weights[idx].cpu().numpy()
 
+    @property
+    def device(self):
+        return self.starts.device
+
     def epoch_order(self, sample, rng):
         idx = np.concatenate([sample, sample + self.n]) if self.flip else sample
         return idx[rng.permutation(len(idx))]
 
     def batch(self, idx):
-        idx = torch.as_tensor(idx, device=self.starts.device)
-        return self.inputs[self.starts[idx, None] + self.offsets], self.targets[idx], self.weights[idx]
+        """(inputs, targets, weights) of windows `idx`, any shape: (B,) for one member, (M, B)
+        for packed ones, which is then one gather for all of them."""
+        idx = torch.as_tensor(idx, device=self.device)
+        return self.inputs[self.starts[idx][..., None] + self.offsets], self.targets[idx], self.weights[idx]
 
 
 class Member:
@@ -96,8 +103,8 @@ class Member:
         torch.manual_seed(_seed(cfg.train.seed, index))
         self.model_args = model_args(cfg.model, layout)
         self.model = TemporalModel(**self.model_args, momentum=cfg.train.bn_momentum).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr, amsgrad=True,
-                                          fused=True)   # one pass over the weights (bench_train.py: "foreach Adam")
+        self.optimizer = D.adam(self.model.parameters(), cfg.train.lr, self.device)
+        self.precision = cfg.train.precision
         self.layout = layout
         self.total_epochs = max(1, cfg.train.iterations * cfg.train.epochs)
         self.epoch = 0          # epochs done over the whole run; drives lr and BN momentum
@@ -118,14 +125,16 @@ class Member:
         return np.random.default_rng([self.cfg.seed, self.index, iteration, self.epoch])
 
     def step(self, data, idx):
-        """One optimiser step on windows `idx` of `data`; [loss]."""
+        """One optimiser step on windows `idx` (a tensor on the device) of `data`; the loss, left
+        on the device so that the step does not wait for it."""
         x, y, w = data.batch(idx)
-        pred = self.model(x, strided=True)[:, 0]
-        loss = weighted_mpjpe_loss(pred, y, w) if data.pseudo.any() else mpjpe_loss(pred, y)
+        with D.autocast(self.device, self.precision):
+            pred = self.model(x, strided=True)[:, 0]
+            loss = weighted_mpjpe_loss(pred, y, w) if data.pseudo.any() else mpjpe_loss(pred, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return [loss.item()]
+        return loss.detach()
 
     def train_iteration(self, data, sample, iteration, epochs):
         """`epochs` passes over `sample` (indices into `data`, a TrainSet); mean loss of the last."""
@@ -134,7 +143,7 @@ class Member:
     @torch.no_grad()
     def predict(self, windows, flip=True):
         """Root-relative 3D (N, J, 3) for every target of `windows`, whole sequences at once."""
-        return predict_windows(self.model, windows, self.layout, flip, self.device)
+        return predict_windows(self.model, windows, self.layout, flip, self.device, self.precision)
 
     def state_dict(self):
         """(weights, resume state): the weights describe themselves; resuming needs the rest."""
@@ -143,10 +152,12 @@ class Member:
                 {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()})
 
     def load_state_dict(self, weights, resume):
+        """From checkpoints loaded anywhere (best on CPU): model and optimiser copy their tensors
+        to this member's device; the RNG state must be a CPU ByteTensor, whatever it was loaded as."""
         self.model.load_state_dict(weights["model"])
         self.epoch = weights["epoch"]
         self.optimizer.load_state_dict(resume["optimizer"])
-        torch.set_rng_state(resume["torch_rng"])
+        torch.set_rng_state(resume["torch_rng"].cpu())
 
 
 def train_members(members, data, samples, iteration, epochs, pack=False):
@@ -156,45 +167,67 @@ def train_members(members, data, samples, iteration, epochs, pack=False):
     (`packed.PackedMembers`), one vmapped step for all. Every member keeps its own draw, epoch
     order and schedule (the members of a worker have done the same epochs, so they share
     learning rate and BN momentum). Packed draws must be equally long (every sampling's are).
+    The one point in training that waits for the device: `train_on_device` never does.
     """
+    return train_on_device(members, data, samples, iteration, epochs, pack).tolist()
+
+
+def train_on_device(members, data, samples, iteration, epochs, pack=False):
+    """`train_members` up to its losses, (M,) float64 left on the device (so it runs on `meta`)."""
     if not pack or len(members) == 1:
         losses = []
         for m, s in zip(members, samples):
             m.model.train()
             losses.append(_epochs([m], data, [s], iteration, epochs, lambda idx, m=m: m.step(data, idx[0]),
                                   (m.cfg.seed, m.index)))
-        return losses
+        return torch.cat(losses)
     from .packed import PackedMembers
     if len({len(s) for s in samples}) != 1:
         raise ValueError("packed members need equally long draws")
-    packed = PackedMembers([m.model for m in members], members[0].cfg.lr, [m.optimizer for m in members])
+    packed = PackedMembers([m.model for m in members], members[0].cfg.lr, [m.optimizer for m in members],
+                           precision=members[0].precision)
 
     def step(idx):
-        x, y, w = (torch.stack(t) for t in zip(*(data.batch(i) for i in idx)))
-        return packed.step(x, y, w).cpu().numpy()
+        return packed.step(*data.batch(idx))
     losses = _epochs(members, data, samples, iteration, epochs, step,
                      (members[0].cfg.seed, members[0].index, len(members)), packed.set_schedule)
     packed.unpack()
     return losses
 
 
+def batch_bounds(n, batch_size):
+    """[(start, stop)] of the batches of an epoch of n windows: `np.array_split`'s parts (the
+    first n % k one longer), so the batches are those of every earlier version of raypose."""
+    k = max(1, math.ceil(n / batch_size))
+    q, r = divmod(n, k)
+    stops = np.cumsum([q + 1] * r + [q] * (k - r)).tolist()
+    return list(zip([0] + stops[:-1], stops))
+
+
 def _epochs(members, data, samples, iteration, epochs, step, seed, set_schedule=None):
-    """The epoch loop shared by single and packed members: schedule, orders, batches, steps."""
+    """The epoch loop shared by single and packed members: schedule, orders, batches, steps.
+
+    Nothing here waits for the device: the epoch's orders (drawn on the host) go over in one
+    copy, batches are slices of it, `step` returns losses on the device and they add up there.
+    Returns the members' mean losses of the last epoch, (M,) on the device.
+    """
     batch_size = members[0].cfg.batch_size
+    mean = torch.zeros(len(members), dtype=torch.float64, device=data.device)
     for _ in range(epochs):
         (set_schedule or members[0].set_schedule)(*members[0].schedule())
-        orders = [data.epoch_order(s, m.epoch_rng(iteration)) for m, s in zip(members, samples)]
+        orders = np.stack([data.epoch_order(s, m.epoch_rng(iteration)) for m, s in zip(members, samples)])
         torch.manual_seed(_seed(*seed, members[0].epoch))
-        parts = [np.array_split(o, max(1, math.ceil(len(o) / batch_size))) for o in orders]
-        total, count = np.zeros(len(members)), 0
-        for idx in zip(*parts):
-            if len(idx[0]) < 2:   # BatchNorm needs two samples; a lone last window waits an epoch
+        order = D.to_device(orders, data.device)   # (M, L): the epoch's one host-to-device copy
+        total, count = torch.zeros(len(members), dtype=torch.float64, device=data.device), 0
+        for lo, hi in batch_bounds(orders.shape[1], batch_size):
+            if hi - lo < 2:   # BatchNorm needs two samples; a lone last window waits an epoch
                 continue
-            total += np.asarray(step(idx), np.float64) * len(idx[0])
-            count += len(idx[0])
+            total += step(order[:, lo:hi]).double() * (hi - lo)
+            count += hi - lo
+        mean = total / max(count, 1)
         for m in members:
             m.epoch += 1
-    return (total / max(count, 1)).tolist() if len(members) > 1 else float(total[0] / max(count, 1))
+    return mean
 
 
 def _seed(*parts):

@@ -12,16 +12,18 @@ import copy
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from . import device as D
 from .losses import weighted_mpjpe_loss
 
 
 class PackedMembers:
-    def __init__(self, models, lr, optimizers=None, amsgrad=True):
-        self.models, self.optimizers = models, optimizers
+    def __init__(self, models, lr, optimizers=None, amsgrad=True, precision="fp32"):
+        self.models, self.optimizers, self.precision = models, optimizers, precision
         params, self.buffers = stack_module_state(models)
         self.params = {k: torch.nn.Parameter(v.detach()) for k, v in params.items()}
+        self.device = next(iter(self.params.values())).device
         self.base = copy.deepcopy(models[0]).to("meta")
-        self.optimizer = torch.optim.Adam(self.params.values(), lr=lr, amsgrad=amsgrad, fused=True)
+        self.optimizer = D.adam(self.params.values(), lr, self.device, amsgrad)
         if optimizers:   # carry on from where each member's own Adam stopped
             named = [dict(m.named_parameters()) for m in models]
             for name, packed in self.params.items():
@@ -44,7 +46,8 @@ class PackedMembers:
     def step(self, x, y, w):
         """x (M, B, rf, J, 2), y (M, B, 15, 3), w (M, B): one optimiser step for every member."""
         self.base.train()
-        losses = self._losses(self.params, self.buffers, x, y, w)
+        with D.autocast(self.device, self.precision):
+            losses = self._losses(self.params, self.buffers, x, y, w)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()   # members share no parameter, so each gets its own gradient
         self.optimizer.step()

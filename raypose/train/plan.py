@@ -139,7 +139,7 @@ def _refuse(members, workers, per_worker, cpus, gpus, types, holders):
     ask = f"{workers} worker(s) of " + " + ".join(
         ([f"{_num(cpus)} CPU"] if cpus else []) + ([f"{_num(gpus)} GPU"] if gpus else []))
     hold = _capacity(holders, cpus, gpus) if cpus else 0
-    hint = ("share GPUs (--gpus-per-member 0.5), pack members (--members-per-worker 2) or add GPU nodes"
+    hint = ("fewer GPUs per member (--gpus-per-member auto packs members per GPU), or add GPU nodes"
             if gpus else "lower run.cpus_per_member or add nodes")
     raise UserError(f"{members} members need {ask}; no node type of this cluster can hold that many "
                     f"(at most {hold}; {_listing(types)}): {hint}")
@@ -158,4 +158,13 @@ def node_types_from_config(config, up=()):
         rest = [u for u in rest if u not in mine]
         running = sum(u.up for u in mine)
         out.append(NodeType(name, cpus, gpus, running, max(0, int(spec.get("max_workers", 0)) - running)))
+    room = config.get("max_workers")   # the cluster-wide cap on worker nodes, over all types
+    if room is not None:
+        room -= sum(t.up for t in out) + sum(u.up for u in rest if not u.driver)
+        capped = []
+        for t in out:
+            more = max(0, min(t.more, room))
+            room -= more
+            capped.append(NodeType(t.name, t.cpus, t.gpus, t.up, more))
+        out = capped
     return rest + out

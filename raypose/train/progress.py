@@ -2,6 +2,20 @@
 import os
 import signal
 import time
+from collections import Counter
+
+
+def devices(record):
+    """' on cpu, peak 812 MiB': where the members trained and their highest peak memory; '' for
+    records from before the key existed. Several GPUs of one model show as '4 x NVIDIA H200'."""
+    found = [d for d in record.get("member_devices") or [] if d]
+    if not found:
+        return ""
+    names = list(dict.fromkeys(d["device"] for d in found))
+    if len(names) > 1:   # 'cuda:3 NVIDIA H200' -> 'NVIDIA H200', counted
+        kinds = Counter(n.split(" ", 1)[-1] if n.startswith("cuda:") else n for n in names)
+        names = [f"{c} x {kind}" if c > 1 else kind for kind, c in kinds.items()]
+    return f" on {', '.join(names)}, peak {max(d['peak_mem_mib'] for d in found):.0f} MiB"
 
 
 class Progress:
@@ -39,7 +53,7 @@ class Progress:
             e = r["ensemble"]
             self.echo(f"{head}  loss " + " ".join(f"{1000 * x:.1f}" for x in r["train_loss"])
                       + f" mm  ensemble MPJPE {e['mpjpe_mm']:.1f} mm  P-MPJPE {e['p_mpjpe_mm']:.1f} mm"
-                      + f"  (best member {min(r['member_p_mpjpe_mm']):.1f})  {tail}")
+                      + f"  (best member {min(r['member_p_mpjpe_mm']):.1f}){devices(r)}  {tail}")
             self._tensorboard(i, r)
             if i == self.cfg.debug.kill_driver_at:   # tests: a driver killed at a known point
                 os.kill(os.getpid(), signal.SIGKILL)

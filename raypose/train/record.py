@@ -13,6 +13,7 @@ def iteration_record(cfg, i, reports, gt, labelled, extra_files, semi_info, t_ga
     def merged(name):
         return {k: v for r in reports for k, v in getattr(r, name).items()}
     preds, losses, nodes, timing = merged("preds"), merged("losses"), merged("nodes"), merged("timing")
+    devices = merged("devices")
     order = sorted(preds)
     stack = np.stack([preds[k] for k in order])
     ens = aggregate(stack, "mean")
@@ -22,6 +23,7 @@ def iteration_record(cfg, i, reports, gt, labelled, extra_files, semi_info, t_ga
         "files": {**merged("files"), **extra_files},
         "train_loss": [float(losses[k]) for k in order],
         "member_nodes": [nodes[k] for k in order],
+        "member_devices": [devices.get(k) for k in order],   # {"device": ..., "peak_mem_mib": ...}
         "member_mpjpe_mm": [1000 * float(mpjpe(p, gt)) for p in stack],
         "member_p_mpjpe_mm": [1000 * float(p_mpjpe(p, gt)) for p in stack],
         "ensemble": {"aggregate": "mean", "mpjpe_mm": 1000 * float(mpjpe(ens, gt)),

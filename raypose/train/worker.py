@@ -15,6 +15,7 @@ from ..data.windows import make_windows
 from ..geometry import focal_table, subject_bones, window_focals
 from ..run import CAMERAS
 from ..semi import due, select
+from . import device as D
 from .member import Member, TrainSet, draw_sample, train_members
 from .record import iteration_record
 
@@ -31,6 +32,7 @@ class WorkerReport:
     train_preds: dict = field(default_factory=dict)  # training windows, when pseudo-labels are due
     timing: dict = field(default_factory=dict)
     nodes: dict = field(default_factory=dict)
+    devices: dict = field(default_factory=dict)    # {"device": "cuda:0 NVIDIA H200", "peak_mem_mib": 812.0}
 
 
 class EnsembleWorker:
@@ -39,6 +41,7 @@ class EnsembleWorker:
         self.cfg, self.layout, self.run, self.rank, self.node = cfg, layout, run, rank, node
         self.lease = lease   # the driver's lease token: a record is committed only while it holds
         self.deadline, self.semi = deadline, cfg.semi.mode != "off"
+        D.set_precision(device, cfg.train.precision)   # TF32 or not: a setting of the whole process
         rf = int(np.prod(cfg.model.widths))
         self.train_w, self.eval_w = make_windows(train_seqs, rf), make_windows(eval_seqs, rf)
         self.data = TrainSet(self.train_w, cfg.train.flip, layout, device)
@@ -66,12 +69,13 @@ class EnsembleWorker:
             self.bones = subject_bones(w.targets, w.labelled, w.key_per_target(0))
 
     def resume(self):
-        """Members (and pseudo-labels) from the latest complete iteration; that iteration."""
+        """Members (and pseudo-labels) from the latest complete iteration; that iteration.
+        Checkpoints load on the CPU, whatever device wrote them: the members copy them over."""
         start = self.run.latest()
         if start:
             for m in self.members:
-                m.load_state_dict(self.run.load_member(m.index, start, map_location=m.device),
-                                  self.run.load_member(m.index, start, "resume", map_location=m.device))
+                m.load_state_dict(self.run.load_member(m.index, start, map_location="cpu"),
+                                  self.run.load_member(m.index, start, "resume", map_location="cpu"))
             if self.run.exists(f"checkpoints/pseudo_iter{start}.npz"):
                 p = self.run.load_npz(f"checkpoints/pseudo_iter{start}.npz", start)
                 self.data.set_pseudo(p["index"], p["pose"], p["weight"])
@@ -88,6 +92,7 @@ class EnsembleWorker:
         """Train, save and evaluate this worker's members for iteration i."""
         t, n = self.cfg.train, self.cfg.train.members
         report = WorkerReport(self.rank, time.time(), False)
+        D.reset_peak_memory(self.data.device)   # each iteration's own peak
         pool = self.data.pool()
         samples = [pool[draw_sample(len(pool), m.index, n, i, t.sampling, t.subset_size, t.seed)]
                    for m in self.members]
@@ -115,6 +120,7 @@ class EnsembleWorker:
         if due(self.cfg.semi, i):
             report.train_preds[m.index] = m.predict(self.train_w, t.flip)
         report.losses[m.index], report.nodes[m.index] = loss, self.node
+        report.devices[m.index] = {"device": D.describe(m.device), "peak_mem_mib": D.peak_memory_mib(m.device)}
         report.timing[m.index] = {"train_s": train_s, "save_s": t2 - t1, "eval_s": time.time() - t2,
                                   "samples": len(sample) * (2 if t.flip else 1) * t.epochs, "worker": self.rank}
 
