@@ -109,3 +109,46 @@ def test_cluster_wide_max_workers_caps_every_type():
     assert plan(4, types).members_per_worker == 2   # two GPUs at most: members packed in pairs
     with pytest.raises(UserError, match="at most 2"):
         plan(4, types, gpus_per_member="1")
+
+
+def test_unplaced_workers_are_given_up_with_one_line(monkeypatch):
+    """A plan that fits the node types but is never placed (other jobs hold the GPUs): Ray
+    Train would wait for ever; the driver's watch says what it waits for, then gives up."""
+    from runs import tiny_config
+
+    from raypose.train import run as ray_run
+    clock = [1000.0]
+    monkeypatch.setattr(ray_run.time, "time", lambda: clock[0])
+    placed = [False]
+    monkeypatch.setattr(ray_run, "_placed", lambda p: placed[0])
+    p = plan(2, [NodeType("box", cpus=8, gpus=1, driver=True)])
+    lines = []
+    check = ray_run.placement_watch(tiny_config("unused", **{"run.placement_timeout": 60}), p, lines.append)
+    for t in (10, 30):
+        clock[0] = 1000 + t
+        check()
+    assert len(lines) == 1 and "waiting for 1 worker(s)" in lines[0] and "60s" in lines[0]
+    placed[0] = True   # placed at last: the wait starts again from here
+    clock[0] = 1055
+    check()
+    placed[0] = False
+    clock[0] = 1100
+    check()
+    clock[0] = 1121
+    with pytest.raises(UserError, match=r"not placed after 66s \(--placement-timeout 60\)") as e:
+        check()
+    assert "\n" not in str(e.value)
+    default = ray_run.placement_watch(tiny_config("unused"), p, lines.append)
+    clock[0] += 59
+    default()   # 60 s by default where no node can be started...
+    clock[0] += 6
+    with pytest.raises(UserError, match="--placement-timeout 60"):
+        default()
+    grow = plan(2, [NodeType("head", 8, driver=True), NodeType("gpu", 4, 1, up=0, more=2)])
+    watch = ray_run.placement_watch(tiny_config("unused"), grow, lines.append)
+    clock[0] += 600
+    watch()   # the autoscaler may still be starting nodes: 900 s by default
+    assert "the autoscaler starts nodes" in lines[-1] and "900s" in lines[-1]
+    clock[0] += 301
+    with pytest.raises(UserError, match="--placement-timeout 900"):
+        watch()
