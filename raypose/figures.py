@@ -1,5 +1,6 @@
 """`raypose plot`: a run's evaluation as pictures, and one sequence as an animation."""
 import os
+import tempfile
 
 import numpy as np
 
@@ -13,19 +14,34 @@ from .run import Run
 
 
 def run_plots(run_uri):
-    """PNG figures into RUN/plots from the evaluation in metrics.json (evaluated first if needed)."""
+    """PNG figures into RUN/plots from the evaluation in metrics.json (evaluated first if needed);
+    returns the paths (or URIs) written.
+
+    Rendered into a temporary local directory, then written into the run through `Run`, so a run
+    in S3 or GCS gets its plots too, each file whole under its real name (atomic writes).
+    """
     from . import plots
     from .evaluate import evaluate
 
     run = Run.open(run_uri)
-    if not run.local:
-        raise UserError(f"{run.uri}: plots are written to local run directories only")
     ev = run.metrics().get("evaluation") or evaluate(run_uri, echo=lambda s: None)
     data = {"table": ev["table"], "ensemble_size": ev["ensemble_size"],
             "per_joint": ev["per_joint"], "sparsification": ev["calibration"]["sparsification"]}
     if "iterations" in ev:
         data["iterations"] = ev["iterations"]
-    return plots.save_all(data, os.path.join(run.root, "plots"))
+    written = []
+    with tempfile.TemporaryDirectory(prefix="raypose-plots-") as tmp:
+        for path in plots.save_all(data, tmp):
+            name = os.path.basename(path)
+            with open(path, "rb") as f:
+                run.write_bytes(f"plots/{name}", f.read())
+            written.append(_location(run, f"plots/{name}"))
+    return written
+
+
+def _location(run, rel):
+    """What to tell the user: a local path as before, else the URI the run was given."""
+    return os.path.join(run.root, *rel.split("/")) if run.local else f"{run.uri.rstrip('/')}/{rel}"
 
 
 def animation(run_uri, sequence, camera, out, iteration=None, method=None, overwrite=False):

@@ -1,5 +1,9 @@
 """The Ray Data pipeline: frame rows -> the split's chunks -> one row per (subject, action, camera) sequence.
 
+A prepared table holds one file per sequence, and a read task reads whole files, so each block
+turns into sequence rows where it was read: no shuffle. Should a block ever end inside a
+sequence, the reader gets two rows of it and `rows_to_sequences` joins them by their first frame.
+
 Workers turn the sequence rows into receptive-field windows (`windows.make_windows`); the
 datasets are materialised before training starts, because on a small node the members hold
 every CPU and a lazy pipeline would wait forever for one.
@@ -9,27 +13,44 @@ import functools
 import numpy as np
 import pyarrow as pa
 
-from .source import read_sequences
 from .table import KEY, chunk_filter, table_sequences
+
+READ_TASKS_PER_CPU = 2   # a few files per task: one task per file costs more in scheduling than in reading
 
 
 def _flat(arrays):
     return pa.array([np.ascontiguousarray(a, np.float32).ravel() for a in arrays], type=pa.large_list(pa.float32()))
 
 
-def _to_sequence(group: pa.Table) -> pa.Table:
-    """All frames of one (subject, action, camera), in frame order, as one row."""
-    return _sequence_rows(table_sequences(group), "pose_3d" in group.column_names)
+def _sequence_rows(table, with_3d):
+    """Frame table -> one row per sequence: key, frames, first frame ("start"), 2D[, 3D].
 
-
-def _sequence_rows(sequences, with_3d):
-    """One row per sequence [((subject, action, camera), 2D, 3D)]: what the workers read."""
-    rows = {k: [key[i] for key, _, _ in sequences] for i, k in enumerate(KEY)}
-    rows["frames"] = [len(kp) for _, kp, _ in sequences]
+    The one row builder for in-memory and Parquet frames alike; typed columns, so a block
+    with no frames of the chunks still has the schema of the others.
+    """
+    sequences = table_sequences(table)
+    starts = _first_frames(table)
+    rows = {k: pa.array([key[i] for key, _, _ in sequences], pa.string()) for i, k in enumerate(KEY)}
+    rows["frames"] = pa.array([len(kp) for _, kp, _ in sequences], pa.int64())
+    rows["start"] = pa.array([starts[key] for key, _, _ in sequences], pa.int64())
     rows["keypoints"] = _flat(kp for _, kp, _ in sequences)
     if with_3d:
         rows["pose_3d"] = _flat(pose for _, _, pose in sequences)
     return pa.table(rows)
+
+
+def _first_frames(table):
+    """{(subject, action, camera): its smallest frame number in `table`}."""
+    if table.num_rows == 0:
+        return {}
+    first = table.select(KEY + ["frame"]).group_by(KEY).aggregate([("frame", "min")])
+    cols = [first.column(k).to_pylist() for k in KEY]
+    return dict(zip(zip(*cols), first.column("frame_min").to_pylist()))
+
+
+def _block_rows(block, chunks, with_3d):
+    """A read block (whole files, one sequence each) -> its sequence rows of `chunks`."""
+    return _sequence_rows(chunk_filter(block, chunks), with_3d)
 
 
 def sequence_dataset(source, chunks, with_3d=True):
@@ -40,17 +61,43 @@ def sequence_dataset(source, chunks, with_3d=True):
     """
     import ray.data
 
-    if source.table is not None:   # npz or synthetic frames, in this process already: no shuffle to pay
-        return ray.data.from_arrow(_sequence_rows(read_sequences(source, chunks), with_3d)).materialize()
+    if source.table is not None:   # npz or synthetic frames, in this process already
+        table = chunk_filter(source.table, chunks)
+        return ray.data.from_arrow(_sequence_rows(table, with_3d)).materialize()
+    rows = functools.partial(_block_rows, chunks=chunks, with_3d=with_3d)
+    return _read_table(source.parquet, chunks, with_3d).map_batches(
+        rows, batch_format="pyarrow", batch_size=None).materialize()
+
+
+def _read_table(path, chunks, with_3d):
+    """Ray Data read of the chunks' files only, a few whole files per read task.
+
+    Through Ray's V1 Parquet reader: in Ray 2.60 the V2 reader starts 32 footer-reading actors
+    per read to list the files, ~7 s on a 2-CPU node for a table of small files (V1: <1 s).
+    """
+    import ray.data
+
+    wanted = {(s, a) for s, a in chunks}
     # base_dir: only partitions below the table count, not a 'k=v' folder above it
-    ds = ray.data.read_parquet(source.parquet, file_extensions=["parquet"],
-                               partitioning=ray.data.datasource.Partitioning("hive", base_dir=source.parquet))
-    ds = ds.map_batches(functools.partial(chunk_filter, chunks=chunks), batch_format="pyarrow")
-    if not with_3d:
-        ds = ds.drop_columns(["pose_3d"])
-    # a handful of shuffle partitions: sequences are few and small, and each partition is a task
-    ds = ds.groupby(KEY, num_partitions=min(8, 3 * len(chunks))).map_groups(_to_sequence, batch_format="pyarrow")
-    return ds.materialize()
+    hive = dict(style="hive", base_dir=path)
+    ctx = ray.data.DataContext.get_current()
+    v2, ctx.use_datasource_v2 = getattr(ctx, "use_datasource_v2", False), False
+    try:
+        ds = ray.data.read_parquet(
+            path, file_extensions=["parquet"], partitioning=ray.data.datasource.Partitioning(**hive),
+            partition_filter=ray.data.datasource.PathPartitionFilter.of(
+                lambda p: (p.get("subject"), p.get("action")) in wanted, **hive),
+            override_num_blocks=_read_tasks(len(chunks)))
+    finally:
+        ctx.use_datasource_v2 = v2
+    return ds.select_columns(KEY + ["frame", "keypoints"] + (["pose_3d"] if with_3d else []))
+
+
+def _read_tasks(num_chunks):
+    """Enough read tasks for every CPU of the cluster, never more than the files (3 cameras a chunk)."""
+    import ray
+    cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
+    return max(1, min(3 * num_chunks, READ_TASKS_PER_CPU * cpus))
 
 
 def datasets(source, labelled, unlabelled, test):
@@ -63,10 +110,13 @@ def datasets(source, labelled, unlabelled, test):
 
 
 def rows_to_sequences(batches, num_joints_2d):
-    """Sequence rows (pyarrow batches) -> [((subject, action, camera), 2D, 3D or None)], sorted."""
-    out = []
+    """Sequence rows (pyarrow batches) -> [((subject, action, camera), 2D, 3D or None)], sorted.
+
+    Rows of the same sequence (a block that ended inside it) are joined in frame order.
+    """
+    parts = {}
     for batch in batches:
-        cols = {k: batch.column(k).to_pylist() for k in KEY + ["frames"]}
+        cols = {k: batch.column(k).to_pylist() for k in KEY + ["frames", "start"]}
         kp = batch.column("keypoints")
         pose = batch.column("pose_3d") if "pose_3d" in batch.column_names else None
         for r in range(batch.num_rows):
@@ -74,9 +124,17 @@ def rows_to_sequences(batches, num_joints_2d):
             key = tuple(cols[k][r] for k in KEY)
             k2 = _values(kp[r]).reshape(t, num_joints_2d, 2)
             p3 = None if pose is None else _values(pose[r]).reshape(t, -1, 3)
-            out.append((key, k2, p3))
-    out.sort(key=lambda s: s[0])
-    return out
+            parts.setdefault(key, []).append((cols["start"][r], k2, p3))
+    return [(key, *_joined(parts[key])) for key in sorted(parts)]
+
+
+def _joined(parts):
+    """(2D, 3D or None) of one sequence's rows, in the order of their first frames."""
+    if len(parts) == 1:
+        return parts[0][1:]
+    parts = sorted(parts, key=lambda p: p[0])
+    pose = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+    return np.concatenate([p[1] for p in parts]), pose
 
 
 def _values(cell):
