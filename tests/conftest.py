@@ -3,6 +3,10 @@ import shutil
 
 import pytest
 
+# Token authentication, as Ray 2.60 starts clusters by default, for every Ray of the session: a
+# process's auth mode is fixed by its first Ray, and the clusters the tests start later must agree.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 SHARED_HUMANEVA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "humaneva")
 
 

@@ -70,7 +70,7 @@ class FakeAutoscalingCluster:
         path = os.path.join(self.tmp, "autoscaler.yaml")
         with open(path, "w") as f:
             json.dump(self.config, f)
-        env = dict(os.environ, AUTOSCALER_UPDATE_INTERVAL_S="1", RAY_FAKE_CLUSTER="1", RAY_AUTH_MODE="disabled",
+        env = dict(os.environ, AUTOSCALER_UPDATE_INTERVAL_S="1", RAY_FAKE_CLUSTER="1",
                    PATH=BIN + os.pathsep + os.environ["PATH"])
         dash = ["--include-dashboard=false"]
         if self.dashboard_port:   # and the job agent on a free port, beside any other Ray here

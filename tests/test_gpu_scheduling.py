@@ -1,4 +1,5 @@
-"""GPU scheduling and `ray job submit` on real Ray without a GPU: a head with Ray's autoscaler,
+"""GPU scheduling and `ray job submit` on real Ray without a GPU: a head (token auth, as Ray 2.60
+starts them) with Ray's autoscaler,
 whose fake node provider starts GPU nodes (logical GPUs, local raylets) when the members
 ask for them, as `ray up cluster.yaml`'s autoscaler starts g5 instances."""
 import json
@@ -9,6 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import torch
 from raycluster import BIN, FakeAutoscalingCluster, free_port
 from runs import tiny_config, tiny_flags
 
@@ -56,11 +58,6 @@ def test_members_ask_for_gpus_and_the_autoscaler_starts_gpu_nodes(tmp_path, gpu_
         train(tiny_config(tmp_path / "local"), echo=quiet)
     assert not (tmp_path / "local" / "checkpoints").exists()
 
-    # a worker given a GPU by Ray whose torch has no CUDA: one line naming the node
-    with pytest.raises(UserError, match=r"node [\d.]+: Ray gave this worker GPU\(s\) \[0\] but torch .* "
-                                        "CPU-only build"):
-        train(tiny_config(tmp_path / "nocuda", **{"run.shared_out": True, "run.max_failures": 0,
-                                                  "train.iterations": 1}), echo=quiet)
     lines = []
     last = train(tiny_config(tmp_path / "run", **{"run.shared_out": True, "debug.gpu_as_cpu": True,
                                                   "train.iterations": 1}), echo=lines.append)
@@ -89,7 +86,7 @@ def _wait_http(url, timeout):
 
 
 def test_ray_job_submit_packs_two_members_on_one_gpu(tmp_path, gpu_cluster):
-    """`ray job submit` as a user does it: the driver runs on the head, finds the
+    """`ray job submit` as a user does it, with the token: the driver runs on the head, finds the
     autoscaler's node types there, and shares one GPU between the two members (0.5 each)."""
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"])
     ray_cli = os.path.join(BIN, "ray")
@@ -117,3 +114,25 @@ def test_ray_job_submit_packs_two_members_on_one_gpu(tmp_path, gpu_cluster):
     for k in range(2):
         run.load_member(k, 2)
     assert json.loads((out / "metrics.json").read_text())["iteration"] == 2
+
+
+def test_a_workers_user_error_reaches_the_user_as_its_one_line(monkeypatch):
+    """What Ray Train raises when a worker fails (a node whose torch has no CUDA: see
+    tests/test_device.py), unwrapped by the driver to the worker's own line."""
+    from ray.exceptions import RayTaskError
+    from ray.train.v2.api.exceptions import WorkerGroupError
+
+    from raypose.train.device import worker_device
+    from raypose.train.driver import _user_error
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # as on this CPU machine
+    try:
+        worker_device([0], None, False, "10.0.0.5")
+    except UserError as e:
+        cause = e
+    task_error = RayTaskError("train_loop", "Traceback (most recent call last): ...", cause).as_instanceof_cause()
+    wrapped = WorkerGroupError("Training failed due to worker errors", {1: task_error})
+    found = _user_error(wrapped)
+    assert isinstance(found, UserError) and str(found) == str(cause)
+    assert str(found).startswith("node 10.0.0.5: Ray gave this worker GPU(s) [0] but torch") and "\n" not in str(found)
+    assert _user_error(WorkerGroupError("x", {0: RuntimeError("boom")})) is None
+

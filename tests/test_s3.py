@@ -145,6 +145,14 @@ def test_prepared_data_and_run_in_s3(s3, ray_local, tmp_path):
     assert "Token authentication" not in again.stdout + again.stderr   # nothing a user cannot act on
     assert "available CPUs" not in again.stdout + again.stderr
 
+    _check_records(s3)
+    _check_outputs(s3, run_uri, tmp_path)
+    print(f"s3 test: data {t_data - t0:.0f}s, killed driver {t_killed - t_data:.0f}s, resumed "
+          f"{t_resumed - t_killed:.0f}s, evaluate/predict/plot {time.time() - t_resumed:.0f}s")
+
+
+def _check_records(s3):
+    """Every file each iteration record lists is in the bucket, whole; no lease, no temp file."""
     files = _keys(s3, "run/")
     assert {"config.toml", "layout.json", "metrics.json", "checkpoints/iter1.json", "checkpoints/iter2.json"} <= files
     assert "lease.json" not in files and not [f for f in files if ".tmp-" in f]
@@ -154,6 +162,9 @@ def test_prepared_data_and_run_in_s3(s3, ray_local, tmp_path):
         assert len(kept) >= 2 and {f"checkpoints/{n}" for n in kept} <= files, (i, sorted(listed), sorted(files))
         assert all(hashlib.sha256(_object(s3, f"run/checkpoints/{n}")).hexdigest() == sha for n, sha in kept.items())
 
+
+def _check_outputs(s3, run_uri, tmp_path):
+    """evaluate, predict and plot read the run from S3 (and evaluate and plot write into it)."""
     _raypose("evaluate", "--run", run_uri, "--no-curve")
     metrics = json.loads(_object(s3, "run/metrics.json"))
     assert metrics["iteration"] == 2 and len(metrics["curve"]) == 2   # training's part stays
@@ -185,5 +196,3 @@ def test_prepared_data_and_run_in_s3(s3, ray_local, tmp_path):
     for name in pngs:
         assert _object(s3, f"run/plots/{name}").startswith(b"\x89PNG\r\n\x1a\n"), name
         assert f"wrote {run_uri}/plots/{name}" in out
-    print(f"s3 test: data {t_data - t0:.0f}s, killed driver {t_killed - t_data:.0f}s, resumed "
-          f"{t_resumed - t_killed:.0f}s, evaluate/predict/plot {time.time() - t_resumed:.0f}s")
