@@ -49,6 +49,19 @@ def synth_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def walk_jog_windows(synth_dir):
+    """(train, test) windows of the synthetic set's Walk and Jog chunks, the videopose3d split."""
+    from raypose.data import splits
+    from raypose.data.npz import load_humaneva
+    from raypose.data.table import data_sequences
+    from raypose.data.windows import make_windows
+    d = load_humaneva(synth_dir)
+    keys = [(s, a) for s in d.positions_2d for a in d.positions_2d[s]]
+    train, test = splits.split_chunks(splits.filter_actions(keys, "Walk,Jog"), "videopose3d")
+    return make_windows(data_sequences(d, train)), make_windows(data_sequences(d, test))
+
+
 @pytest.fixture
 def synth_copy(synth_dir, tmp_path):
     """A private copy a test may corrupt."""

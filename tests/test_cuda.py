@@ -13,10 +13,6 @@ import pytest
 import torch
 from test_member import LAYOUT, small_cfg
 
-from raypose.data import splits
-from raypose.data.npz import load_humaneva
-from raypose.data.table import data_sequences
-from raypose.data.windows import make_windows
 from raypose.metrics import mpjpe
 from raypose.train import device as D
 from raypose.train.member import Member, TrainSet, draw_sample, train_members
@@ -25,14 +21,6 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available())")]
 
 CUDA = "cuda"
-
-
-@pytest.fixture(scope="module")
-def cuda_windows(synth_dir):
-    d = load_humaneva(synth_dir)
-    keys = [(s, a) for s in d.positions_2d for a in d.positions_2d[s]]
-    train, test = splits.split_chunks(splits.filter_actions(keys, "Walk,Jog"), "videopose3d")
-    return make_windows(data_sequences(d, train)), make_windows(data_sequences(d, test))
 
 
 @pytest.fixture(autouse=True)
@@ -58,8 +46,8 @@ def _close_to(a, b, start, share=0.05):
         assert (a[name].cpu() - b[name].cpu()).norm() <= share * moved + 1e-7, name
 
 
-def test_member_trains_on_cuda(cuda_windows):
-    train, test = cuda_windows
+def test_member_trains_on_cuda(walk_jog_windows):
+    train, test = walk_jog_windows
     cfg = small_cfg(**{"train.iterations": 2, "train.epochs": 2})
     m = Member(0, cfg, LAYOUT, CUDA)
     data = TrainSet(train, True, LAYOUT, CUDA)
@@ -74,11 +62,11 @@ def test_member_trains_on_cuda(cuda_windows):
 
 
 @pytest.mark.parametrize("map_location", ["cpu", "cuda"])
-def test_cuda_checkpoint_resumes_on_cuda_with_the_cpu_rng(cuda_windows, map_location):
+def test_cuda_checkpoint_resumes_on_cuda_with_the_cpu_rng(walk_jog_windows, map_location):
     """Saved as Run saves it (torch.save of state dicts holding CUDA tensors), loaded on CPU (what
     the worker does) or straight onto CUDA: the member continues on CUDA, and the CPU RNG state
     comes back a CPU ByteTensor (torch.set_rng_state accepts nothing else)."""
-    train, _ = cuda_windows
+    train, _ = walk_jog_windows
     cfg = small_cfg(**{"train.iterations": 2, "train.epochs": 2})
     data = TrainSet(train, True, LAYOUT, CUDA)
     samples = [draw_sample(data.n, 1, 2, i, "bootstrap", 500, 0) for i in (1, 2)]
@@ -111,8 +99,8 @@ def test_cuda_checkpoint_resumes_on_cuda_with_the_cpu_rng(cuda_windows, map_loca
     _close_to(resumed.model.state_dict(), straight.model.state_dict(), after_one)
 
 
-def test_bf16_trains_and_keeps_fp32_weights(cuda_windows):
-    train, test = cuda_windows
+def test_bf16_trains_and_keeps_fp32_weights(walk_jog_windows):
+    train, test = walk_jog_windows
     cfg = small_cfg(**{"train.iterations": 2, "train.epochs": 2, "train.precision": "bf16"})
     m = Member(0, cfg, LAYOUT, CUDA)
     data = TrainSet(train, True, LAYOUT, CUDA)
@@ -125,10 +113,10 @@ def test_bf16_trains_and_keeps_fp32_weights(cuda_windows):
     assert mpjpe(pred, test.targets) < 0.8 * before
 
 
-def test_packed_members_on_cuda_match_unpacked(cuda_windows):
+def test_packed_members_on_cuda_match_unpacked(walk_jog_windows):
     """Two members trained packed (one vmapped step) or one by one on CUDA: same losses and
     weights up to float rounding (no dropout, so the random draws play no part)."""
-    train, _ = cuda_windows
+    train, _ = walk_jog_windows
     cfg = small_cfg(**{"model.dropout": 0.0, "train.iterations": 2, "train.epochs": 1})
     data = TrainSet(train, True, LAYOUT, CUDA)
 

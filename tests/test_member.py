@@ -6,10 +6,6 @@ import pytest
 import torch
 
 from raypose import config as C
-from raypose.data import splits
-from raypose.data.npz import load_humaneva
-from raypose.data.table import data_sequences
-from raypose.data.windows import make_windows
 from raypose.layout import Layout
 from raypose.metrics import mpjpe
 from raypose.skeleton import LEFT, RIGHT
@@ -17,11 +13,8 @@ from raypose.train.member import Member, TrainSet, draw_sample
 
 
 @pytest.fixture(scope="module")
-def windows(synth_dir):
-    d = load_humaneva(synth_dir)
-    keys = [(s, a) for s in d.positions_2d for a in d.positions_2d[s]]
-    train, test = splits.split_chunks(splits.filter_actions(keys, "Walk,Jog"), "videopose3d")
-    return make_windows(data_sequences(d, train)), make_windows(data_sequences(d, test))
+def windows(walk_jog_windows):
+    return walk_jog_windows
 
 
 LAYOUT = Layout.of(15, (LEFT, RIGHT))
