@@ -46,7 +46,7 @@ INT1 = "an integer >= 1"
 
 def _gpus(v):
     try:
-        return v == "auto" or float(v) >= 0
+        return v == "auto" or 0 <= float(v) < float("inf")
     except ValueError:
         return False
 

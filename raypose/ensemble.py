@@ -7,7 +7,7 @@ from .aggregate import aggregate, check, spread
 from .errors import UserError
 from .inference import predict_windows
 from .model import TemporalModel
-from .train.device import check_device
+from .train.device import check_device, set_precision
 
 
 def model_args(model_cfg, layout):
@@ -17,9 +17,9 @@ def model_args(model_cfg, layout):
 
 
 class Ensemble:
-    def __init__(self, models, layout, iteration=None, config_hash=None, device="cpu"):
+    def __init__(self, models, layout, iteration=None, config_hash=None, device="cpu", precision="fp32"):
         self.models, self.layout, self.iteration = models, layout, iteration
-        self.config_hash, self.device = config_hash, device
+        self.config_hash, self.device, self.precision = config_hash, device, precision
 
     def __len__(self):
         return len(self.models)
@@ -32,6 +32,7 @@ class Ensemble:
         device = check_device("--device", device)
         iteration = run.iteration(iteration)
         cfg, layout = run.config, run.layout
+        set_precision(device, cfg.train.precision)   # the arithmetic the run's own records used
         models = []
         for k in range(cfg.train.members):
             state = run.load_member(k, iteration, map_location="cpu")
@@ -42,12 +43,13 @@ class Ensemble:
                 raise UserError(f"{run.path('checkpoints')}: member {k} at iteration {iteration} does not "
                                 f"fit the run's config ({type(e).__name__}); expected its own checkpoints") from None
             models.append(model.to(device).eval())
-        return cls(models, layout, iteration, cfg.hash(), device)
+        return cls(models, layout, iteration, cfg.hash(), device, cfg.train.precision)
 
     @torch.no_grad()
     def predict(self, windows, tta=True):
         """(K, N, J, 3): every member's root-relative pose for every target of `windows`."""
-        return np.stack([predict_windows(m, windows, self.layout, tta, self.device) for m in self.models])
+        return np.stack([predict_windows(m, windows, self.layout, tta, self.device, self.precision)
+                         for m in self.models])
 
     def aggregate(self, preds, method=None):
         return aggregate(preds, check(method))

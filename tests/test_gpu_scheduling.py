@@ -52,7 +52,7 @@ def test_members_ask_for_gpus_and_the_autoscaler_starts_gpu_nodes(tmp_path, gpu_
     assert not _gpu_nodes(ray)   # no GPU up: only the autoscaler's node type has them
     t0 = time.time()
     with pytest.raises(UserError, match="no node type of this cluster can hold") as e:
-        train(tiny_config(tmp_path / "two", **{"run.gpus_per_member": "2"}), echo=quiet)
+        train(tiny_config(tmp_path / "three", **{"run.gpus_per_member": "1", "train.members": 3}), echo=quiet)
     assert time.time() - t0 < 60 and "gpu_node: 0 up + 2 more x 1 CPU, 1 GPU" in str(e.value)
     with pytest.raises(UserError, match="--shared-out"):   # members may land on other nodes
         train(tiny_config(tmp_path / "local"), echo=quiet)

@@ -71,6 +71,14 @@ def test_cpu_only_single_node_keeps_the_old_shares():
     assert plan(2, [NodeType("gpu", cpus=8, gpus=1)], gpus_per_member="0").use_gpu is False
 
 
+def test_cpu_plans_stay_on_nodes_that_are_up():
+    """CPU work never makes the autoscaler start (GPU) nodes while the nodes up can hold it."""
+    types = [NodeType("head", cpus=8, driver=True), NodeType("gpu_worker", cpus=4, gpus=1, up=0, more=5)]
+    p = plan(5, types, gpus_per_member="0")
+    assert p.holders == ("head",) and p.cpus == 1 and p.on_driver_only and not p.can_grow
+    assert plan(2, types, members_per_worker=4, gpus_per_member="0.5").gpus == 1   # sized on the 2 members
+
+
 def test_cpu_nodes_spread():
     types = [NodeType("a", cpus=1, driver=True), NodeType("b", cpus=1)]
     p = plan(2, types)
@@ -78,9 +86,10 @@ def test_cpu_nodes_spread():
 
 
 @pytest.mark.parametrize("kwargs, types, match", [
-    ({"gpus_per_member": "2"}, [NodeType("box", cpus=8, gpus=1)], "no node type of this cluster"),
+    ({"gpus_per_member": "2"}, [NodeType("box", cpus=8, gpus=2)], "trains its members on one GPU"),
     ({"gpus_per_member": "1"}, [NodeType("laptop", cpus=2)], "no GPU node"),
-    ({"gpus_per_member": "0.4", "members_per_worker": 3}, [NodeType("box", cpus=8, gpus=4)], "fraction of one"),
+    ({"gpus_per_member": "0.6", "members_per_worker": 2}, [NodeType("box", cpus=8, gpus=4)], "<= 1"),
+    ({"gpus_per_member": "0.5", "cpus_per_member": 4}, [NodeType("box", cpus=4, gpus=1)], "run.cpus_per_member"),
     ({"cpus_per_member": 3}, [NodeType("laptop", cpus=2)], "at most 0"),
     ({"gpus_per_member": "1"}, [NodeType("box", cpus=8, gpus=1)], "at most 1"),
 ])
@@ -106,6 +115,9 @@ def test_cluster_wide_max_workers_caps_every_type():
         "spot": {"resources": {"CPU": 4, "GPU": 1}, "max_workers": 2}}}
     types = node_types_from_config(cfg, [NodeType("head", 8, driver=True)])
     assert sum(t.more for t in types) == 2
+    crowded = {**cfg, "max_workers": 4, "available_node_types": {   # CPU types listed first never crowd out GPUs
+        "cpu": {"resources": {"CPU": 8}, "max_workers": 4}, **cfg["available_node_types"]}}
+    assert plan(2, node_types_from_config(crowded, []), gpus_per_member="1").holders
     assert plan(4, types).members_per_worker == 2   # two GPUs at most: members packed in pairs
     with pytest.raises(UserError, match="at most 2"):
         plan(4, types, gpus_per_member="1")
@@ -120,7 +132,8 @@ def test_unplaced_workers_are_given_up_with_one_line(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(ray_run.time, "time", lambda: clock[0])
     placed = [False]
-    monkeypatch.setattr(ray_run, "_placed", lambda p: placed[0])
+    monkeypatch.setattr(ray_run, "_groups", lambda: {"other-job": {}})
+    monkeypatch.setattr(ray_run, "_placed", lambda p, before: placed[0] and before == {"other-job"})
     p = plan(2, [NodeType("box", cpus=8, gpus=1, driver=True)])
     lines = []
     check = ray_run.placement_watch(tiny_config("unused", **{"run.placement_timeout": 60}), p, lines.append)
@@ -152,3 +165,14 @@ def test_unplaced_workers_are_given_up_with_one_line(monkeypatch):
     clock[0] += 301
     with pytest.raises(UserError, match="--placement-timeout 900"):
         watch()
+
+
+def test_only_this_fits_placement_group_counts(monkeypatch):
+    """Ray's table lists every job's groups: one of the same shape made before this fit is not ours."""
+    from raypose.train import run as ray_run
+    p = plan(2, [NodeType("box", cpus=8, gpus=1, driver=True)], gpus_per_member="0.5")
+    ours = {"state": "CREATED", "bundles": {0: {"CPU": 4.0, "GPU": 0.5}, 1: {"CPU": 4.0, "GPU": 0.5}}}
+    monkeypatch.setattr(ray_run, "_groups", lambda: {"a": ours, "b": {**ours, "state": "PENDING"}})
+    assert ray_run._placed(p, set()) and not ray_run._placed(p, {"a"})
+    monkeypatch.setattr(ray_run, "_groups", lambda: {"c": {**ours, "bundles": {0: ours["bundles"][0]}}})
+    assert not ray_run._placed(p, set())   # one bundle: not this plan's two workers

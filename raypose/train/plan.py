@@ -100,7 +100,7 @@ def _gpu_request(members, gpus_per_member, per_worker, total_gpus):
         if members <= total_gpus:
             return 1, 1.0
         return math.ceil(members / max(1, math.floor(total_gpus + EPS))), 1.0
-    per_worker = per_worker or 1
+    per_worker = min(per_worker or 1, members)
     return per_worker, float(gpus_per_member) * per_worker
 
 
@@ -115,14 +115,16 @@ def plan(members, types, gpus_per_member="auto", members_per_worker=0, cpus_per_
     per_worker, gpus = _gpu_request(members, gpus_per_member, members_per_worker, total_gpus) if want_gpu \
         else (members_per_worker or 1, 0.0)
     workers = math.ceil(members / per_worker)
-    if gpus > 1 and abs(gpus - round(gpus)) > EPS:
-        raise UserError(f"{_num(gpus)} GPUs per worker: Ray gives a worker a fraction of one GPU or whole "
-                        "GPUs; expected --gpus-per-member x --members-per-worker <= 1 or a whole number")
+    if gpus > 1 + EPS:   # a worker's members all train on its one device: more GPUs would sit idle
+        raise UserError(f"{_num(gpus)} GPUs per worker: a worker trains its members on one GPU; expected "
+                        "--gpus-per-member x --members-per-worker <= 1 (auto packs members per GPU)")
     holders = [t for t in types if (not gpus or _gpu_slots(t, gpus)) and t.cpus > 0]
+    if not gpus and _cpu_share([t for t in holders if t.up], workers, 0):   # no node started for CPU work
+        holders = [NodeType(t.name, t.cpus, t.gpus, t.up, 0, t.driver) for t in holders if t.up]
     cpus = cpus_per_member * per_worker if cpus_per_member else (
         _cpu_share(holders, workers, gpus) if holders else None)
     if cpus is None or _capacity(holders, cpus, gpus) < workers:
-        _refuse(members, workers, per_worker, cpus, gpus, types, holders)
+        _refuse(members, workers, per_worker, cpus, gpus, types, holders, bool(cpus_per_member))
     holders = [t for t in holders if _slots(t, cpus, gpus)]
     return Plan(workers, per_worker, cpus, gpus, max(1, int(cpus)), tuple(t.name for t in holders),
                 sum(t.nodes for t in holders), all(t.driver and t.nodes == 1 for t in holders),
@@ -135,12 +137,14 @@ def _listing(types):
         or "no nodes"
 
 
-def _refuse(members, workers, per_worker, cpus, gpus, types, holders):
+def _refuse(members, workers, per_worker, cpus, gpus, types, holders, cpus_asked=False):
     ask = f"{workers} worker(s) of " + " + ".join(
         ([f"{_num(cpus)} CPU"] if cpus else []) + ([f"{_num(gpus)} GPU"] if gpus else []))
     hold = _capacity(holders, cpus, gpus) if cpus else 0
     hint = ("fewer GPUs per member (--gpus-per-member auto packs members per GPU), or add GPU nodes"
-            if gpus else "lower run.cpus_per_member or add nodes")
+            if gpus else "add nodes")
+    if cpus_asked:
+        hint = f"lower run.cpus_per_member ({_num(cpus / per_worker)} per member, {per_worker} per worker), or {hint}"
     raise UserError(f"{members} members need {ask}; no node type of this cluster can hold that many "
                     f"(at most {hold}; {_listing(types)}): {hint}")
 
@@ -157,12 +161,13 @@ def node_types_from_config(config, up=()):
         mine = [u for u in rest if not u.driver and (u.cpus, u.gpus) == (cpus, gpus)]
         rest = [u for u in rest if u not in mine]
         running = sum(u.up for u in mine)
-        out.append(NodeType(name, cpus, gpus, running, max(0, int(spec.get("max_workers", 0)) - running)))
+        most = spec.get("max_workers", config.get("max_workers", 0))   # Ray's default: the global cap
+        out.append(NodeType(name, cpus, gpus, running, max(0, int(most) - running)))
     room = config.get("max_workers")   # the cluster-wide cap on worker nodes, over all types
     if room is not None:
         room -= sum(t.up for t in out) + sum(u.up for u in rest if not u.driver)
         capped = []
-        for t in out:
+        for t in sorted(out, key=lambda t: -t.gpus):   # what is scarce first: GPU types are never crowded out
             more = max(0, min(t.more, room))
             room -= more
             capped.append(NodeType(t.name, t.cpus, t.gpus, t.up, more))

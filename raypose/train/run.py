@@ -171,12 +171,18 @@ def _trainer_class():
     return Trainer
 
 
-def _placed(p):
-    """Whether a placement group with the plan's worker bundles is created (Ray Train V2 asks
-    for one per worker group)."""
+def _groups():
     from ray.util import placement_group_table
+    return placement_group_table()
+
+
+def _placed(p, before):
+    """Whether a placement group with the plan's worker bundles is created (Ray Train V2 asks
+    for one per worker group); groups that existed before this fit (other jobs) do not count."""
     want = {k: float(v) for k, v in p.resources.items()}
-    for g in placement_group_table().values():
+    for gid, g in _groups().items():
+        if gid in before:
+            continue
         bundles = list((g.get("bundles") or {}).values())
         if (g.get("state") == "CREATED" and len(bundles) == p.workers
                 and all({k: float(v) for k, v in b.items() if k in want} == want for b in bundles)):
@@ -189,13 +195,14 @@ def placement_watch(cfg, p, echo):
     unplaced for run.placement_timeout: Ray Train would wait for ever, without a word."""
     timeout = cfg.run.placement_timeout or (900.0 if p.can_grow else 60.0)
     state = {"since": time.time(), "told": False, "checked": 0.0}
+    before = set(_groups())
 
     def check():
         now = time.time()
         if now - state["checked"] < 5:
             return
         state["checked"] = now
-        if _placed(p):
+        if _placed(p, before):
             state.update(since=now, told=False)
             return
         waited = now - state["since"]
@@ -240,6 +247,9 @@ def fit(cfg, layout, run, source, chunks, deadline):
         scaling_config=ScalingConfig(num_workers=p.workers, use_gpu=p.use_gpu, resources_per_worker=p.resources),
         datasets=dsets, dataset_config=DataConfig(datasets_to_split=[]),
         run_config=RunConfig(storage_path=run.uri if not run.local else run.root, name="ray",
-                             failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
+                             # worker groups that cannot start (a node's runtime env) are retried
+                             # as often as crashes, not for ever
+                             failure_config=FailureConfig(max_failures=cfg.run.max_failures,
+                                                          controller_failure_limit=max(1, cfg.run.max_failures))),
     )
     return p.describe(), trainer.fit, p
