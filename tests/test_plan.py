@@ -76,6 +76,8 @@ def test_cpu_plans_stay_on_nodes_that_are_up():
     types = [NodeType("head", cpus=8, driver=True), NodeType("gpu_worker", cpus=4, gpus=1, up=0, more=5)]
     p = plan(5, types, gpus_per_member="0")
     assert p.holders == ("head",) and p.cpus == 1 and p.on_driver_only and not p.can_grow
+    wide = plan(5, types, gpus_per_member="0", cpus_per_member=4)   # asked for more than the head holds
+    assert wide.can_grow and "gpu_worker" in wide.holders and _fits(wide, types)
     assert plan(2, types, members_per_worker=4, gpus_per_member="0.5").gpus == 1   # sized on the 2 members
 
 

@@ -119,8 +119,11 @@ def plan(members, types, gpus_per_member="auto", members_per_worker=0, cpus_per_
         raise UserError(f"{_num(gpus)} GPUs per worker: a worker trains its members on one GPU; expected "
                         "--gpus-per-member x --members-per-worker <= 1 (auto packs members per GPU)")
     holders = [t for t in types if (not gpus or _gpu_slots(t, gpus)) and t.cpus > 0]
-    if not gpus and _cpu_share([t for t in holders if t.up], workers, 0):   # no node started for CPU work
-        holders = [NodeType(t.name, t.cpus, t.gpus, t.up, 0, t.driver) for t in holders if t.up]
+    if not gpus:   # CPU work starts no node while the nodes up hold it (run.cpus_per_member to scale out)
+        up = [NodeType(t.name, t.cpus, t.gpus, t.up, 0, t.driver) for t in holders if t.up]
+        need = cpus_per_member * per_worker
+        if (_capacity(up, need, 0) >= workers) if need else _cpu_share(up, workers, 0):
+            holders = up
     cpus = cpus_per_member * per_worker if cpus_per_member else (
         _cpu_share(holders, workers, gpus) if holders else None)
     if cpus is None or _capacity(holders, cpus, gpus) < workers:
