@@ -46,7 +46,7 @@ def _gpu_nodes(ray):
     return {n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("GPU")}
 
 
-def test_members_ask_for_gpus_and_the_autoscaler_starts_gpu_nodes(tmp_path, gpu_cluster):
+def test_requests_the_node_types_cannot_hold_are_refused_before_any_start(tmp_path, gpu_cluster):
     import ray
     quiet = lambda s: None
     assert not _gpu_nodes(ray)   # no GPU up: only the autoscaler's node type has them
@@ -57,19 +57,6 @@ def test_members_ask_for_gpus_and_the_autoscaler_starts_gpu_nodes(tmp_path, gpu_
     with pytest.raises(UserError, match="--shared-out"):   # members may land on other nodes
         train(tiny_config(tmp_path / "local"), echo=quiet)
     assert not (tmp_path / "local" / "checkpoints").exists()
-
-    lines = []
-    last = train(tiny_config(tmp_path / "run", **{"run.shared_out": True, "debug.gpu_as_cpu": True,
-                                                  "train.iterations": 1}), echo=lines.append)
-    gpu_nodes = _gpu_nodes(ray)
-    assert len(gpu_nodes) == 2, ray.nodes()   # started for the two members' requests
-    assert "2 worker(s) (CPU 1, GPU 1) on gpu_node" in lines[0]
-    assert set(last["member_nodes"]) == gpu_nodes   # one member on each
-    assert [d["device"] for d in last["member_devices"]] == ["cpu", "cpu"]
-    run = Run(tmp_path / "run")
-    assert run.iterations() == [1]
-    for k in range(2):
-        run.load_member(k, 1)
 
 
 def _wait_http(url, timeout):
@@ -85,15 +72,17 @@ def _wait_http(url, timeout):
     return False
 
 
-def test_ray_job_submit_packs_two_members_on_one_gpu(tmp_path, gpu_cluster):
+def test_ray_job_submit_members_ask_for_gpus_and_the_autoscaler_starts_gpu_nodes(tmp_path, gpu_cluster):
     """`ray job submit` as a user does it, with the token: the driver runs on the head, finds the
-    autoscaler's node types there, and shares one GPU between the two members (0.5 each)."""
+    autoscaler's node types there, and the members' GPU requests make it start two GPU nodes."""
+    import ray
+    assert not _gpu_nodes(ray)   # no GPU up: only the autoscaler's node type has them
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"])
     ray_cli = os.path.join(BIN, "ray")
     address = f"http://127.0.0.1:{gpu_cluster.dashboard_port}"
     assert _wait_http(address + "/api/version", 120), "the head's dashboard never came up"
     out = tmp_path / "jobrun"
-    flags = [*tiny_flags(out), "--gpus-per-member", "0.5", "--shared-out", "--set", "debug.gpu_as_cpu=true"]
+    flags = [*tiny_flags(out, iterations=1), "--shared-out", "--set", "debug.gpu_as_cpu=true"]
     deadline = time.time() + 120
     while True:   # a fresh head's job agent can take a while to come up on a busy machine
         sub = subprocess.run([ray_cli, "job", "submit", "--address", address, "--submission-id", "raypose-test",
@@ -107,13 +96,18 @@ def test_ray_job_submit_packs_two_members_on_one_gpu(tmp_path, gpu_cluster):
     assert "Job 'raypose-test' succeeded" in status.stdout + status.stderr, (
         status.stdout + status.stderr + sub.stdout[-3000:] + sub.stderr[-3000:])
     planned = [line for line in sub.stdout.splitlines() if "members on" in line]
-    assert planned and "2 worker(s) (CPU 0.5, GPU 0.5) on gpu_node" in planned[0], sub.stdout[-3000:]
-    assert "iter 2/2" in sub.stdout          # the driver's progress lines reach the submitter
+    assert planned and "2 worker(s) (CPU 1, GPU 1) on gpu_node" in planned[0], sub.stdout[-3000:]
+    assert "iter 1/1" in sub.stdout          # the driver's progress lines reach the submitter
+    gpu_nodes = _gpu_nodes(ray)
+    assert len(gpu_nodes) == 2, ray.nodes()   # started for the two members' requests
+    last = Run(out).record(1)
+    assert set(last["member_nodes"]) == gpu_nodes   # one member on each
+    assert [d["device"] for d in last["member_devices"]] == ["cpu", "cpu"]   # debug.gpu_as_cpu: no CUDA here
     run = Run(out)
-    assert run.iterations() == [1, 2]
+    assert run.iterations() == [1]
     for k in range(2):
-        run.load_member(k, 2)
-    assert json.loads((out / "metrics.json").read_text())["iteration"] == 2
+        run.load_member(k, 1)
+    assert json.loads((out / "metrics.json").read_text())["iteration"] == 1
 
 
 def test_a_workers_user_error_reaches_the_user_as_its_one_line(monkeypatch):

@@ -80,7 +80,7 @@ def _autoscaler_config(gcs_address):
     local run, or `ray job submit`). None where there is no autoscaler."""
     import yaml
     port = gcs_address.rpartition(":")[2]
-    paths = []
+    paths, monitors = [], 0
     for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -89,8 +89,11 @@ def _autoscaler_config(gcs_address):
             continue
         if any("monitor" in a for a in args[:3]) and any(a.startswith("--gcs-address=") and
                                                          a.endswith(f":{port}") for a in args):
-            paths += [a.split("=", 1)[1] for a in args if a.startswith("--autoscaling-config=")]
-    paths.append(os.path.expanduser("~/ray_bootstrap_config.yaml"))   # `ray up`'s head
+            monitors += 1   # a path given to `ray start` is the monitor's, relative to its directory
+            paths += [os.path.join(f"/proc/{pid}/cwd", os.path.expanduser(a.split("=", 1)[1]))
+                      for a in args if a.startswith("--autoscaling-config=")]
+    if not monitors:   # not on this cluster's head: `ray up` leaves its config in the home directory
+        paths.append(os.path.expanduser("~/ray_bootstrap_config.yaml"))
     for path in paths:
         try:
             with open(path) as f:
