@@ -79,7 +79,8 @@ def _capacity(types, cpus, gpus):
 def _cpu_share(types, workers, gpus):
     """The largest CPUs per worker with which `workers` fit: whole CPUs where possible."""
     if gpus:   # a worker's CPUs: its share of the GPU node that holds it, on the leanest such type
-        shares = [t.cpus / _gpu_slots(t, gpus) for t in types if _gpu_slots(t, gpus)]
+        # (a node holds at most min(its GPU slots, all the workers): no CPU is kept for absent ones)
+        shares = [t.cpus / min(_gpu_slots(t, gpus), workers) for t in types if _gpu_slots(t, gpus)]
         share = min(shares)
         return max(1, math.floor(share + EPS)) if share >= 1 else share
     candidates = sorted({t.cpus / k for t in types for k in range(1, workers + 1) if t.cpus > 0}, reverse=True)
