@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .errors import UserError
 
+PRECISIONS = ("fp32", "tf32", "bf16")   # train.precision; raypose/train/device.py gives them meaning
 SEMI_DEFAULT_FRACTION = 0.4   # the 2022 study's labelled share, when semi is on and none is given
 
 
@@ -92,8 +93,8 @@ class TrainConfig:
     flip: bool = opt(True, "flip augmentation in training and flip averaging at test time")
     seed: int = opt(0, "seed of weights, draws and epoch orders", "seed")
     precision: str = opt("fp32", "GPU arithmetic: fp32, tf32 (TensorFloat-32 matmuls) or bf16 (autocast); "
-                         "CPU runs use fp32", "precision", lambda v: v in ("fp32", "tf32", "bf16"),
-                         "fp32, tf32 or bf16")
+                         "CPU runs use fp32", "precision", lambda v: v in PRECISIONS,
+                         " or ".join([", ".join(PRECISIONS[:-1]), PRECISIONS[-1]]))
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,8 @@ import sys
 
 import torch
 
+from ..config import PRECISIONS
 from ..errors import UserError
-
-PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def _device(device):
