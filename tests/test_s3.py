@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from raycluster import free_port
 from runs import tiny_flags
 
 from raypose.cli import main
@@ -24,12 +24,6 @@ from raypose.data.npz import read_npz, save_2d
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 BUCKET = "raypose-test"
 J = 15   # HumanEva's 2D and 3D joints
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_answers(url, proc, log, timeout=30.0):
@@ -55,7 +49,7 @@ def s3(ray_local, tmp_path_factory):
     (as a cluster started before the user's shell set them): drivers must pass them on."""
     import boto3
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto_server.log"
     with open(log, "wb") as f:
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
