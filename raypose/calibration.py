@@ -1,12 +1,18 @@
-"""Can the members' spread be trusted as an uncertainty? Rank correlation and sparsification.
+"""Can an uncertainty be trusted? Coverage, calibration error, likelihood, ranking.
 
-A useful uncertainty ranks frames and joints by their error: Spearman's rho between spread and
-error, and the sparsification curve (mean error left after removing the most uncertain
-fraction) against the oracle that removes by the error itself. AUSE is the area between them.
+Radii should hold the true joint as often as they promise: coverage(q) against q (the
+reliability diagram) and the quantile calibration error, mean |coverage(q) - q| over
+q = 0.05 ... 0.95. A useful uncertainty also ranks joints by their error: Spearman's rho
+between uncertainty and error, and the sparsification curve (mean error left after removing the
+most uncertain fraction) against the oracle that removes by the error itself; AUSE is the area
+between them. The root joint (0 on both sides, root-relative) is left out of every figure.
 """
+import math
+
 import numpy as np
 
 FRACTIONS = np.linspace(0.0, 0.99, 100)
+QCE_LEVELS = np.round(np.arange(0.05, 0.951, 0.05), 2)     # 19 levels, as the calibrated-flow papers
 
 
 def _ranks(x):
@@ -75,3 +81,56 @@ def calibration_report(spread, error):
         "ause": sp["ause_normalised"],
         "ause_mm": sp["ause"],
     }
+
+
+def coverage(radius, error):
+    """(Q,) share of joint-frames (root left out) whose error is within radius[..., q]."""
+    return (error[:, 1:, None] <= radius[:, 1:]).reshape(-1, radius.shape[-1]).mean(0)
+
+
+def qce(levels, cover):
+    """Quantile calibration error: mean |coverage(q) - q|."""
+    return float(np.mean(np.abs(np.asarray(cover) - np.asarray(levels))))
+
+
+def gaussian_nll(error, sd):
+    """Mean negative log-likelihood of the true 3D joint (root left out) under an isotropic
+    Gaussian of per-axis `sd` around the prediction; in millimetres, so lower is better and
+    the numbers read as in the pose literature."""
+    e, s = 1000 * error[:, 1:], np.maximum(1000 * sd[:, 1:], 1e-3)
+    return float(np.mean(1.5 * np.log(2 * np.pi * s ** 2) + e ** 2 / (2 * s ** 2)))
+
+
+_R = np.linspace(0.0, 12.0, 4801)
+_MAXWELL_CDF = np.array([math.erf(r / math.sqrt(2)) - math.sqrt(2 / math.pi) * r * math.exp(-r * r / 2)
+                         for r in _R])
+
+
+def gaussian_radius(sd, quantiles):
+    """(..., Q) the distance holding probability q of an isotropic 3D Gaussian of per-axis `sd`
+    (the Maxwell distribution's quantiles): how a raw spread would be read as a radius."""
+    return np.asarray(sd)[..., None] * np.interp(quantiles, _MAXWELL_CDF, _R)
+
+
+def radius_report(radius, error, levels, quantiles, groups=None, sd=None):
+    """JSON-ready figures for radii (N, J, L) at `levels` (QCE_LEVELS then the user's quantiles)
+    against the error (N, J) in metres; per group (subject) too where `groups` (N,) is given."""
+    cover = coverage(radius, error)
+    nq = len(QCE_LEVELS)
+    body_r, body_e = radius[:, 1:, nq], error[:, 1:]     # the first user quantile ranks joints
+    sp = sparsification(body_r, 1000 * body_e)
+    out = {"levels": [float(x) for x in levels], "coverage": cover.tolist(), "qce": qce(QCE_LEVELS, cover[:nq]),
+           "quantiles": [float(q) for q in quantiles],
+           "coverage_at": {f"{q:g}": float(c) for q, c in zip(quantiles, cover[nq:])},
+           "mean_radius_mm": {f"{q:g}": float(1000 * radius[:, 1:, nq + i].mean()) for i, q in enumerate(quantiles)},
+           "spearman": spearman(body_r, body_e), "ause": sp["ause_normalised"], "ause_mm": sp["ause"]}
+    if sd is not None:
+        out["nll"] = gaussian_nll(error, sd)
+    if groups is not None:
+        out["per_subject"] = {}
+        for g in dict.fromkeys(groups):
+            m = groups == g
+            c = coverage(radius[m], error[m])
+            out["per_subject"][str(g)] = {"qce": qce(QCE_LEVELS, c[:nq]),
+                                          "coverage_at": {f"{q:g}": float(v) for q, v in zip(quantiles, c[nq:])}}
+    return out

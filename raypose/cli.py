@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from .errors import UserError
+from .uncertainty import QUANTILES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,7 +56,7 @@ def _cmd_predict(args):
     from .predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration, method=args.aggregate,
                         flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite,
-                        device=args.device)
+                        device=args.device, quantiles=args.quantiles)
     print(f"wrote {path}")
 
 
@@ -101,6 +102,8 @@ def build_parser():
     q.add_argument("--focal", type=float, help="--fit-2d: focal length in normalised units "
                    "(f_px * 2 / width); default: the run's fit for cameras C1.. by index")
     q.add_argument("--device", default="cpu", help="where the members run: cpu, cuda or cuda:N")
+    q.add_argument("--quantiles", default=",".join(f"{x:g}" for x in QUANTILES),
+                   help="probabilities of the error radii written as `radius` (T, J, Q)")
     q.set_defaults(func=_cmd_predict)
 
     q = sub.add_parser("evaluate", help="tables, aggregates, ensemble-size study, calibration")

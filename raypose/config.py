@@ -119,6 +119,15 @@ class SemiConfig:
 
 
 @dataclass(frozen=True)
+class UncertaintyConfig:
+    holdout: float = opt(0.1, "share of every subject's labelled training frames held out to calibrate the "
+                         "error radii (0: no calibration, no radius)", "calibration-holdout",
+                         lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]")
+    holdout_by: str = opt("tail", "what is held out: tail (the last frames of every sequence) or chunk (whole "
+                          "chunks, all cameras)", None, lambda v: v in ("tail", "chunk"), "tail or chunk")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     out: str = opt("runs/humaneva", "run directory: local path or s3:// / gs:// URI", "out")
     address: str = opt("", "Ray cluster address (empty: local, or RAY_ADDRESS)", "address")
@@ -158,6 +167,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     semi: SemiConfig = field(default_factory=SemiConfig)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
     run: RunConfig = field(default_factory=RunConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
 
@@ -258,6 +268,19 @@ def loads(text, source="config"):
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{source}: not valid TOML ({e})") from None
     return from_dict(d, source=source)
+
+
+def differences(stored, new):
+    """['train.lr 0.001 here, 0.002 given', ...]: the hashed keys in which two configs differ."""
+    a, b = json.loads(json.dumps(stored.to_dict())), json.loads(json.dumps(new.to_dict()))
+    out = []
+    for section, f in fields():
+        if section in ("run", "debug") or (section, f.name) == ("train", "iterations"):
+            continue
+        x, y = a[section][f.name], b[section][f.name]
+        if x != y:
+            out.append(f"{section}.{f.name} {json.dumps(x)} here, {json.dumps(y)} given")
+    return out
 
 
 def to_toml(cfg):

@@ -8,6 +8,7 @@ from .errors import UserError
 from .inference import predict_windows
 from .model import TemporalModel
 from .train.device import check_device, set_precision
+from .uncertainty import Calibration, view_spread
 
 
 def model_args(model_cfg, layout):
@@ -17,9 +18,11 @@ def model_args(model_cfg, layout):
 
 
 class Ensemble:
-    def __init__(self, models, layout, iteration=None, config_hash=None, device="cpu", precision="fp32"):
+    def __init__(self, models, layout, iteration=None, config_hash=None, device="cpu", precision="fp32",
+                 calibration=None):
         self.models, self.layout, self.iteration = models, layout, iteration
         self.config_hash, self.device, self.precision = config_hash, device, precision
+        self.calibration = calibration   # uncertainty.Calibration fitted at this iteration, or None
 
     def __len__(self):
         return len(self.models)
@@ -43,12 +46,19 @@ class Ensemble:
                 raise UserError(f"{run.path('checkpoints')}: member {k} at iteration {iteration} does not "
                                 f"fit the run's config ({type(e).__name__}); expected its own checkpoints") from None
             models.append(model.to(device).eval())
-        return cls(models, layout, iteration, cfg.hash(), device, cfg.train.precision)
+        cal = run.record(iteration).get("calibration")
+        return cls(models, layout, iteration, cfg.hash(), device, cfg.train.precision,
+                   Calibration.from_dict(cal) if cal else None)
 
     @torch.no_grad()
     def predict(self, windows, tta=True):
         """(K, N, J, 3): every member's root-relative pose for every target of `windows`."""
-        return np.stack([predict_windows(m, windows, self.layout, tta, self.device, self.precision)
+        return self.predict_views(windows, tta).mean(1)
+
+    @torch.no_grad()
+    def predict_views(self, windows, tta=True):
+        """(K, V, N, J, 3): every member's pose for the input (and, with `tta`, the mirrored input)."""
+        return np.stack([predict_windows(m, windows, self.layout, tta, self.device, self.precision, views=True)
                          for m in self.models])
 
     def aggregate(self, preds, method=None):
@@ -56,6 +66,13 @@ class Ensemble:
 
     def pose(self, windows, tta=True, method=None):
         """(members' predictions, aggregate pose, per-joint spread around it)."""
-        preds = self.predict(windows, tta)
+        preds, ens, unc, _ = self.estimate(windows, tta, method)
+        return preds, ens, unc
+
+    def estimate(self, windows, tta=True, method=None):
+        """`pose` and the spread of every member's every view (input and mirrored input) around the
+        aggregate, which feeds the calibrated radii (`uncertainty.view_spread`)."""
+        views = self.predict_views(windows, tta)
+        preds = views.mean(1)
         ens = self.aggregate(preds, method)
-        return preds, ens, spread(preds, ens)
+        return preds, ens, spread(preds, ens), view_spread(views, ens)

@@ -9,10 +9,13 @@ import json
 
 import numpy as np
 
+from . import corrupt
 from . import metrics as M
 from . import report as R
 from .aggregate import AGGREGATES, aggregate, check, frame_spread, spread
+from .calibration import QCE_LEVELS, gaussian_radius, radius_report
 from .cameras import IMAGE_WIDTH
+from .corrupt import EVAL_CORRUPTIONS
 from .data import splits
 from .data.source import open_source, read_sequences
 from .data.windows import make_windows
@@ -20,6 +23,7 @@ from .ensemble import Ensemble
 from .errors import UserError
 from .geometry import fit_windows
 from .run import Run
+from .uncertainty import QUANTILES
 
 STUDY_DRAWS = 20
 CURVE_POINTS = 8
@@ -88,7 +92,7 @@ def noisy(windows, sigma_px, seed=0):
 
 
 def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=True, echo=print,
-             curve=True, noise_px=NOISE_PX, device="cpu"):
+             curve=True, noise_px=NOISE_PX, device="cpu", corruptions=tuple(EVAL_CORRUPTIONS)):
     """Every table and study of one iteration's ensemble, its members run on `device`; merged
     into metrics.json."""
     from .calibration import calibration_report
@@ -100,7 +104,7 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
     ensemble.layout.check_2d(windows.inputs.shape[1], f"{source.description}: its 2D")
     if windows.targets is None:
         raise UserError(f"{source.description}: the evaluation split has no 3D ground truth")
-    preds, ens, unc = ensemble.pose(windows, tta, method)
+    preds, ens, unc, vspread = ensemble.estimate(windows, tta, method)
     gt = windows.targets
     table, summary = protocol(windows, ens)
     members = [{"member": k, **protocol(windows, p)[1]} for k, p in enumerate(preds)]
@@ -124,12 +128,64 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
                                 "table": json.loads(fit_table.to_json(orient="records"))}
     if noise_px:
         evaluation["noise"] = noise_study(ensemble, windows, unc, method, tta, noise_px, focals)
+    evaluation["uncertainty"] = uncertainty_study(ensemble, windows, (ens, unc, vspread), method, tta, corruptions)
     if curve:
         evaluation["iterations"] = iteration_curve(run, windows, tta, device=device)
     _write(run, evaluation)
     for line in report_lines(evaluation):
         echo(line)
     return evaluation
+
+
+def corrupted(windows, layout, corruptions=tuple(EVAL_CORRUPTIONS)):
+    """[(name, windows)]: the evaluation windows clean, then under each named 2D corruption
+    (seeded by position, so every caller scores the same corrupted inputs)."""
+    out = [("clean", windows)]
+    for i, name in enumerate(corruptions, 1):
+        kind, value = EVAL_CORRUPTIONS[name]
+        out.append((name, corrupt.apply(windows, kind, value, layout, seed=i)))
+    return out
+
+
+def radius_study(cal, conditions, groups, quantiles=QUANTILES):
+    """{condition: radius_report + errors} for a Calibration over [(name, windows, pose, view spread)]."""
+    levels = np.concatenate([QCE_LEVELS, quantiles])
+    out = {}
+    for name, w, ens, vspread in conditions:
+        err = M.per_joint_error(ens, w.targets)
+        rep = radius_report(cal.radius(w, vspread, levels), err, levels, quantiles, groups,
+                            cal.gaussian_sd(w, vspread))
+        out[name] = {**rep, **quick(ens, w.targets)}
+    return out
+
+
+def corrupted_estimates(ensemble, windows, method, tta, corruptions=tuple(EVAL_CORRUPTIONS)):
+    """[(name, windows, pose, view spread)] for every corruption of the evaluation windows."""
+    out = []
+    for name, w in corrupted(windows, ensemble.layout, corruptions)[1:]:
+        _, ens, _, vspread = ensemble.estimate(w, tta, method)
+        out.append((name, w, ens, vspread))
+    return out
+
+
+def uncertainty_study(ensemble, windows, clean, method, tta, corruptions=tuple(EVAL_CORRUPTIONS),
+                      quantiles=QUANTILES):
+    """The calibrated radii on the evaluation split, clean (`clean`: pose, members' spread, view
+    spread) and under each 2D corruption: coverage, QCE, NLL, Spearman, AUSE, and the error; the
+    members' raw spread read as a Gaussian for comparison."""
+    cal = ensemble.calibration
+    if cal is None:
+        return {"calibrated": False, "why": "the run has no calibration at this iteration "
+                "(uncertainty.holdout = 0, or trained before radii existed)"}
+    ens, unc, vspread = clean
+    conditions = [("clean", windows, ens, vspread)] + corrupted_estimates(ensemble, windows, method, tta, corruptions)
+    levels = np.concatenate([QCE_LEVELS, quantiles])
+    sd = unc / np.sqrt(3)
+    return {"calibrated": True, "calibration": dict(cal.info), "mismatch": cal.mismatch(method, tta),
+            "order": [name for name, *_ in conditions],   # metrics.json sorts keys
+            "conditions": radius_study(cal, conditions, windows.key_per_target(0), quantiles),
+            "spread_as_gaussian": radius_report(gaussian_radius(sd, levels), M.per_joint_error(ens, windows.targets),
+                                                levels, quantiles, sd=sd)}
 
 
 def noise_study(ensemble, windows, unc, method, tta, sigma_px, focals):
@@ -188,6 +244,7 @@ def report_lines(ev):
     c = ev["calibration"]
     lines.append(f"uncertainty: Spearman(spread, error) {c['spearman']:.2f} per joint-frame, "
                  f"{c['spearman_frame']:.2f} per frame; AUSE {c['ause']:.3f}")
+    lines += uncertainty_lines(ev.get("uncertainty"))
     if "noise" in ev:
         z = ev["noise"]
         lines.append(f"with {z['sigma_px']:g} px 2D noise: spread x{z['spread_ratio']:.2f} "
@@ -195,6 +252,23 @@ def report_lines(ev):
                      f"{z['error_mm']['p_mpjpe']:.1f} mm"
                      + (f", fitted to the noisy 2D {z['fit_2d_error_mm']['p_mpjpe']:.1f} mm"
                         if "fit_2d_error_mm" in z else ""))
+    return lines
+
+
+def uncertainty_lines(u):
+    """One line per condition: coverage at the user's quantiles, QCE, mean radius, error."""
+    if not u:
+        return []
+    if not u["calibrated"]:
+        return [f"radii: none ({u['why']})"]
+    lines = [f"radii not as calibrated: {'; '.join(u['mismatch'])}"] if u.get("mismatch") else []
+    order = u.get("order", list(u["conditions"]))
+    for name, c in [("spread as a Gaussian", u["spread_as_gaussian"]), *((n, u["conditions"][n]) for n in order)]:
+        cover = " ".join(f"{q} {v:.2f}" for q, v in c["coverage_at"].items())
+        radius = " ".join(f"{v:.0f}" for v in c["mean_radius_mm"].values())
+        err = f", P-MPJPE {c['p_mpjpe']:.1f} mm" if "p_mpjpe" in c else ""
+        lines.append(f"radii, {name}: coverage {cover}; QCE {c['qce']:.3f}; mean radius {radius} mm; "
+                     f"Spearman {c['spearman']:.2f}" + (f"; NLL {c['nll']:.2f}" if "nll" in c else "") + err)
     return lines
 
 

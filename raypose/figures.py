@@ -27,8 +27,9 @@ def run_plots(run_uri):
     ev = run.metrics().get("evaluation") or evaluate(run_uri, echo=lambda s: None)
     data = {"table": ev["table"], "ensemble_size": ev["ensemble_size"],
             "per_joint": ev["per_joint"], "sparsification": ev["calibration"]["sparsification"]}
-    if "iterations" in ev:
-        data["iterations"] = ev["iterations"]
+    for key in ("iterations", "uncertainty"):
+        if key in ev:
+            data[key] = ev[key]
     written = []
     with tempfile.TemporaryDirectory(prefix="raypose-plots-") as tmp:
         for path in plots.save_all(data, tmp):

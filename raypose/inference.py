@@ -6,9 +6,10 @@ from .train.device import autocast
 
 
 @torch.no_grad()
-def predict_windows(model, windows, layout, flip=True, device="cpu", precision="fp32"):
+def predict_windows(model, windows, layout, flip=True, device="cpu", precision="fp32", views=False):
     """(N, J, 3) root-relative float32, one pose per target; with flip, the mirrored input's
-    prediction is mirrored back and averaged in. `precision` bf16 autocasts on CUDA, as training."""
+    prediction is mirrored back and averaged in (`views`: both kept, (2, N, J, 3), the input's
+    first; without flip (1, N, J, 3)). `precision` bf16 autocasts on CUDA, as training."""
     model.eval()
     p2 = layout.flip_2d()
     p3 = layout.skeleton.flip_permutation()
@@ -20,8 +21,9 @@ def predict_windows(model, windows, layout, flip=True, device="cpu", precision="
         with autocast(device, precision):
             y = model(x)
         y = y.float().cpu()
-        out.append((y[0] + mirror(y[1], p3)) / 2 if flip else y[0])
-    pred = torch.cat(out).numpy()
-    pred[:, 0] = 0
+        both = torch.stack([y[0], mirror(y[1], p3)]) if flip else y[:1]
+        out.append(both if views else both.mean(0))
+    pred = torch.cat(out, dim=1 if views else 0).numpy()
+    pred[..., 0, :] = 0
     return pred
 

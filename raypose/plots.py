@@ -10,7 +10,8 @@ user's pyplot backend and no figure is left open in pyplot's registry.
     plot_per_joint(spread_mm, error_mm, out)  per-joint error and ensemble spread (root left out)
     plot_sparsification(curves, out)      sparsification curve vs oracle and random, with AUSE
     plot_heatmap(table, out, metric)      subject x action table as a heat map
-    save_all(evaluation, out_dir)         the five figures above from one evaluation dict
+    plot_reliability(study, out)          coverage of the error radii against q, clean and corrupted
+    save_all(evaluation, out_dir)         the figures above from one evaluation dict
 
 The skeleton animation (a GIF) is in `raypose.animation`.
 """
@@ -252,12 +253,40 @@ def plot_heatmap(table, out, metric="p_mpjpe"):
     return _save(fig, out)
 
 
+def plot_reliability(study, out):
+    """Reliability diagram: the share of joints inside their radius against the promised q, for
+    every input condition of `study` (evaluate's "uncertainty": "conditions" and
+    "spread_as_gaussian", each with "levels", "coverage", "qce"); on the diagonal is calibrated."""
+    fig = _figure((6.4, 5.6))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="calibrated")
+    nq = len(study["conditions"]["clean"]["levels"]) - len(study["conditions"]["clean"]["quantiles"])
+    rows = [(name, study["conditions"][name]) for name in study.get("order", study["conditions"])]
+    for i, (name, c) in enumerate(rows):
+        lv, cv = np.asarray(c["levels"][:nq]), np.asarray(c["coverage"][:nq])
+        ax.plot(lv, cv, "o-", ms=3, lw=2.2 if name == "clean" else 1.4, color=f"C{i}",
+                label=f"{name}: QCE {c['qce']:.3f}, P-MPJPE {c['p_mpjpe']:.1f} mm")
+    if study.get("spread_as_gaussian"):
+        g = study["spread_as_gaussian"]
+        ax.plot(g["levels"][:nq], g["coverage"][:nq], ":", color="0.25", lw=1.6,
+                label=f"raw spread read as a Gaussian (clean): QCE {g['qce']:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("promised probability q")
+    ax.set_ylabel("share of joints within their radius")
+    ax.set_title("Reliability of the error radii (root joint left out)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7)
+    return _save(fig, out)
+
+
 def save_all(evaluation, out_dir):
     """Every figure whose data is present in `evaluation`; returns the paths written.
 
     Keys: "ensemble_size", "iterations", "per_joint" {"spread_mm", "error_mm"}, "sparsification",
-    "table" -> ensemble_size.png, iterations.png, per_joint.png, sparsification.png,
-    heatmap_p_mpjpe.png.
+    "table", "uncertainty" -> ensemble_size.png, iterations.png, per_joint.png, sparsification.png,
+    heatmap_p_mpjpe.png, reliability.png.
     """
     paths = []
 
@@ -275,4 +304,6 @@ def save_all(evaluation, out_dir):
         paths.append(plot_sparsification(evaluation["sparsification"], join("sparsification.png")))
     if evaluation.get("table"):
         paths.append(plot_heatmap(evaluation["table"], join("heatmap_p_mpjpe.png")))
+    if (evaluation.get("uncertainty") or {}).get("calibrated"):
+        paths.append(plot_reliability(evaluation["uncertainty"], join("reliability.png")))
     return paths

@@ -12,6 +12,9 @@ from .errors import UserError
 from .geometry import ALL_CAMERAS, fit_windows, window_focals
 from .outputs import check_out_file
 from .run import CAMERAS, Run
+from .uncertainty import QUANTILES
+
+OUTSIDE_LIMIT = 0.05   # share of joint-frames beyond the calibration's range that makes radii a guess
 
 
 def _sequences(pos2d, layout, input_path):
@@ -30,11 +33,26 @@ def _sequences(pos2d, layout, input_path):
     return keys, seqs, ncams
 
 
+def parse_quantiles(text):
+    """'0.5,0.9,0.95' (or a sequence of numbers) -> (0.5, 0.9, 0.95): probabilities strictly
+    between 0 and 1, or one line."""
+    items = str(text).split(",") if isinstance(text, str) else list(text)
+    try:
+        qs = tuple(float(x) for x in items if str(x).strip())
+    except (TypeError, ValueError):
+        qs = ()
+    if not qs or not all(0 < q < 1 for q in qs):
+        raise UserError(f"--quantiles {text!r}: expected probabilities in (0, 1) separated by commas, "
+                        "e.g. 0.5,0.9,0.95")
+    return qs
+
+
 def predict_file(run_uri, input_path, out_path, iteration=None, method=None, flip=True,
-                 fit_2d=False, focal=None, overwrite=False, device="cpu"):
+                 fit_2d=False, focal=None, overwrite=False, device="cpu", quantiles=QUANTILES):
     """Predictions for every track of `input_path`, written to `out_path` (npz; an existing file
     only with `overwrite`), the members run on `device`; its path."""
     check_out_file(out_path, input_path, overwrite)   # fail fast: before the members are loaded
+    quantiles = parse_quantiles(quantiles)
     run = Run.open(run_uri)
     method = check(method)
     if focal is not None and not fit_2d:
@@ -50,29 +68,65 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
                             f"skeleton's {layout.joints_3d} in its order")
         focals = _focals(run, focal)
     windows = make_windows(seqs, int(np.prod(run.config.model.widths)))   # 0-frame tracks left out
-    _, ens, unc = ensemble.pose(windows, flip, method)
+    _, ens, unc, vspread = ensemble.estimate(windows, flip, method)
     if fit_2d:   # the spread stays the members' own, around the unfitted aggregate
         ens = fit_windows(ens, windows, focals)
     if not (np.all(np.isfinite(ens)) and np.all(np.isfinite(unc))):
         raise UserError(f"{input_path}: the ensemble's 3D poses for this 2D are NaN or infinite (nothing "
                         "written); expected 2D keypoints in pixels of an image")
-    out3d, outu = {}, {}
+    arrays = {"positions_3d": ens, "uncertainty": unc}
+    trust = trusted(ensemble, method, flip, fit_2d, windows, vspread)
+    if ensemble.calibration is not None:
+        arrays["radius"] = ensemble.calibration.radius(windows, vspread, quantiles)
+        if not np.all(np.isfinite(arrays["radius"])):
+            raise UserError(f"{input_path}: the error radii for this 2D are infinite (nothing written); "
+                            "expected 2D keypoints in pixels of an image")
+    meta_out = {"ensemble_size": len(ensemble), "iteration": ensemble.iteration,
+                "aggregation": method, "config_hash": ensemble.config_hash, "flip_tta": flip,
+                "fit_2d_focal": None if focals is None else window_focals(focals, CAMERA_NAMES[:ncams]).tolist(),
+                "layout": layout.to_dict(), "units": "metres, camera coordinates, root-relative",
+                "quantiles": list(quantiles) if "radius" in arrays else None, "uncertainty_calibration": trust}
+    try:
+        return save_npz(os.fspath(out_path), metadata=meta_out, **_per_track(arrays, keys, windows))
+    except OSError as e:   # what check_out could not foresee: a full disk, a folder gone meanwhile
+        raise UserError(f"--out {os.fspath(out_path)}: cannot write ({e.strerror or e}); expected a "
+                        "writable path with free space") from None
+
+
+def _per_track(arrays, keys, windows):
+    """{name: {subject: {action: [per camera]}}} of per-target arrays, in the input's order
+    (a 0-frame track gets 0 rows)."""
+    out = {name: {} for name in arrays}
     where = {key: s for s, key in enumerate(windows.keys)}
     for key in keys:
         subject, action, _ = key
         s = where.get(key)
         lo, hi = (0, 0) if s is None else (windows.offsets[s], windows.offsets[s + 1])
-        out3d.setdefault(subject, {}).setdefault(action, []).append(ens[lo:hi].astype(np.float32))
-        outu.setdefault(subject, {}).setdefault(action, []).append(unc[lo:hi].astype(np.float32))
-    meta_out = {"ensemble_size": len(ensemble), "iteration": ensemble.iteration,
-                "aggregation": method, "config_hash": ensemble.config_hash, "flip_tta": flip,
-                "fit_2d_focal": None if focals is None else window_focals(focals, CAMERA_NAMES[:ncams]).tolist(),
-                "layout": layout.to_dict(), "units": "metres, camera coordinates, root-relative"}
-    try:
-        return save_npz(os.fspath(out_path), positions_3d=out3d, uncertainty=outu, metadata=meta_out)
-    except OSError as e:   # what check_out could not foresee: a full disk, a folder gone meanwhile
-        raise UserError(f"--out {os.fspath(out_path)}: cannot write ({e.strerror or e}); expected a "
-                        "writable path with free space") from None
+        for name, a in arrays.items():
+            out[name].setdefault(subject, {}).setdefault(action, []).append(np.asarray(a[lo:hi], np.float32))
+    return out
+
+
+def trusted(ensemble, method, flip, fit_2d, windows, spread_nj):
+    """What the radii were calibrated on, and whether this prediction is a case they hold for:
+    `trusted` false with the reasons where it is not (the radius is then a guess, not a promise)."""
+    cal = ensemble.calibration
+    if cal is None:
+        return {"trusted": False, "why": ["the run has no calibration at this iteration (uncertainty.holdout = 0, "
+                                          "or trained before radii existed): no radius written"]}
+    why = cal.mismatch(method, flip)
+    if fit_2d:
+        why.append("--fit-2d moves the poses after the radii were computed around the unfitted ones")
+    outside = cal.outside(windows, spread_nj)
+    worst = np.argsort(-outside, kind="stable")[:3]
+    bad = [f"{windows.keys[s][0]}/{windows.keys[s][1]} camera {windows.keys[s][2]} ({100 * outside[s]:.0f}%)"
+           for s in worst if outside[s] > OUTSIDE_LIMIT]
+    if bad:
+        why.append("joint-frames with a 2D roughness or member spread beyond anything in the calibration, where "
+                   "the radii extrapolate: " + ", ".join(bad))
+    return {"trusted": not why, "why": why, "outside_calibrated_range": float(outside.max(initial=0.0)),
+            "fitted_on": cal.info.get("fitted_on"), "variants": cal.info.get("variants"),
+            "aggregate": cal.info.get("aggregate"), "joint_frames": cal.info.get("calibration_joint_frames")}
 
 
 def _focals(run, focal):

@@ -222,7 +222,10 @@ class Run:
             if not self.exists("config.toml"):
                 raise UserError(f"{self.path('config.toml')}: not found; expected a run directory written "
                                 "by raypose train")
-            self._config = C.loads(self.read_bytes("config.toml").decode(), source=self.path("config.toml"))
+            text = self.read_bytes("config.toml").decode()
+            self._config = C.loads(text, source=self.path("config.toml"))
+            if "[uncertainty]" not in text:   # trained before calibration splits: on every labelled frame
+                self._config = C.with_values(self._config, {"uncertainty.holdout": 0.0})
         return self._config
 
     def check_config(self, cfg):
@@ -234,8 +237,10 @@ class Run:
             self.delete(CAMERAS)   # nothing was trained with the old config: the new one replaces it
             return True
         if self.config.hash() != cfg.hash():
+            diff = C.differences(self.config, cfg)
             raise UserError(f"{self.path('config.toml')}: this run directory holds a different config "
-                            f"(hash {self.config.hash()} vs {cfg.hash()}); expected the same config to "
+                            f"(hash {self.config.hash()} vs {cfg.hash()}"
+                            + (f"; {', '.join(diff[:3])}" if diff else "") + "); expected the same config to "
                             "resume, or choose another --out")
         return False
 

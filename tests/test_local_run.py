@@ -67,7 +67,7 @@ def test_more_iterations_resume_and_other_config_is_refused(tmp_path, capsys):
     lines = []
     last = train(local(out, **{"train.iterations": 2}), echo=lines.append)
     assert last["iteration"] == 2 and "resuming after iteration 1" in lines[0]
-    with pytest.raises(UserError, match="different config"):
+    with pytest.raises(UserError, match="different config .*model.channels 16 here, 32 given"):
         quiet(local(out, **{"train.iterations": 2, "model.channels": 32}))
     code = main(["train", "--local", "--out", str(out), "--data", "synthetic", "--channels", "64"])
     err = capsys.readouterr().err
@@ -146,3 +146,33 @@ def test_unreachable_address_is_one_line_not_a_hang(tmp_path):
                         str(tmp_path / "x"), "--address", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "127.0.0.1:1" in r.stderr, r.stderr[-2000:]
     assert time.time() - t0 < 30 and not (tmp_path / "x").exists()
+
+
+def test_calibration_is_reproduced_on_resume_and_absent_without_a_holdout(tmp_path, synth_dir, capsys):
+    """The calibration split is the config's (the last frames of every training sequence), so a
+    resumed run fits the same radii as one that never stopped; holdout 0 means no radii at all,
+    and predict says so instead of writing any."""
+    straight = quiet(local(tmp_path / "a", **{"model.dropout": 0.0}))
+    quiet(local(tmp_path / "b", **{"model.dropout": 0.0, "train.iterations": 1}))
+    resumed = quiet(local(tmp_path / "b", **{"model.dropout": 0.0}))
+    a, b = straight["calibration"], resumed["calibration"]
+    assert a["calibration_joint_frames"] == b["calibration_joint_frames"] > 0
+    assert a["coef"] == pytest.approx(b["coef"], rel=1e-4)
+    assert a["score_quantiles"] == pytest.approx(b["score_quantiles"], rel=1e-4)
+    held = straight["train_windows"]["labelled"]
+    none = quiet(local(tmp_path / "c", **{"uncertainty.holdout": 0.0, "train.iterations": 1}))
+    assert "calibration" not in none and none["train_windows"]["labelled"] > held   # those frames train
+    assert main(["predict", "--run", str(tmp_path / "c"), "--input", str(synth_dir / "data_2d_humaneva15_gt.npz"),
+                 "--out", str(tmp_path / "p.npz")]) == 0
+    from raypose.data.npz import read_npz
+    d = read_npz(tmp_path / "p.npz")
+    assert "radius" not in d and d["metadata"]["quantiles"] is None
+    assert d["metadata"]["uncertainty_calibration"]["trusted"] is False
+    # a run trained before calibration splits existed trained on every frame: resuming it with
+    # today's default would train on other data, so it is refused, naming the key
+    toml = tmp_path / "c" / "config.toml"
+    text = toml.read_text()
+    toml.write_text(text[:text.index("[uncertainty]")] + text[text.index("[run]"):])
+    with pytest.raises(UserError, match="uncertainty.holdout 0.0 here, 0.1 given"):
+        quiet(local(tmp_path / "c", **{"train.iterations": 2}))
+    assert quiet(local(tmp_path / "c", **{"uncertainty.holdout": 0.0}))["iteration"] == 2

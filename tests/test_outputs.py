@@ -60,6 +60,55 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     assert meta1["layout"]["joints_2d"] == 15 and meta1["layout"]["skeleton"]["name"] == "humaneva15"
 
 
+def test_predict_writes_calibrated_radii(run_dir, synth_dir, tmp_path, capsys):
+    """radius (T, J, Q) in metres for metadata["quantiles"]: 0 at the root, growing with q, from the
+    run's own calibration at that iteration; other quantiles on request; one line for bad ones."""
+    inp = str(synth_dir / "data_2d_humaneva15_gt.npz")
+    assert main(["predict", "--run", str(run_dir), "--input", inp, "--out", str(tmp_path / "p.npz")]) == 0
+    d = read_npz(tmp_path / "p.npz")
+    meta = d["metadata"]
+    assert meta["quantiles"] == [0.5, 0.9, 0.95]
+    cal = meta["uncertainty_calibration"]
+    assert cal["trusted"] is True and cal["why"] == [] and cal["joint_frames"] > 100
+    assert cal["variants"][0] == "clean" and "detector-like" in cal["variants"]
+    r = d["radius"]["Validate/S1"]["Walking 1 chunk0"][0]
+    t = len(d["positions_3d"]["Validate/S1"]["Walking 1 chunk0"][0])
+    assert r.shape == (t, 15, 3) and r.dtype == np.float32
+    assert np.all(r[:, 0] == 0) and np.all(r[:, 1:, 0] > 0) and np.all(np.diff(r[:, 1:], axis=-1) > 0)
+    # the same radii by hand from the run's record at this iteration
+    run = Run.open(run_dir)
+    ens = Ensemble.load(run)
+    kp = load_2d(inp)[0]["Validate/S1"]["Walking 1 chunk0"][0]
+    w = make_windows([(("s", "a", "C1"), normalize_screen(kp), None)], 27)
+    _, _, _, views = ens.estimate(w)   # the spread of every member's input and mirrored view
+    np.testing.assert_allclose(r, ens.calibration.radius(w, views, (0.5, 0.9, 0.95)), rtol=1e-5)
+    assert run.record(2)["calibration"]["score_quantiles"] != run.record(1)["calibration"]["score_quantiles"]
+    assert main(["predict", "--run", str(run_dir), "--input", inp, "--out", str(tmp_path / "q.npz"),
+                 "--quantiles", "0.05,0.5,0.99"]) == 0
+    q = read_npz(tmp_path / "q.npz")
+    assert q["metadata"]["quantiles"] == [0.05, 0.5, 0.99]
+    np.testing.assert_allclose(q["radius"]["Validate/S1"]["Walking 1 chunk0"][0][..., 1], r[..., 0], rtol=1e-6)
+    for bad in ("0.5,1", "x", "", "0"):
+        code = main(["predict", "--run", str(run_dir), "--input", inp, "--out", str(tmp_path / "o.npz"),
+                     "--quantiles", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and "--quantiles" in err and err.count("\n") == 1 and not (tmp_path / "o.npz").exists()
+    # radii around another aggregate, or after the 2D fit, are flagged
+    assert main(["predict", "--run", str(run_dir), "--input", inp, "--out", str(tmp_path / "m.npz"),
+                 "--aggregate", "median", "--fit-2d"]) == 0
+    why = read_npz(tmp_path / "m.npz")["metadata"]["uncertainty_calibration"]
+    assert why["trusted"] is False and "median" in why["why"][0] and "--fit-2d" in why["why"][1]
+    # a track far rougher than anything calibrated on is named; the clean one beside it is not
+    pos2d, meta2d = load_2d(inp)
+    clean = pos2d["Validate/S1"]["Walking 1 chunk0"][0]
+    rough = clean + np.random.default_rng(0).normal(0, 60, clean.shape).astype(np.float32)
+    save_2d(tmp_path / "rough.npz", {"U/S1": {"clean": [clean]}, "U/S2": {"rough": [rough]}}, meta2d)
+    assert main(["predict", "--run", str(run_dir), "--input", str(tmp_path / "rough.npz"),
+                 "--out", str(tmp_path / "r.npz")]) == 0
+    why = read_npz(tmp_path / "r.npz")["metadata"]["uncertainty_calibration"]
+    assert why["trusted"] is False and "U/S2/rough camera C1" in why["why"][-1] and "U/S1" not in why["why"][-1]
+
+
 def test_predict_fit_2d_puts_joints_on_the_input_rays(run_dir, synth_dir, tmp_path):
     src = synth_dir / "data_2d_humaneva15_gt.npz"
     raw, fitted, fixed = (tmp_path / f"{n}.npz" for n in ("raw", "fit", "fixed"))
@@ -159,13 +208,25 @@ def test_evaluate_tables_and_studies(run_dir, capsys):
     assert ev["noise"]["fit_2d_error_mm"]["p_mpjpe"] > fit["all_frames"]["p_mpjpe"]
     assert "# Evaluation" in (run_dir / "evaluation.md").read_text()
     assert "curve" in json.loads((run_dir / "metrics.json").read_text())   # training's part kept
+    # the radii, clean and under every corruption, and the raw spread read as a Gaussian
+    u = ev["uncertainty"]
+    assert u["calibrated"] and set(u["conditions"]) == {"clean", "gaussian 2px", "gaussian 6px", "gaussian 10px",
+                                                        "detector-like"}
+    for c in [*u["conditions"].values(), u["spread_as_gaussian"]]:
+        assert len(c["coverage"]) == len(c["levels"]) == 19 + 3 and 0 <= c["qce"] <= 1
+        assert set(c["coverage_at"]) == {"0.5", "0.9", "0.95"} and np.all(np.diff(c["coverage"][:19]) >= 0)
+    clean, noisy = u["conditions"]["clean"], u["conditions"]["gaussian 10px"]
+    assert set(clean["per_subject"]) == {"Validate/S1", "Validate/S2", "Validate/S3"} and np.isfinite(clean["nll"])
+    assert list(u["order"]) == ["clean", "gaussian 2px", "gaussian 6px", "gaussian 10px", "detector-like"]
+    assert noisy["spearman"] > 0 and noisy["mean_radius_mm"]["0.95"] > noisy["mean_radius_mm"]["0.5"] > 0
+    assert "radii, clean: coverage 0.5" in out and "radii, detector-like" in out
 
 
 def test_plots_and_animation(run_dir, tmp_path, capsys):
     assert main(["plot", "--run", str(run_dir)]) == 0
     names = sorted(os.listdir(run_dir / "plots"))
     assert names == ["ensemble_size.png", "heatmap_p_mpjpe.png", "iterations.png", "per_joint.png",
-                     "sparsification.png"]
+                     "reliability.png", "sparsification.png"]
     for name in names:
         assert (run_dir / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     gif = tmp_path / "walk.gif"

@@ -91,13 +91,13 @@ def test_input_that_is_no_image_is_refused(run_dir, tmp_path, name, make, needle
 
 
 def test_non_finite_poses_are_refused(run_dir, tmp_path, monkeypatch):
-    pose = Ensemble.pose
+    estimate = Ensemble.estimate
 
     def nan_pose(self, *args, **kwargs):
-        preds, ens, unc = pose(self, *args, **kwargs)
+        preds, ens, unc, views = estimate(self, *args, **kwargs)
         ens[1, 2, 0] = np.nan
-        return preds, ens, unc
-    monkeypatch.setattr(Ensemble, "pose", nan_pose)
+        return preds, ens, unc, views
+    monkeypatch.setattr(Ensemble, "estimate", nan_pose)
     inp = _write(tmp_path / "in.npz", _pixels())
     _refused(_predict(run_dir, inp, tmp_path / "p.npz"), "NaN or infinite", tmp_path / "p.npz")
     _refused(_predict(run_dir, inp, tmp_path / "f.npz", "--fit-2d"), "NaN or infinite", tmp_path / "f.npz")

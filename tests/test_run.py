@@ -42,7 +42,7 @@ def test_run_directory_layout(straight):
                      | {member_name(2, k, 3, "resume") for k in range(2)})
     rec = json.loads((out / "checkpoints" / "iter3.json").read_text())
     assert rec["members"] == 2 and rec["iteration"] == 3 and len(rec["train_loss"]) == 2
-    assert rec["ensemble"]["aggregate"] == "mean"
+    assert rec["ensemble"]["aggregate"] == "weighted"   # the default everywhere
     # the mean of two members is at least as good as their average error (convexity of the norm)
     assert rec["ensemble"]["mpjpe_mm"] <= np.mean(rec["member_mpjpe_mm"]) + 1e-6
     assert 0 < rec["ensemble"]["p_mpjpe_mm"] < rec["ensemble"]["mpjpe_mm"]

@@ -184,7 +184,8 @@ def _check_outputs(s3, run_uri, tmp_path):
     out = _raypose("plot", "--run", run_uri)
     pngs = sorted(f for f in _keys(s3, "run/plots/") if f.endswith(".png"))
     # no iterations.png: evaluate ran with --no-curve
-    assert pngs == ["ensemble_size.png", "heatmap_p_mpjpe.png", "per_joint.png", "sparsification.png"], \
+    assert pngs == ["ensemble_size.png", "heatmap_p_mpjpe.png", "per_joint.png", "reliability.png",
+                    "sparsification.png"], \
         sorted(_keys(s3, "run/plots/"))
     assert not [f for f in _keys(s3, "run/") if ".tmp-" in f]
     for name in pngs:

@@ -89,3 +89,64 @@ def labelled_split(train_keys, fraction, seed):
     labelled = [k for i, k in enumerate(keys) if i in chosen]
     unlabelled = [k for i, k in enumerate(keys) if i not in chosen]
     return labelled, unlabelled
+
+
+def calibration_split(sequences, fraction, by="tail", seed=0):
+    """(training, calibration) sequences: about `fraction` of every subject's frames of every
+    action held out to calibrate the uncertainty; unlabelled sequences always train.
+
+    by="tail": the last `fraction` of every labelled sequence's frames (`calibration_tail`).
+    by="chunk": per (subject, action name), whole chunks (all cameras), taken in a seeded order
+    where each brings the held-out frames closer to the share, a training chunk always left;
+    where no chunk fits (one long chunk), the last frames of its longest chunk. Held-out chunks
+    are motion the members never saw, as test chunks are; on HumanEva-I they calibrated no better
+    than tails (docs/benchmarks.md), so tails are the default: every sequence keeps its share.
+    """
+    if by == "tail":
+        return calibration_tail(sequences, fraction)
+    frames = {}
+    for (subject, action, _), kp, pose in sequences:
+        if pose is not None:
+            frames.setdefault((subject, action), len(kp))
+    groups = {}
+    for c in sorted(frames):   # the input's order (Ray's or the table's) must not change the draw
+        groups.setdefault((c[0], action_name(c[1])), []).append(c)
+    rng = np.random.default_rng(seed)
+    held, tails = set(), set()
+    for chunks in groups.values():
+        share, taken = fraction * sum(frames[c] for c in chunks), 0
+        for i in rng.permutation(len(chunks)):
+            c = chunks[i]
+            if len(held & set(chunks)) < len(chunks) - 1 and abs(taken + frames[c] - share) < abs(taken - share):
+                held.add(c)
+                taken += frames[c]
+        if not taken:
+            tails.add(max(chunks, key=lambda c: frames[c]))
+    train = [s for s in sequences if s[0][:2] not in held | tails]
+    tail_train, tail_calib = calibration_tail([s for s in sequences if s[0][:2] in tails], fraction)
+    return train + tail_train, [s for s in sequences if s[0][:2] in held] + tail_calib
+
+
+def calibration_tail(sequences, fraction):
+    """(training, calibration) sequences: the last `fraction` of every labelled sequence's frames
+    (rounded, none where that is under one frame, never all of them) calibrates the uncertainty.
+
+    A cut by frame number, the same in every camera of a chunk, so no calibration frame's 3D is
+    trained on from another view; each part is windowed on its own, so no window crosses the cut.
+    Every subject and action keeps its share, which whole chunks (a few, of very unequal length)
+    could not give.
+    """
+    train, calib = [], []
+    shortest = {}
+    for key, kp, _ in sequences:   # one cut per chunk: the frame number where its shortest camera's tail starts
+        shortest[key[:2]] = min(len(kp), shortest.get(key[:2], len(kp)))
+    for key, kp, pose in sequences:
+        t = shortest[key[:2]]
+        n = min(int(round(fraction * t)), t - 1) if pose is not None else 0
+        if n <= 0:
+            train.append((key, kp, pose))
+            continue
+        cut = t - n   # a longer camera's extra frames lie past the cut too
+        train.append((key, kp[:cut], pose[:cut]))
+        calib.append((key, kp[cut:], pose[cut:]))
+    return train, calib

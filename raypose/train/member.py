@@ -141,9 +141,10 @@ class Member:
         return train_members([self], data, [sample], iteration, epochs)[0]
 
     @torch.no_grad()
-    def predict(self, windows, flip=True):
-        """Root-relative 3D (N, J, 3) for every target of `windows`, whole sequences at once."""
-        return predict_windows(self.model, windows, self.layout, flip, self.device, self.precision)
+    def predict(self, windows, flip=True, views=False):
+        """Root-relative 3D (N, J, 3) for every target of `windows`, whole sequences at once
+        (`views`: the input's and the mirrored input's apart, (2, N, J, 3))."""
+        return predict_windows(self.model, windows, self.layout, flip, self.device, self.precision, views)
 
     def state_dict(self):
         """(weights, resume state): the weights describe themselves; resuming needs the rest."""

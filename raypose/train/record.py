@@ -3,7 +3,7 @@ import time
 
 import numpy as np
 
-from ..aggregate import aggregate
+from ..aggregate import DEFAULT_AGGREGATE, aggregate
 from ..metrics import mpjpe, p_mpjpe
 
 
@@ -16,7 +16,7 @@ def iteration_record(cfg, i, reports, gt, labelled, extra_files, semi_info, t_ga
     devices = merged("devices")
     order = sorted(preds)
     stack = np.stack([preds[k] for k in order])
-    ens = aggregate(stack, "mean")
+    ens = aggregate(stack, DEFAULT_AGGREGATE)
     record = {
         "iteration": i, "members": cfg.train.members, "config_hash": cfg.hash(),
         "epochs_done": i * cfg.train.epochs, "eval_frames": len(gt),
@@ -26,7 +26,7 @@ def iteration_record(cfg, i, reports, gt, labelled, extra_files, semi_info, t_ga
         "member_devices": [devices.get(k) for k in order],   # {"device": ..., "peak_mem_mib": ...}
         "member_mpjpe_mm": [1000 * float(mpjpe(p, gt)) for p in stack],
         "member_p_mpjpe_mm": [1000 * float(p_mpjpe(p, gt)) for p in stack],
-        "ensemble": {"aggregate": "mean", "mpjpe_mm": 1000 * float(mpjpe(ens, gt)),
+        "ensemble": {"aggregate": DEFAULT_AGGREGATE, "mpjpe_mm": 1000 * float(mpjpe(ens, gt)),
                      "p_mpjpe_mm": 1000 * float(p_mpjpe(ens, gt))},
         "train_windows": {"labelled": int(labelled.sum()), "unlabelled": int((~labelled).sum())},
         "time": time.time(),

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import uncertainty as U
+from ..data.splits import calibration_split
 from ..data.windows import make_windows
 from ..geometry import focal_table, subject_bones, window_focals
 from ..run import CAMERAS
@@ -29,6 +31,7 @@ class WorkerReport:
     losses: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)      # file name -> SHA-256
     preds: dict = field(default_factory=dict)      # evaluation windows (N, J, 3)
+    calib_preds: dict = field(default_factory=dict)  # [(V, N, J, 3)] per calibration variant
     train_preds: dict = field(default_factory=dict)  # training windows, when pseudo-labels are due
     timing: dict = field(default_factory=dict)
     nodes: dict = field(default_factory=dict)
@@ -43,7 +46,10 @@ class EnsembleWorker:
         self.deadline, self.semi = deadline, cfg.semi.mode != "off"
         D.set_precision(device, cfg.train.precision)   # TF32 or not: a setting of the whole process
         rf = int(np.prod(cfg.model.widths))
+        u = cfg.uncertainty
+        train_seqs, calib_seqs = calibration_split(train_seqs, u.holdout, u.holdout_by, cfg.train.seed)
         self.train_w, self.eval_w = make_windows(train_seqs, rf), make_windows(eval_seqs, rf)
+        self.calib = U.variants(make_windows(calib_seqs, rf), layout, cfg.train.seed) if calib_seqs else []
         self.data = TrainSet(self.train_w, cfg.train.flip, layout, device)
         self.members = [Member(k, cfg, layout, device) for k in range(cfg.train.members) if k % world == rank]
         self.pack = cfg.run.pack and cfg.run.members_per_worker > 1 and len(self.members) > 1
@@ -117,6 +123,7 @@ class EnsembleWorker:
         report.files.update(self.run.save_member(m.index, i, *m.state_dict()))
         t2 = time.time()
         report.preds[m.index] = m.predict(self.eval_w, t.flip)
+        report.calib_preds[m.index] = [m.predict(w, t.flip, views=True) for _, w in self.calib]
         if due(self.cfg.semi, i):
             report.train_preds[m.index] = m.predict(self.train_w, t.flip)
         report.losses[m.index], report.nodes[m.index] = loss, self.node
@@ -152,10 +159,25 @@ class EnsembleWorker:
             files[f"pseudo_iter{i}.npz"] = self.run.save_npz(f"checkpoints/pseudo_iter{i}.npz", **pseudo)
         record = iteration_record(self.cfg, i, reports, self.eval_w.targets, self.data.labelled, files,
                                   semi_info, t_gathered)
+        if self.calib:
+            record["calibration"] = self._calibration(reports)
         self.run.check_lease(self.lease)
         self.run.write_json(f"checkpoints/iter{i}.json", record)   # the commit point
         self.run.prune(i, self.cfg.run.keep_last)
         return record, stop
+
+    def _calibration(self, reports):
+        """This iteration's radii model, fitted on the members' predictions of the held-out frames."""
+        preds = {k: p for r in reports for k, p in r.calib_preds.items()}
+        order = sorted(preds)
+        per_variant = [np.stack([preds[k][v] for k in order]) for v in range(len(self.calib))]
+        clean = self.calib[0][1]
+        u = self.cfg.uncertainty
+        what = "whole chunks" if u.holdout_by == "chunk" else "the last frames of every sequence"
+        info = {"fitted_on": f"{u.holdout:g} of the training frames held out ({what}: {len(clean)} windows of "
+                             f"{len(clean.keys)} sequences), clean and corrupted",
+                "tta": self.cfg.train.flip}
+        return U.fit_from_predictions(per_variant, self.calib, info=info).to_dict()
 
     def run_iterations(self, gather=lambda r: [r], after=lambda i, record, stop: None):
         """Every remaining iteration: train, gather the reports, finish, then `after`."""

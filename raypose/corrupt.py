@@ -1,0 +1,79 @@
+"""What real 2D does to keypoints: noise, gross errors, left/right swaps. Applied to windows.
+
+Used to calibrate the uncertainty on inputs worse than ground truth (the training run) and to
+test it under corruptions (`evaluate`, `scripts/bench_uncertainty.py`). Amounts are in pixels of
+an image `width` wide (normalised units are px x 2 / width); every corruption is seeded.
+"""
+import dataclasses
+
+import numpy as np
+
+from .cameras import IMAGE_WIDTH
+
+# evaluate's corruptions: name -> (kind, parameters)
+EVAL_CORRUPTIONS = {"gaussian 2px": ("gaussian", 2.0), "gaussian 6px": ("gaussian", 6.0),
+                    "gaussian 10px": ("gaussian", 10.0), "detector-like": ("detector", None)}
+
+
+def _rows(windows):
+    """(P,) the sequence index of every row of `windows.inputs` (sequences stored back to back)."""
+    lengths = np.diff(windows.offsets) + windows.receptive_field - 1
+    return np.repeat(np.arange(len(lengths)), lengths)
+
+
+def _replace(windows, inputs):
+    """The windows with corrupted inputs, padded again from the corrupted first and last frames
+    (as `make_windows` pads a real noisy track), so padding never carries noise of its own."""
+    pad = windows.receptive_field // 2
+    lengths = np.diff(windows.offsets)
+    seq = _rows(windows)
+    first = np.repeat(windows.starts[windows.offsets[:-1]], lengths + 2 * pad)   # each row's sequence start
+    at = np.arange(len(seq)) - first                                             # row within its sequence
+    source = first + np.clip(at, pad, pad + lengths[seq] - 1)
+    return dataclasses.replace(windows, inputs=inputs[source].astype(np.float32))
+
+
+def gaussian(windows, sigma_px, seed=0, width=IMAGE_WIDTH):
+    """White Gaussian noise of `sigma_px` (a number, or one per sequence) on every coordinate."""
+    rng = np.random.default_rng(seed)
+    sigma = np.broadcast_to(np.asarray(sigma_px, np.float64), (len(windows.keys),))[_rows(windows)]
+    noise = rng.normal(0.0, 1.0, windows.inputs.shape) * (sigma * 2 / width)[:, None, None]
+    return _replace(windows, windows.inputs + noise)
+
+
+def gaussian_mixed(windows, low_px=1.0, high_px=15.0, seed=0, width=IMAGE_WIDTH):
+    """Gaussian noise of a level drawn per sequence, log-uniform in [low, high] pixels."""
+    rng = np.random.default_rng(seed)
+    sigma = np.exp(rng.uniform(np.log(low_px), np.log(high_px), len(windows.keys)))
+    return gaussian(windows, sigma, seed + 1, width)
+
+
+def detector(windows, left, right, seed=0, width=IMAGE_WIDTH, jitter_px=2.0, outlier_rate=0.02,
+             outlier_px=(20.0, 80.0), swap_rate=0.01, swap_frames=(1, 6)):
+    """What a 2D detector does to ground truth: `jitter_px` of noise, a share `outlier_rate` of
+    joint-frames thrown `outlier_px` away in a random direction, and left/right confusions
+    (every symmetric pair swapped) starting at a share `swap_rate` of frames for 1-5 frames."""
+    rng = np.random.default_rng(seed)
+    x = np.array(windows.inputs, np.float64)
+    p, j = x.shape[:2]
+    unit = 2 / width
+    x += rng.normal(0.0, jitter_px * unit, x.shape)
+    hit = rng.random((p, j)) < outlier_rate
+    angle = rng.uniform(0, 2 * np.pi, hit.sum())
+    dist = rng.uniform(*outlier_px, hit.sum()) * unit
+    x[hit] += np.stack([np.cos(angle), np.sin(angle)], -1) * dist[:, None]
+    swapped = np.zeros(p, bool)
+    for start in np.flatnonzero(rng.random(p) < swap_rate):
+        swapped[start:start + rng.integers(*swap_frames)] = True
+    left, right = list(left), list(right)
+    x[np.ix_(swapped, left + right)] = x[np.ix_(swapped, right + left)]
+    return _replace(windows, x)
+
+
+def apply(windows, kind, value, layout, seed=0, width=IMAGE_WIDTH):
+    """One named corruption (`EVAL_CORRUPTIONS`' kinds) of `windows`."""
+    if kind == "gaussian":
+        return gaussian(windows, value, seed, width)
+    if kind == "detector":
+        return detector(windows, layout.left_2d, layout.right_2d, seed, width)
+    raise ValueError(f"unknown corruption {kind!r}")
