@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from .errors import UserError
+from .tracks import CONFIDENCE_THRESHOLD
 from .uncertainty import QUANTILES
 
 
@@ -20,7 +21,8 @@ def _cmd_prepare(args):
 
 def _cmd_synth(args):
     from .data.synthetic import write_synthetic
-    paths = write_synthetic(args.out, frames=args.frames, seed=args.seed, overwrite=args.overwrite)
+    paths = write_synthetic(args.out, frames=args.frames, seed=args.seed, overwrite=args.overwrite,
+                            layout=args.layout)
     print("wrote " + ", ".join(paths))
 
 
@@ -56,7 +58,8 @@ def _cmd_predict(args):
     from .predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration, method=args.aggregate,
                         flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite,
-                        device=args.device, quantiles=args.quantiles)
+                        device=args.device, quantiles=args.quantiles, image_size=args.image_size,
+                        frames=args.frames, threshold=args.confidence_threshold)
     print(f"wrote {path}")
 
 
@@ -81,6 +84,8 @@ def build_parser():
     q.add_argument("--out", required=True)
     q.add_argument("--frames", type=int, default=3000, help="approximate 3D frames in all")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--layout", choices=("humaneva15", "coco"), default="humaneva15",
+                   help="2D keypoints: HumanEva's 15 joints or a detector's 17 COCO keypoints (3D stays 15)")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_cmd_synth)
 
@@ -91,7 +96,14 @@ def build_parser():
 
     q = sub.add_parser("predict", help="3D poses and per-joint spread for new 2D input")
     q.add_argument("--run", required=True)
-    q.add_argument("--input", required=True, help="npz with positions_2d (VideoPose3D layout)")
+    q.add_argument("--input", required=True, help="2D keypoints: VideoPose3D npz (positions_2d; its in-the-wild "
+                   "custom file too) or COCO keypoint-results JSON")
+    q.add_argument("--image-size", nargs=2, type=float, metavar=("W", "H"),
+                   help="pixel size of the images (default: the file's, or the training data's for its own layout)")
+    q.add_argument("--frames", metavar="FILE", help="COCO JSON: image ids in frame order (one per line or a JSON "
+                   "list; default: the ids sorted)")
+    q.add_argument("--confidence-threshold", type=float, default=CONFIDENCE_THRESHOLD,
+                   help="keypoints below this confidence are filled in from their neighbours in time")
     q.add_argument("--out", required=True, help="output npz (must be new)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")

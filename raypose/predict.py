@@ -4,33 +4,18 @@ import os
 import numpy as np
 
 from .aggregate import check
-from .cameras import CAMERA_NAMES, normalize_screen
-from .data.npz import load_2d, save_npz
+from .data.inputs import read_2d, read_frame_order
+from .data.npz import save_npz
 from .data.windows import make_windows
 from .ensemble import Ensemble
 from .errors import UserError
 from .geometry import ALL_CAMERAS, fit_windows, window_focals
 from .outputs import check_out_file
 from .run import CAMERAS, Run
+from .tracks import CONFIDENCE_THRESHOLD, prepare
 from .uncertainty import QUANTILES
 
 OUTSIDE_LIMIT = 0.05   # share of joint-frames beyond the calibration's range that makes radii a guess
-
-
-def _sequences(pos2d, layout, input_path):
-    """(keys of every track, in input order; sequences for windows; cameras) of a user's 2D,
-    checked against the run's layout."""
-    keys, seqs, ncams = [], [], 0
-    for subject, actions in pos2d.items():
-        for action, cams in actions.items():
-            ncams = max(ncams, len(cams))
-            for c, kp in enumerate(cams):
-                layout.check_2d(kp.shape[1], f"{input_path}: positions_2d[{subject!r}][{action!r}][{c}]")
-                keys.append((subject, action, CAMERA_NAMES[c]))   # load_2d allows 3 cameras at most
-                seqs.append((keys[-1], normalize_screen(kp), None))
-    if not any(len(kp) for _, kp, _ in seqs):
-        raise UserError(f"{input_path}: every positions_2d track has 0 frames; expected at least one frame")
-    return keys, seqs, ncams
 
 
 def parse_quantiles(text):
@@ -47,10 +32,11 @@ def parse_quantiles(text):
     return qs
 
 
-def predict_file(run_uri, input_path, out_path, iteration=None, method=None, flip=True,
-                 fit_2d=False, focal=None, overwrite=False, device="cpu", quantiles=QUANTILES):
-    """Predictions for every track of `input_path`, written to `out_path` (npz; an existing file
-    only with `overwrite`), the members run on `device`; its path."""
+def predict_file(run_uri, input_path, out_path, iteration=None, method=None, flip=True, fit_2d=False, focal=None,
+                 overwrite=False, device="cpu", quantiles=QUANTILES, image_size=None, frames=None,
+                 threshold=CONFIDENCE_THRESHOLD):
+    """Predictions for every track of `input_path` (`data.inputs.read_2d`'s formats), written to
+    `out_path` (npz; an existing file only with `overwrite`), the members run on `device`; its path."""
     check_out_file(out_path, input_path, overwrite)   # fail fast: before the members are loaded
     quantiles = parse_quantiles(quantiles)
     run = Run.open(run_uri)
@@ -59,35 +45,38 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
         raise UserError(f"--focal {focal}: only used with --fit-2d; expected both or neither")
     ensemble = Ensemble.load(run, iteration, device=device)
     layout = ensemble.layout
-    pos2d, _ = load_2d(input_path)   # the run's layout, not the input's metadata, says what joints are
-    keys, seqs, ncams = _sequences(pos2d, layout, input_path)
+    user = read_2d(input_path, image_size, read_frame_order(frames) if frames else None)
+    ready = prepare(user, layout, input_path, threshold)   # the run's layout says what joints are
     focals = None
     if fit_2d:
         if not layout.same_joints:
             raise UserError(f"--fit-2d: the run's 2D has {layout.joints_2d} joints; expected the 3D "
                             f"skeleton's {layout.joints_3d} in its order")
         focals = _focals(run, focal)
-    windows = make_windows(seqs, int(np.prod(run.config.model.widths)))   # 0-frame tracks left out
+    windows = make_windows(ready.sequences, int(np.prod(run.config.model.widths)))   # 0-frame tracks left out
     _, ens, unc, vspread = ensemble.estimate(windows, flip, method)
     if fit_2d:   # the spread stays the members' own, around the unfitted aggregate
         ens = fit_windows(ens, windows, focals)
     if not (np.all(np.isfinite(ens)) and np.all(np.isfinite(unc))):
         raise UserError(f"{input_path}: the ensemble's 3D poses for this 2D are NaN or infinite (nothing "
                         "written); expected 2D keypoints in pixels of an image")
-    arrays = {"positions_3d": ens, "uncertainty": unc}
-    trust = trusted(ensemble, method, flip, fit_2d, windows, vspread)
+    filled = np.concatenate([m for m in ready.filled if len(m)])
+    arrays = {"positions_3d": ens, "uncertainty": unc, "filled": filled}
+    trust = trusted(ensemble, method, flip, fit_2d, windows, vspread, ready)
     if ensemble.calibration is not None:
         arrays["radius"] = ensemble.calibration.radius(windows, vspread, quantiles)
         if not np.all(np.isfinite(arrays["radius"])):
             raise UserError(f"{input_path}: the error radii for this 2D are infinite (nothing written); "
                             "expected 2D keypoints in pixels of an image")
+    cams = sorted({k[2] for k in ready.keys}, key=lambda c: (len(c), c))   # C1 .. C9, C10 ..
     meta_out = {"ensemble_size": len(ensemble), "iteration": ensemble.iteration,
                 "aggregation": method, "config_hash": ensemble.config_hash, "flip_tta": flip,
-                "fit_2d_focal": None if focals is None else window_focals(focals, CAMERA_NAMES[:ncams]).tolist(),
+                "fit_2d_focal": None if focals is None else window_focals(focals, cams).tolist(),
                 "layout": layout.to_dict(), "units": "metres, camera coordinates, root-relative",
-                "quantiles": list(quantiles) if "radius" in arrays else None, "uncertainty_calibration": trust}
+                "quantiles": list(quantiles) if "radius" in arrays else None, "uncertainty_calibration": trust,
+                "input": {"file": os.fspath(input_path), "format": user.description, **ready.info}}
     try:
-        return save_npz(os.fspath(out_path), metadata=meta_out, **_per_track(arrays, keys, windows))
+        return save_npz(os.fspath(out_path), metadata=meta_out, **_per_track(arrays, ready.keys, windows))
     except OSError as e:   # what check_out could not foresee: a full disk, a folder gone meanwhile
         raise UserError(f"--out {os.fspath(out_path)}: cannot write ({e.strerror or e}); expected a "
                         "writable path with free space") from None
@@ -103,11 +92,12 @@ def _per_track(arrays, keys, windows):
         s = where.get(key)
         lo, hi = (0, 0) if s is None else (windows.offsets[s], windows.offsets[s + 1])
         for name, a in arrays.items():
-            out[name].setdefault(subject, {}).setdefault(action, []).append(np.asarray(a[lo:hi], np.float32))
+            out[name].setdefault(subject, {}).setdefault(action, []).append(
+                np.asarray(a[lo:hi], bool if a.dtype == bool else np.float32))
     return out
 
 
-def trusted(ensemble, method, flip, fit_2d, windows, spread_nj):
+def trusted(ensemble, method, flip, fit_2d, windows, spread_nj, ready):
     """What the radii were calibrated on, and whether this prediction is a case they hold for:
     `trusted` false with the reasons where it is not (the radius is then a guess, not a promise)."""
     cal = ensemble.calibration
@@ -117,6 +107,12 @@ def trusted(ensemble, method, flip, fit_2d, windows, spread_nj):
     why = cal.mismatch(method, flip)
     if fit_2d:
         why.append("--fit-2d moves the poses after the radii were computed around the unfitted ones")
+    if ready.info["mapped"]:
+        why.append(f"2D mapped from another layout ({ready.info['mapped']}): the calibration saw the run's own")
+    n_filled = int(sum(m.sum() for m in ready.filled))
+    if n_filled:
+        why.append(f"{n_filled} joint-frames of the 2D were missing and filled in from their neighbours in time "
+                   "(`filled`): the calibration saw no filled joints")
     outside = cal.outside(windows, spread_nj)
     worst = np.argsort(-outside, kind="stable")[:3]
     bad = [f"{windows.keys[s][0]}/{windows.keys[s][1]} camera {windows.keys[s][2]} ({100 * outside[s]:.0f}%)"

@@ -159,9 +159,10 @@ class PoseData:
 MAX_PIXELS = 1e5
 
 
-def _check_array(arr, where, last_dim, joints=None, max_abs=None):
+def _check_array(arr, where, last_dim, joints=None, max_abs=None, allow_nan=False):
     """`arr` as float32 (frames, joints, last_dim): real numbers, finite as float32, and (with
-    `max_abs`) no coordinate beyond +-max_abs."""
+    `max_abs`) no coordinate beyond +-max_abs. With `allow_nan`, NaN passes: a user's 2D detector
+    marks a joint it missed that way (data.inputs); infinities are still refused."""
     if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[2] != last_dim:
         shape = getattr(arr, "shape", type(arr).__name__)
         raise UserError(f"{where}: expected an array (frames, joints, {last_dim}), got {shape}")
@@ -173,11 +174,16 @@ def _check_array(arr, where, last_dim, joints=None, max_abs=None):
         raise UserError(f"{where}: expected integer or float coordinates, got dtype {arr.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):   # overflow is checked just below
         out = arr.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(out)):
+    if allow_nan and np.isinf(out).any():
+        raise UserError(f"{where}: infinite coordinates (as float32); expected finite values or NaN "
+                        "for a missing joint")
+    if not allow_nan and not np.all(np.isfinite(out)):
         raise UserError(f"{where}: NaN or infinite coordinates (as float32); expected finite values")
-    if max_abs is not None and out.size and np.abs(out).max() > max_abs:
-        raise UserError(f"{where}: a coordinate of {np.abs(out).max():.3g}; expected |value| <= "
-                        f"{max_abs:g} (pixels of an image)")
+    if max_abs is not None and out.size:
+        peak = np.abs(out[~np.isnan(out)]).max(initial=0.0)   # NaN only where allow_nan let it in
+        if peak > max_abs:
+            raise UserError(f"{where}: a coordinate of {peak:.3g}; expected |value| <= "
+                            f"{max_abs:g} (pixels of an image)")
     return out
 
 

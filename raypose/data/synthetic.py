@@ -26,6 +26,11 @@ near the world origin (~4 m from each camera) a person is ~180-240 px tall from 
 40-50% of the 480 px image height, and the whole walking loop stays inside all three 640x480
 views (about 10 px margin at worst, checked over 40 seeds). The 2D is the exact projection of the 3D
 (like ground-truth 2D); `noise_px` adds Gaussian pixel noise.
+
+Layouts: the 2D is HumanEva's 15 joints by default; `layout="coco"` gives the same people's 17
+COCO keypoints instead (what a detector reports), with the face points (nose, eyes, ears) placed
+as virtual 3D points on the head (`face_points`), so the COCO -> HumanEva mapping of
+`raypose.keypoints` can be measured against the native 15 joints. The 3D stays HumanEva's 15.
 """
 import os
 
@@ -33,7 +38,8 @@ import numpy as np
 
 from .. import cameras
 from ..errors import UserError
-from ..skeleton import LEFT, NUM_JOINTS, RIGHT
+from ..keypoints import COCO, DIRECT, LAYOUTS
+from ..skeleton import NUM_JOINTS
 from . import npz
 
 FOCAL_PX = 500.0
@@ -54,15 +60,35 @@ _TEMPLATE = {
     "neck": 0.22,
 }
 
+# COCO's face points in the head's frame (forward, left, up), metres from the head joint (14),
+# which the template puts ~0.22 m above the thorax: about the centre of the skull, level with the
+# brows. Adult head: ~20 cm long, ~15 cm wide, eyes ~6.4 cm apart; the nose tip sticks out ~10 cm
+# ahead of the centre and sits ~3.5 cm below the eyes; the ear canals lie a little behind the
+# centre and below eye level. Rows: nose, left eye, right eye, left ear, right ear (COCO 0-4).
+FACE_OFFSETS = np.array([
+    [0.10, 0.0, -0.05],
+    [0.08, 0.032, -0.015],
+    [0.08, -0.032, -0.015],
+    [-0.01, 0.075, -0.025],
+    [-0.01, -0.075, -0.025],
+])
+
 _D = np.pi / 180.0
 
 
-def metadata():
-    """The real file's metadata plus two synthetic-only keys."""
+def _layout(layout):
+    if layout not in LAYOUTS:
+        raise UserError(f"synthetic data: layout={layout!r}; expected one of {', '.join(LAYOUTS)}")
+    return LAYOUTS[layout]
+
+
+def metadata(layout="humaneva15"):
+    """The real file's metadata plus two synthetic-only keys; `layout` is the 2D's."""
+    lay = _layout(layout)
     return {
-        "layout_name": "humaneva15",
-        "num_joints": NUM_JOINTS,
-        "keypoints_symmetry": [list(LEFT), list(RIGHT)],
+        "layout_name": lay.name,
+        "num_joints": lay.num_joints,
+        "keypoints_symmetry": [list(lay.symmetry[0]), list(lay.symmetry[1])],
         "synthetic": True,
         "focal_px": FOCAL_PX,
     }
@@ -355,6 +381,39 @@ _MAKERS = {
 }
 
 
+# ----------------------------------------------------------------------------- COCO keypoints
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def face_points(pos3d):
+    """COCO's nose, eyes and ears (T, 5, 3) on the synthetic head: FACE_OFFSETS in the head's frame.
+
+    The frame: up along the neck (thorax -> head, so the face pitches with lean and neck), left
+    from the right to the left shoulder squared to it (the kinematics turn the head with the
+    thorax, whose left axis the shoulders give exactly; the hips turn with the pelvis, not the
+    head), forward = left x up.
+    """
+    x = np.asarray(pos3d, dtype=np.float64)
+    up = _unit(x[:, 14] - x[:, 1])
+    left = x[:, 2] - x[:, 5]
+    left = _unit(left - (left * up).sum(-1, keepdims=True) * up)
+    frame = np.stack([np.cross(left, up), left, up], -1)     # columns: forward, left, up
+    return x[:, 14, None] + np.einsum("tij,kj->tki", frame, FACE_OFFSETS)
+
+
+def coco_points(pos3d):
+    """The 17 COCO keypoints (T, 17, 3) of a HumanEva pose (T, 15, 3): limbs as they are, face
+    points from `face_points`."""
+    x = np.asarray(pos3d, dtype=np.float64)
+    out = np.empty((len(x), COCO.num_joints, 3))
+    he, co = (list(j) for j in zip(*DIRECT))
+    out[:, co] = x[:, he]
+    out[:, :len(FACE_OFFSETS)] = face_points(x)
+    return out
+
+
 # ----------------------------------------------------------------------------- public API
 
 def _chunk_plan(frames, seed):
@@ -367,18 +426,21 @@ def _chunk_plan(frames, seed):
     return [(s, a, k, int(n)) for (s, a, k), n in zip(plan, lengths)]
 
 
-def generate(frames=3000, seed=0, noise_px=0.0):
+def generate(frames=3000, seed=0, noise_px=0.0, layout="humaneva15"):
     """Deterministic synthetic data set in the VideoPose3D HumanEva layout.
 
     Returns (positions_2d, positions_3d, metadata):
-      positions_2d[subject][action] = [C1, C2, C3] float32 (T, 15, 2) pixels of a 640x480 image,
+      positions_2d[subject][action] = [C1, C2, C3] float32 (T, 15, 2) pixels of a 640x480 image
+        ((T, 17, 2) COCO keypoints with layout="coco"),
       positions_3d[subject][action] = float32 (T, 15, 3) world metres (z up), shared by the cameras,
       metadata = {'layout_name': 'humaneva15', 'num_joints': 15, 'keypoints_symmetry': [...],
-                  'synthetic': True, 'focal_px': FOCAL_PX}.
+                  'synthetic': True, 'focal_px': FOCAL_PX} (the 2D layout's name, count, symmetry).
     `frames` is the approximate total number of 3D frames over all subjects and actions; every
     chunk has at least MIN_CHUNK_FRAMES frames, so totals below ~1700 come out larger.
-    `noise_px` > 0 adds Gaussian noise (that standard deviation, pixels) to the 2D.
+    `noise_px` > 0 adds Gaussian noise (that standard deviation, pixels) to the 2D. The 3D and the
+    2D of the joints both layouts share do not depend on `layout` (without noise).
     """
+    meta = metadata(layout)   # checks the layout
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise UserError(f"synthetic data: frames={frames!r}, expected a positive integer")
     if not np.isfinite(noise_px) or noise_px < 0:
@@ -392,19 +454,23 @@ def generate(frames=3000, seed=0, noise_px=0.0):
         t = np.arange(n) / FPS
         xy, dof = _MAKERS[kind](rng, t, style)
         pos3d = _forward_kinematics(body, xy, dof).astype(np.float32)
+        points = pos3d if layout == "humaneva15" else coco_points(pos3d)
         cams = []
         for c in range(len(cameras.CAMERA_NAMES)):
-            kp = project_to_camera(pos3d, subject, c)
+            kp = project_to_camera(points, subject, c)
             if noise_px > 0:
                 kp = (kp + noise_rng.normal(0, noise_px, kp.shape)).astype(np.float32)
             cams.append(kp)
         positions_3d.setdefault(subject, {})[action] = pos3d
         positions_2d.setdefault(subject, {})[action] = cams
-    return positions_2d, positions_3d, metadata()
+    return positions_2d, positions_3d, meta
 
 
-def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False):
+def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False, layout="humaneva15"):
     """Write data_2d_humaneva15_gt.npz and data_3d_humaneva15.npz into out_dir (created).
+
+    With layout="coco" the 2D file holds the same people's 17 COCO keypoints (exact projections,
+    so still `gt`; its metadata names the layout), the 3D file is the same.
 
     out_dir is new, empty, or (with `overwrite`) holds only HumanEva npz files, whose pair is
     replaced (other data_2d_humaneva15_*.npz stay). Both files are written in a temporary
@@ -416,7 +482,7 @@ def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False)
     from ..outputs import check_replaceable
     out_dir = os.fspath(out_dir)
     check_replaceable(out_dir, overwrite, kind="synthetic")
-    positions_2d, positions_3d, meta = generate(frames, seed, noise_px)   # checks the arguments
+    positions_2d, positions_3d, meta = generate(frames, seed, noise_px, layout)   # checks the arguments
     names = (npz.FILE_2D.format("gt"), npz.FILE_3D)
     parent, base = os.path.split(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)

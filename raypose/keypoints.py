@@ -1,0 +1,110 @@
+"""Named 2D keypoint layouts and the mapping from a detector's COCO-17 onto HumanEva-15.
+
+Detectors give COCO's 17 keypoints, while a run trained on HumanEva's 15 joints takes 15. The
+mapping keeps the 12 limb joints as they are and derives the other three (pelvis, thorax, head),
+so those detections reach a HumanEva-trained run; scripts/bench_coco_mapping.py measures what
+the derived joints cost.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+from .skeleton import COCO_LEFT, COCO_RIGHT, HUMANEVA, LEFT, RIGHT
+
+
+@dataclass(frozen=True)
+class KeypointLayout:
+    """A 2D layout: joint names in order, and the left/right lists a horizontal flip swaps."""
+    name: str
+    names: tuple
+    symmetry: tuple     # (left, right)
+
+    @property
+    def num_joints(self):
+        return len(self.names)
+
+
+COCO = KeypointLayout(
+    "coco",
+    ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
+     "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle"),
+    (tuple(COCO_LEFT), tuple(COCO_RIGHT)),
+)
+HUMANEVA15 = KeypointLayout("humaneva15", HUMANEVA.joint_names, (tuple(LEFT), tuple(RIGHT)))
+LAYOUTS = {"coco": COCO, "humaneva15": HUMANEVA15}
+
+# (HumanEva joint, COCO keypoint) pairs that are the same point: shoulders to ankles.
+DIRECT = ((2, 5), (3, 7), (4, 9), (5, 6), (6, 8), (7, 10), (8, 11), (9, 13), (10, 15), (11, 12), (12, 14), (13, 16))
+FACE = (0, 1, 2, 3, 4)          # COCO nose, eyes, ears
+HIPS = (11, 12)                 # COCO -> HumanEva pelvis (0)
+SHOULDERS = (5, 6)              # COCO -> HumanEva thorax (1)
+PELVIS, THORAX, HEAD = 0, 1, 14
+
+
+def coco_to_humaneva(kp, conf=None):
+    """COCO-17 (..., 17, 2) pixels (NaN: missing) and optional (..., 17) confidences ->
+    HumanEva-15 ((..., 15, 2), (..., 15) or None).
+
+    Limb joints map one to one. Pelvis = midpoint of the hips, thorax = midpoint of the shoulders
+    (NaN if either source is). Head = the plain mean of the available face points (nose, eyes,
+    ears; one with a NaN coordinate is left out; NaN only if all five are), not raised toward the
+    top of the head: on the synthetic people the face points average ~5 cm in front of and ~3 cm
+    below the head joint, 5.8 px off in 2D on average, and the best raise (11% of thorax -> face)
+    takes off only 1.1 px, as most of the gap is the forward part, whose image depends on the
+    view; and those points are our own constants (synthetic.FACE_OFFSETS), so a fit on them would
+    not carry over to a detector. scripts/bench_coco_mapping.py measures the plain mean's cost.
+    A derived joint's confidence is the minimum of its sources' (for the head: of the face points
+    in the mean; 0 where there is none).
+    """
+    kp = np.asarray(kp)
+    if kp.ndim < 2 or kp.shape[-2:] != (COCO.num_joints, 2):
+        raise UserError(f"keypoints: shape {kp.shape}; expected (frames, {COCO.num_joints}, 2) COCO keypoints")
+    dtype = np.result_type(kp.dtype, np.float32)
+    kp = kp.astype(dtype, copy=False)
+    out = np.empty(kp.shape[:-2] + (HUMANEVA15.num_joints, 2), dtype)
+    he, co = (list(x) for x in zip(*DIRECT))
+    out[..., he, :] = kp[..., co, :]
+    out[..., PELVIS, :] = (kp[..., HIPS[0], :] + kp[..., HIPS[1], :]) / 2
+    out[..., THORAX, :] = (kp[..., SHOULDERS[0], :] + kp[..., SHOULDERS[1], :]) / 2
+    face = kp[..., FACE, :]
+    seen = np.isfinite(face).all(-1)                       # (..., 5)
+    count = seen.sum(-1)
+    total = np.where(seen[..., None], face, 0).sum(-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[..., HEAD, :] = np.where(count[..., None] > 0, total / count[..., None], np.nan)
+    if conf is None:
+        return out, None
+    conf = np.asarray(conf)
+    if conf.shape != kp.shape[:-1]:
+        raise UserError(f"confidences: shape {conf.shape}; expected {kp.shape[:-1]} (one per COCO keypoint)")
+    cdtype = np.result_type(conf.dtype, np.float32)
+    conf = conf.astype(cdtype, copy=False)
+    c = np.empty(kp.shape[:-2] + (HUMANEVA15.num_joints,), cdtype)
+    c[..., he] = conf[..., co]
+    c[..., PELVIS] = np.minimum(conf[..., HIPS[0]], conf[..., HIPS[1]])
+    c[..., THORAX] = np.minimum(conf[..., SHOULDERS[0]], conf[..., SHOULDERS[1]])
+    c[..., HEAD] = np.where(count > 0, np.where(seen, conf[..., FACE], np.inf).min(-1), 0)
+    return out, c
+
+
+def _identity(kp, conf=None):
+    return kp, conf
+
+
+_MAPPINGS = {("coco", HUMANEVA15.num_joints): coco_to_humaneva}
+
+
+def mapping(src_layout_name, num_joints_src, dst_joints):
+    """The function (kp, conf=None) -> (kp, conf) that maps 2D in the source layout onto a run's
+    2D layout of `dst_joints` joints: identity where the joint counts agree, coco_to_humaneva
+    for COCO-17 onto 15 joints, None where no mapping exists (an unnamed or unknown layout of
+    another width). A known layout_name whose joint count is not the keypoints' is refused, as
+    the file contradicts itself."""
+    known = LAYOUTS.get(src_layout_name)
+    if known is not None and known.num_joints != num_joints_src:
+        raise UserError(f"layout_name: {src_layout_name!r} has {known.num_joints} joints but the keypoints have "
+                        f"{num_joints_src}; expected a layout_name that matches the keypoints")
+    if num_joints_src == dst_joints:
+        return _identity
+    return _MAPPINGS.get((src_layout_name, dst_joints))
