@@ -37,6 +37,17 @@ def fit_to_2d(pose, keypoints, focal=None):
     return out - out[:, :1]
 
 
+def trajectory(pose, keypoints, focal):
+    """(N, 3) the root's position in camera coordinates (metres): per frame the translation that
+    best reprojects the root-relative pose onto its 2D (normalised, principal point at the image
+    centre) with focal length `focal` (normalised units, per frame or one for all). The scale of
+    the pose sets the distance, so an error in the pose's size is one in depth (docs/usage.md)."""
+    q = np.asarray(keypoints, np.float32)
+    f = np.broadcast_to(np.asarray(focal, np.float64), (len(pose),))[:, None, None]
+    t, _ = _translation(np.asarray(pose, np.float64), q, f)
+    return np.stack([t[:, 1], t[:, 2], t[:, 0]], 1).astype(np.float32)   # (tx, ty, tz)
+
+
 def _translation(pose, q, f):
     """Per frame (tz, tx, ty) minimising sum |q (z + tz) - f (xy + txy)|^2, and the 2D residual."""
     n, j = pose.shape[:2]

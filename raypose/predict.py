@@ -9,7 +9,7 @@ from .data.npz import save_npz
 from .data.windows import make_windows
 from .ensemble import Ensemble
 from .errors import UserError
-from .geometry import ALL_CAMERAS, fit_windows, window_focals
+from .geometry import ALL_CAMERAS, fit_windows, trajectory, window_focals
 from .outputs import check_out_file
 from .run import CAMERAS, Run
 from .tracks import CONFIDENCE_THRESHOLD, prepare
@@ -41,8 +41,8 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
     quantiles = parse_quantiles(quantiles)
     run = Run.open(run_uri)
     method = check(method)
-    if focal is not None and not fit_2d:
-        raise UserError(f"--focal {focal}: only used with --fit-2d; expected both or neither")
+    if focal is not None and not (np.isfinite(focal) and focal > 0):
+        raise UserError(f"--focal {focal}: expected a positive focal length in normalised units")
     ensemble = Ensemble.load(run, iteration, device=device)
     layout = ensemble.layout
     user = read_2d(input_path, image_size, read_frame_order(frames) if frames else None)
@@ -55,6 +55,7 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
         focals = _focals(run, focal)
     windows = make_windows(ready.sequences, int(np.prod(run.config.model.widths)))   # 0-frame tracks left out
     _, ens, unc, vspread = ensemble.estimate(windows, flip, method)
+    root, root_info = _trajectory(run, focal, ready, layout, windows, ens)
     if fit_2d:   # the spread stays the members' own, around the unfitted aggregate
         ens = fit_windows(ens, windows, focals)
     if not (np.all(np.isfinite(ens)) and np.all(np.isfinite(unc))):
@@ -62,6 +63,8 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
                         "written); expected 2D keypoints in pixels of an image")
     filled = np.concatenate([m for m in ready.filled if len(m)])
     arrays = {"positions_3d": ens, "uncertainty": unc, "filled": filled}
+    if root is not None:
+        arrays["trajectory"] = root
     trust = trusted(ensemble, method, flip, fit_2d, windows, vspread, ready)
     if ensemble.calibration is not None:
         arrays["radius"] = ensemble.calibration.radius(windows, vspread, quantiles)
@@ -74,7 +77,8 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
                 "fit_2d_focal": None if focals is None else window_focals(focals, cams).tolist(),
                 "layout": layout.to_dict(), "units": "metres, camera coordinates, root-relative",
                 "quantiles": list(quantiles) if "radius" in arrays else None, "uncertainty_calibration": trust,
-                "input": {"file": os.fspath(input_path), "format": user.description, **ready.info}}
+                "input": {"file": os.fspath(input_path), "format": user.description, **ready.info},
+                "trajectory": root_info}
     try:
         return save_npz(os.fspath(out_path), metadata=meta_out, **_per_track(arrays, ready.keys, windows))
     except OSError as e:   # what check_out could not foresee: a full disk, a folder gone meanwhile
@@ -123,6 +127,22 @@ def trusted(ensemble, method, flip, fit_2d, windows, spread_nj, ready):
     return {"trusted": not why, "why": why, "outside_calibrated_range": float(outside.max(initial=0.0)),
             "fitted_on": cal.info.get("fitted_on"), "variants": cal.info.get("variants"),
             "aggregate": cal.info.get("aggregate"), "joint_frames": cal.info.get("calibration_joint_frames")}
+
+
+def _trajectory(run, focal, ready, layout, windows, pose):
+    """(root positions (N, 3) in camera coordinates or None, what they rest on): with --focal for
+    every camera, else the run's fitted focal lengths for 2D in its own layout (its cameras)."""
+    if not layout.same_joints:
+        return None, {"written": False, "why": "the run's 2D joints are not its 3D skeleton's"}
+    if focal is not None:
+        table, source = {ALL_CAMERAS: float(focal)}, "--focal"
+    elif ready.info["mapped"] or run.focals() is None:
+        return None, {"written": False, "why": "no focal length: give --focal (f in pixels x 2 / image width)"}
+    else:
+        table, source = run.focals(), "the run's cameras.json (its training cameras, by name)"
+    f = window_focals(table, windows.key_per_target(2))
+    return trajectory(pose, windows.centre(), f), {"written": True, "focal_from": source,
+                                                   "units": "metres, camera coordinates of the root joint"}
 
 
 def _focals(run, focal):

@@ -219,3 +219,16 @@ def test_fit_windows_puts_every_joint_on_its_input_ray():
     assert err(fitted) < err(wrong)
     other = windows.make_windows([(k, kp[:, :12], p) for k, kp, p in seqs], 9)
     assert fit_windows(guess, other, focals) is guess   # 2D in another joint order: left alone
+
+
+def test_trajectory_recovers_the_root_of_an_exact_projection():
+    from raypose.geometry import trajectory
+    rng = np.random.default_rng(0)
+    pose = rng.normal(0, 0.3, (20, 15, 3))
+    pose[:, 0] = 0
+    root = np.column_stack([rng.uniform(-1, 1, 20), rng.uniform(-0.5, 0.5, 20), rng.uniform(3, 8, 20)])
+    cam = pose + root[:, None]
+    f = 1.6
+    q = f * cam[..., :2] / cam[..., 2:3]
+    np.testing.assert_allclose(trajectory(pose, q, f), root, atol=1e-4)
+    np.testing.assert_allclose(trajectory(pose, q, np.full(20, f)), root, atol=1e-4)

@@ -60,6 +60,31 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     assert meta1["layout"]["joints_2d"] == 15 and meta1["layout"]["skeleton"]["name"] == "humaneva15"
 
 
+def test_predict_writes_the_root_trajectory(run_dir, synth_dir, tmp_path):
+    """With the run's fitted focal lengths (its own cameras), `trajectory` is the root in camera
+    coordinates: near the synthetic people's true one even for these tiny members."""
+    from raypose.cameras import world_to_camera
+    inp = str(synth_dir / "data_2d_humaneva15_gt.npz")
+    assert main(["predict", "--run", str(run_dir), "--input", inp, "--out", str(tmp_path / "p.npz")]) == 0
+    d = read_npz(tmp_path / "p.npz")
+    assert d["metadata"]["trajectory"]["written"] and "cameras.json" in d["metadata"]["trajectory"]["focal_from"]
+    world = read_npz(synth_dir / "data_3d_humaneva15.npz")["positions_3d"]["Validate/S2"]["Jog 1 chunk0"]
+    rel = []
+    for c, root in enumerate(d["trajectory"]["Validate/S2"]["Jog 1 chunk0"]):
+        gt = world_to_camera(world[:, 0], "Validate/S2", c)
+        assert root.shape == (len(gt), 3) and root.dtype == np.float32 and np.all(root[:, 2] > 1)
+        rel.append(np.linalg.norm(root - gt, axis=-1) / np.linalg.norm(gt, axis=-1))
+    assert np.mean(np.concatenate(rel)) < 0.35
+    # another camera (COCO-mapped detections): no focal length is known unless given
+    pos2d = load_2d(inp)[0]["Validate/S2"]["Jog 1 chunk0"][0]
+    save_2d(tmp_path / "cam.npz", {"U": {"a": [pos2d]}}, {"layout_name": "humaneva15"})
+    assert main(["predict", "--run", str(run_dir), "--input", str(tmp_path / "cam.npz"), "--out",
+                 str(tmp_path / "f.npz"), "--focal", "1.5625"]) == 0
+    f = read_npz(tmp_path / "f.npz")
+    assert f["metadata"]["trajectory"]["focal_from"] == "--focal"
+    assert f["trajectory"]["U"]["a"][0].shape == (len(pos2d), 3)
+
+
 def test_predict_writes_calibrated_radii(run_dir, synth_dir, tmp_path, capsys):
     """radius (T, J, Q) in metres for metadata["quantiles"]: 0 at the root, growing with q, from the
     run's own calibration at that iteration; other quantiles on request; one line for bad ones."""
@@ -160,7 +185,7 @@ def test_predict_bad_input(run_dir, synth_dir, tmp_path, capsys):
         (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--aggregate", "mode"], "mode"),
         (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--fit-2d", "--focal", "0"], "--focal 0"),
         (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--fit-2d", "--focal", "inf"], "--focal inf"),
-        (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--focal", "2"], "only used with --fit-2d"),
+        (["--input", str(synth_dir / "data_2d_humaneva15_gt.npz"), "--focal", "-1"], "--focal -1"),
     ]
     for extra, needle in cases:
         code = main(["predict", "--run", str(run_dir), "--out", str(tmp_path / "o.npz")] + extra)

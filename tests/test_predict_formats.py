@@ -83,6 +83,7 @@ def test_coco_detections_into_a_humaneva_run(run_dir, tmp_path, capsys):
     meta = d["metadata"]
     assert meta["input"]["mapped"].startswith("coco") and meta["input"]["input_joints"] == 17
     assert any("mapped" in w for w in meta["uncertainty_calibration"]["why"])
+    assert "trajectory" not in d and "--focal" in meta["trajectory"]["why"]   # another camera: focal unknown
     # without the frame order the ids present are the frames: 39 of them, nothing filled
     assert _predict(run_dir, inp, tmp_path / "q.npz", "--image-size", "640", "480") == 0
     q = read_npz(tmp_path / "q.npz")
