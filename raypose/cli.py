@@ -111,8 +111,8 @@ def build_parser():
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
     q.add_argument("--fit-2d", action="store_true",
                    help="fit each pose onto its input 2D: for exact 2D (motion capture), not detections")
-    q.add_argument("--focal", type=float, help="--fit-2d: focal length in normalised units "
-                   "(f_px * 2 / width); default: the run's fit for cameras C1.. by index")
+    q.add_argument("--focal", type=float, help="the camera's focal length in normalised units (f_px * 2 / "
+                   "width), for the trajectory and --fit-2d; default: the run's fit for its cameras, by name")
     q.add_argument("--device", default="cpu", help="where the members run: cpu, cuda or cuda:N")
     q.add_argument("--quantiles", default=",".join(f"{x:g}" for x in QUANTILES),
                    help="probabilities of the error radii written as `radius` (T, J, Q)")
