@@ -136,8 +136,11 @@ def _trajectory(run, focal, ready, layout, windows, pose):
         return None, {"written": False, "why": "the run's 2D joints are not its 3D skeleton's"}
     if focal is not None:
         table, source = {ALL_CAMERAS: float(focal)}, "--focal"
-    elif ready.info["mapped"] or run.focals() is None:
-        return None, {"written": False, "why": "no focal length: give --focal (f in pixels x 2 / image width)"}
+    elif (ready.info["mapped"] or run.focals() is None
+          or any(t["image_size_from"] != "the training data's" for t in ready.info["tracks"].values())):
+        # another camera (a size of its own, or mapped detections): the run's focal lengths are not its
+        return None, {"written": False, "why": "no focal length for this camera: give --focal (f in pixels x 2 / "
+                      "image width)"}
     else:
         table, source = run.focals(), "the run's cameras.json (its training cameras, by name)"
     f = window_focals(table, windows.key_per_target(2))

@@ -79,6 +79,10 @@ def test_predict_writes_the_root_trajectory(run_dir, synth_dir, tmp_path):
     pos2d = load_2d(inp)[0]["Validate/S2"]["Jog 1 chunk0"][0]
     save_2d(tmp_path / "cam.npz", {"U": {"a": [pos2d]}}, {"layout_name": "humaneva15"})
     assert main(["predict", "--run", str(run_dir), "--input", str(tmp_path / "cam.npz"), "--out",
+                 str(tmp_path / "n.npz"), "--image-size", "640", "480"]) == 0
+    n = read_npz(tmp_path / "n.npz")
+    assert "trajectory" not in n and "--focal" in n["metadata"]["trajectory"]["why"]
+    assert main(["predict", "--run", str(run_dir), "--input", str(tmp_path / "cam.npz"), "--out",
                  str(tmp_path / "f.npz"), "--focal", "1.5625"]) == 0
     f = read_npz(tmp_path / "f.npz")
     assert f["metadata"]["trajectory"]["focal_from"] == "--focal"
