@@ -14,7 +14,6 @@ from . import metrics as M
 from . import report as R
 from .aggregate import AGGREGATES, aggregate, check, frame_spread, spread
 from .calibration import QCE_LEVELS, gaussian_radius, radius_report
-from .cameras import IMAGE_WIDTH
 from .corrupt import EVAL_CORRUPTIONS
 from .data import splits
 from .data.source import open_source, read_sequences
@@ -81,14 +80,6 @@ def size_study(preds, gt, methods, draws=STUDY_DRAWS, seed=0):
                 res[f"{metric}_std"].append(float(np.std(vals)))
         out[method] = res
     return out
-
-
-def noisy(windows, sigma_px, seed=0):
-    """The same windows with Gaussian pixel noise on the 2D input."""
-    rng = np.random.default_rng(seed)
-    scale = sigma_px * 2 / IMAGE_WIDTH    # pixels -> normalised units (x / w * 2)
-    inputs = windows.inputs + rng.normal(0, scale, windows.inputs.shape).astype(np.float32)
-    return dataclasses.replace(windows, inputs=inputs)
 
 
 def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=True, echo=print,
@@ -169,7 +160,7 @@ def corrupted_estimates(ensemble, windows, method, tta, corruptions=tuple(EVAL_C
 
 
 def uncertainty_study(ensemble, windows, clean, method, tta, corruptions=tuple(EVAL_CORRUPTIONS),
-                      quantiles=QUANTILES):
+                      quantiles=QUANTILES, corrupted_conditions=None):
     """The calibrated radii on the evaluation split, clean (`clean`: pose, members' spread, view
     spread) and under each 2D corruption: coverage, QCE, NLL, Spearman, AUSE, and the error; the
     members' raw spread read as a Gaussian for comparison."""
@@ -178,7 +169,9 @@ def uncertainty_study(ensemble, windows, clean, method, tta, corruptions=tuple(E
         return {"calibrated": False, "why": "the run has no calibration at this iteration "
                 "(uncertainty.holdout = 0, or trained before radii existed)"}
     ens, unc, vspread = clean
-    conditions = [("clean", windows, ens, vspread)] + corrupted_estimates(ensemble, windows, method, tta, corruptions)
+    if corrupted_conditions is None:   # the caller may have them already (scripts/bench_uncertainty.py)
+        corrupted_conditions = corrupted_estimates(ensemble, windows, method, tta, corruptions)
+    conditions = [("clean", windows, ens, vspread)] + corrupted_conditions
     levels = np.concatenate([QCE_LEVELS, quantiles])
     sd = unc / np.sqrt(3)
     return {"calibrated": True, "calibration": dict(cal.info), "mismatch": cal.mismatch(method, tta),
@@ -190,7 +183,7 @@ def uncertainty_study(ensemble, windows, clean, method, tta, corruptions=tuple(E
 
 def noise_study(ensemble, windows, unc, method, tta, sigma_px, focals):
     """The same ensemble on the 2D with Gaussian pixel noise: how spread and error react."""
-    noisy_w = noisy(windows, sigma_px)
+    noisy_w = corrupt.gaussian(windows, sigma_px)
     noisy_preds = ensemble.predict(noisy_w, tta)
     noisy_ens = aggregate(noisy_preds, method)
     base = float(frame_spread(unc).mean())

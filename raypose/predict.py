@@ -151,9 +151,7 @@ def _trajectory(run, focal, ready, layout, windows, pose):
 def _focals(run, focal):
     """A focal table (geometry.focal_table): --focal for every camera, else the run's own, whose
     camera C{index + 1} serves camera index c (its fit over all cameras where it has none)."""
-    if focal is not None:
-        if not (np.isfinite(focal) and focal > 0):
-            raise UserError(f"--focal {focal}: expected a positive focal length in normalised units")
+    if focal is not None:   # checked by predict_file
         return {ALL_CAMERAS: float(focal)}
     table = run.focals()
     if table is None:

@@ -18,8 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchlib import header, write  # noqa: E402
 
 from raypose.aggregate import DEFAULT_AGGREGATE, aggregate  # noqa: E402
+from raypose.corrupt import gaussian  # noqa: E402
 from raypose.ensemble import Ensemble  # noqa: E402
-from raypose.evaluate import eval_windows, noisy, protocol  # noqa: E402
+from raypose.evaluate import eval_windows, protocol  # noqa: E402
 from raypose.geometry import fit_windows  # noqa: E402
 from raypose.run import Run  # noqa: E402
 
@@ -39,7 +40,7 @@ def main():
     ensemble = Ensemble.load(run, it)
     rows = []
     for px in (float(x) for x in args.noise.split(",")):
-        w = noisy(windows, px) if px else windows
+        w = gaussian(windows, px) if px else windows
         ens = aggregate(ensemble.predict(w, tta=True), DEFAULT_AGGREGATE)
         plain, fitted = protocol(windows, ens)[1], protocol(windows, fit_windows(ens, w, focals))[1]
         rows.append({"noise_px": px, "p_mpjpe": plain["p_mpjpe"], "mpjpe": plain["mpjpe"],

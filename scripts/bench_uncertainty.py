@@ -75,15 +75,13 @@ def calibrate(run, ensemble):
     return shipped, sets, member_sets, variants
 
 
-def alternatives(ensemble, windows, sets, member_sets):
-    """Every alternative's radius study on the evaluation conditions, same members, same split."""
-    _, ens, unc, vspread = ensemble.estimate(windows)
-    views = [("clean", windows, ens, vspread)] + corrupted_estimates(ensemble, windows, DEFAULT_AGGREGATE, True)
+def alternatives(ensemble, views, sets, member_sets):
+    """Every alternative's radius study on the evaluation conditions `views` ([(name, windows, pose,
+    view spread)], clean first), same members, same split."""
     members = []
     for name, w, e, _ in views:
-        preds = ensemble.predict(w)
-        members.append((name, w, e, spread(preds, e)))
-    groups = windows.key_per_target(0)
+        members.append((name, w, e, spread(ensemble.predict(w), e)))
+    groups = views[0][1].key_per_target(0)
     out = {}
     for name, (use, members_only, clean_scale, conformal_all) in ALTERNATIVES.items():
         s = member_sets if members_only else sets
@@ -169,14 +167,16 @@ def main():
     windows, _ = eval_windows(run.config)
     preds, ens, unc, vspread = ensemble.estimate(windows)
     summary = protocol(windows, ens)[1]
+    corrupted = corrupted_estimates(ensemble, windows, DEFAULT_AGGREGATE, True)   # once, for every study
     reference = reference_figures(args, run, windows)
     res = {**header(), "config": os.path.relpath(args.config), "config_hash": run.config.hash(),
            "holdout": run.config.uncertainty.holdout,
            "holdout_by": run.config.uncertainty.holdout_by, "iteration": ensemble.iteration, "train_wall_s": wall,
            "calibration_as_stored": bool(same), "p_mpjpe": summary["p_mpjpe"], "mpjpe": summary["mpjpe"],
            "reference": reference,
-           "uncertainty": uncertainty_study(ensemble, windows, (ens, unc, vspread), DEFAULT_AGGREGATE, True),
-           "alternatives": alternatives(ensemble, windows, sets, member_sets),
+           "uncertainty": uncertainty_study(ensemble, windows, (ens, unc, vspread), DEFAULT_AGGREGATE, True,
+                                            corrupted_conditions=corrupted),
+           "alternatives": alternatives(ensemble, [("clean", windows, ens, vspread)] + corrupted, sets, member_sets),
            # why clean coverage can fall short: the held-out training frames against the test frames
            "mean_joint_error_mm": {
                "calibration": 1000 * float(sets[0][1][:, 1:].mean()),
