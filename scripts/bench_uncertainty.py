@@ -154,10 +154,10 @@ def main():
     if args.holdout_by:
         values["uncertainty.holdout_by"] = args.holdout_by
     cfg = C.finalize(C.with_values(C.load(args.config), values))
-    t0 = time.time()
+    t0, wall = time.time(), None   # None: the run was reused, not trained here
     if not (args.reuse and os.path.isdir(args.out) and Run.open(args.out).iterations()):
         train(cfg)
-    wall = time.time() - t0
+        wall = time.time() - t0
     run = Run.open(args.out)
     ensemble = Ensemble.load(run)
     shipped, sets, member_sets, variants = calibrate(run, ensemble)
