@@ -63,12 +63,7 @@ def _cmd_predict(args):
     print(f"wrote {path}")
 
 
-def build_parser():
-    from . import config as C
-    p = _Parser(prog="raypose", description="Ensembles of temporal CNNs for 3D human pose "
-                "estimation, trained in parallel on Ray.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def _add_prepare(sub):
     q = sub.add_parser("prepare", help="HumanEva npz -> Parquet frame table (and CSV)")
     q.add_argument("--npz-dir", required=True, help="folder with data_2d_humaneva15_<kp>.npz "
                    "and data_3d_humaneva15.npz")
@@ -80,6 +75,8 @@ def build_parser():
     q.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     q.set_defaults(func=_cmd_prepare)
 
+
+def _add_synth(sub):
     q = sub.add_parser("synth", help="write the synthetic HumanEva-like npz pair")
     q.add_argument("--out", required=True)
     q.add_argument("--frames", type=int, default=3000, help="approximate 3D frames in all")
@@ -89,11 +86,16 @@ def build_parser():
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_cmd_synth)
 
+
+def _add_train(sub):
+    from . import config as C
     q = sub.add_parser("train", help="train an ensemble (resumes an interrupted run)")
     q.add_argument("--config", help="TOML config, e.g. raypose/configs/humaneva.toml")
     C.add_flags(q)   # every option with a flag, from raypose/config.py
     q.set_defaults(func=_cmd_train)
 
+
+def _add_predict(sub):
     q = sub.add_parser("predict", help="3D poses and per-joint spread for new 2D input")
     q.add_argument("--run", required=True)
     q.add_argument("--input", required=True, help="2D keypoints: VideoPose3D npz (positions_2d; its in-the-wild "
@@ -118,6 +120,8 @@ def build_parser():
                    help="probabilities of the error radii written as `radius` (T, J, Q)")
     q.set_defaults(func=_cmd_predict)
 
+
+def _add_evaluate(sub):
     q = sub.add_parser("evaluate", help="tables, aggregates, ensemble-size study, calibration")
     q.add_argument("--run", required=True)
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
@@ -129,6 +133,8 @@ def build_parser():
     q.add_argument("--device", default="cpu", help="where the members run: cpu, cuda or cuda:N")
     q.set_defaults(func=_cmd_evaluate)
 
+
+def _add_plot(sub):
     q = sub.add_parser("plot", help="figures into RUN/plots, or an animation of one sequence")
     q.add_argument("--run", required=True)
     q.add_argument("--animate", metavar="SUBJECT/ACTION", help="e.g. 'Validate/S1/Walking 1 chunk0'")
@@ -139,11 +145,21 @@ def build_parser():
     q.add_argument("--aggregate", help="aggregate for the animated skeleton")
     q.set_defaults(func=_cmd_plot)
 
+
+def _add_demo(sub):
     q = sub.add_parser("demo", help="synthetic data end to end on this machine")
     q.add_argument("--out", default="runs/demo", help="where the demo writes (replaced)")
     q.add_argument("--frames", type=int, default=3000)
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_demo)
+
+
+def build_parser():
+    p = _Parser(prog="raypose", description="Ensembles of temporal CNNs for 3D human pose "
+                "estimation, trained in parallel on Ray.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_prepare, _add_synth, _add_train, _add_predict, _add_evaluate, _add_plot, _add_demo):
+        add(sub)
     return p
 
 
