@@ -75,3 +75,15 @@ def real_humaneva():
     if not os.path.isfile(os.path.join(path, "data_3d_humaneva15.npz")):
         pytest.skip(f"real HumanEva not found at {path} (licensed data, only on dev/CI machines)")
     return path
+
+
+@pytest.fixture(scope="session")
+def local_run(tmp_path_factory):
+    """A 2-member, 1-iteration run on the tiny synthetic config, trained once per session in this
+    process (local mode, no Ray). Read-only: a test that changes a run copies it first."""
+    from runs import tiny_config
+
+    from raypose.train.driver import train
+    out = tmp_path_factory.mktemp("local_run") / "run"
+    train(tiny_config(out, **{"run.local": True, "train.iterations": 1, "train.members": 2}), echo=lambda s: None)
+    return out

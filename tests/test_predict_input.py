@@ -12,22 +12,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from runs import tiny_config
 
 from raypose.cli import main
 from raypose.data.npz import MAX_PIXELS, read_npz, save_2d, save_npz
 from raypose.ensemble import Ensemble
-from raypose.train.driver import train
 
 J = 15   # the tiny run's 2D and 3D joints (HumanEva)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A 2-member run, one iteration, trained in this process (local mode, no Ray)."""
-    out = tmp_path_factory.mktemp("predict_input") / "run"
-    train(tiny_config(out, **{"run.local": True, "train.iterations": 1, "train.members": 2}), echo=lambda s: None)
-    return out
+def run_dir(local_run):
+    """The session's 2-member, 1-iteration local run (conftest.local_run)."""
+    return local_run
 
 
 def _pixels(frames=30, seed=0):
