@@ -213,12 +213,14 @@ def _track(rng, frames, joints, dtype, magnitude, special):
 
 
 def _acceptable(kp):
-    """What predict must accept: real numbers, finite as float32, within MAX_PIXELS."""
+    """What predict must accept: real numbers, no infinity as float32, within MAX_PIXELS; NaN is a
+    missing joint, filled in from the rest, so a track with frames needs one joint-frame that is not."""
     if kp.dtype.kind not in "iuf":
         return False
     with np.errstate(invalid="ignore", over="ignore"):
         f = kp.astype(np.float32)
-    return bool(np.isfinite(f).all() and (not f.size or np.abs(f).max() <= MAX_PIXELS))
+    seen = f[~np.isnan(f)]
+    return bool(not np.isinf(f).any() and (not f.size or (seen.size and np.abs(seen).max() <= MAX_PIXELS)))
 
 
 _counter = itertools.count()
