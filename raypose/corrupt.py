@@ -1,4 +1,5 @@
-"""What real 2D does to keypoints: noise, gross errors, left/right swaps. Applied to windows.
+"""What real 2D does to keypoints: noise, gross errors, left/right swaps, missed joints filled in
+from their neighbours. Applied to windows.
 
 Used to calibrate the uncertainty on inputs worse than ground truth (the training run) and to
 test it under corruptions (`evaluate`, `scripts/bench_uncertainty.py`). Amounts are in pixels of
@@ -9,10 +10,14 @@ import dataclasses
 import numpy as np
 
 from .cameras import IMAGE_WIDTH
+from .gaps import fill_gaps
 
 # evaluate's corruptions: name -> (kind, parameters)
 EVAL_CORRUPTIONS = {"gaussian 2px": ("gaussian", 2.0), "gaussian 6px": ("gaussian", 6.0),
-                    "gaussian 10px": ("gaussian", 10.0), "detector-like": ("detector", None)}
+                    "gaussian 10px": ("gaussian", 10.0), "detector-like": ("detector", None),
+                    "gaps 10%": ("gaps", 0.1)}
+GAP_FRAMES = (1, 45)      # a detector's misses: runs of 1 frame to 3/4 s at 60 Hz, log-uniform
+WHOLE_FRAME_SHARE = 0.2   # of the gaps, the share where the whole person is lost, not one joint
 
 
 def _rows(windows):
@@ -21,16 +26,18 @@ def _rows(windows):
     return np.repeat(np.arange(len(lengths)), lengths)
 
 
-def _replace(windows, inputs):
-    """The windows with corrupted inputs, padded again from the corrupted first and last frames
-    (as `make_windows` pads a real noisy track), so padding never carries noise of its own."""
+def _replace(windows, inputs, gaps=None):
+    """The windows with corrupted inputs (and, where given, new gap distances (P, J)), padded
+    again from the corrupted first and last frames (as `make_windows` pads a real noisy track),
+    so padding never carries noise of its own."""
     pad = windows.receptive_field // 2
     lengths = np.diff(windows.offsets)
     seq = _rows(windows)
     first = np.repeat(windows.starts[windows.offsets[:-1]], lengths + 2 * pad)   # each row's sequence start
     at = np.arange(len(seq)) - first                                             # row within its sequence
     source = first + np.clip(at, pad, pad + lengths[seq] - 1)
-    return dataclasses.replace(windows, inputs=inputs[source].astype(np.float32))
+    gaps = windows.gaps if gaps is None else np.asarray(gaps)[source]
+    return dataclasses.replace(windows, inputs=inputs[source].astype(np.float32), gaps=gaps)
 
 
 def gaussian(windows, sigma_px, seed=0, width=IMAGE_WIDTH):
@@ -70,10 +77,46 @@ def detector(windows, left, right, seed=0, width=IMAGE_WIDTH, jitter_px=2.0, out
     return _replace(windows, x)
 
 
+def _gap_mask(rng, frames, joints, rate, gap_frames=GAP_FRAMES, whole=WHOLE_FRAME_SHARE):
+    """(T, J) True for about `rate` of the joint-frames, lost in runs (`dropped`); one stays seen."""
+    missing = np.zeros((frames, joints), bool)
+    target = rate * frames * joints
+    while (left := target - missing.sum()) > 0:
+        length = int(np.exp(rng.uniform(np.log(gap_frames[0]), np.log(gap_frames[1] + 1))))
+        start = rng.integers(0, frames)
+        if rng.random() < whole:   # a run no longer than what is left to lose
+            missing[start:start + max(1, min(length, int(left // joints))), :] = True
+        else:
+            missing[start:start + max(1, min(length, int(left))), rng.integers(0, joints)] = True
+    if missing.all():
+        missing[rng.integers(0, frames), rng.integers(0, joints)] = False
+    return missing
+
+
+def dropped(windows, rate, seed=0):
+    """What a detector's misses leave after `gaps.fill_gaps` (as `predict` fills a user's track):
+    a share `rate` (a number, or one per sequence) of joint-frames lost in runs of GAP_FRAMES,
+    some whole frames, each filled from its neighbours in time; `windows.gaps` gets each joint-
+    frame's distance to an observation (joints filled before count as observed)."""
+    rng = np.random.default_rng(seed)
+    rates = np.broadcast_to(np.asarray(rate, np.float64), (len(windows.keys),))
+    x = np.array(windows.inputs, np.float64)
+    gaps = np.zeros(x.shape[:2], np.int32)
+    pad = windows.receptive_field // 2
+    for s, (lo, hi) in enumerate(zip(windows.offsets[:-1], windows.offsets[1:])):
+        first = windows.starts[lo] + pad   # the row of the sequence's first frame
+        kp = x[first:first + hi - lo]
+        kp[_gap_mask(rng, hi - lo, x.shape[1], rates[s])] = np.nan
+        x[first:first + hi - lo], _, gaps[first:first + hi - lo] = fill_gaps(kp)
+    return _replace(windows, x, gaps)
+
+
 def apply(windows, kind, value, layout, seed=0, width=IMAGE_WIDTH):
     """One named corruption (`EVAL_CORRUPTIONS`' kinds) of `windows`."""
     if kind == "gaussian":
         return gaussian(windows, value, seed, width)
     if kind == "detector":
         return detector(windows, layout.left_2d, layout.right_2d, seed, width)
+    if kind == "gaps":
+        return dropped(windows, value, seed)
     raise ValueError(f"unknown corruption {kind!r}")

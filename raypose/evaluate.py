@@ -144,10 +144,28 @@ def radius_study(cal, conditions, groups, quantiles=QUANTILES):
     out = {}
     for name, w, ens, vspread in conditions:
         err = M.per_joint_error(ens, w.targets)
-        rep = radius_report(cal.radius(w, vspread, levels), err, levels, quantiles, groups,
-                            cal.gaussian_sd(w, vspread))
-        out[name] = {**rep, **quick(ens, w.targets)}
+        radius = cal.radius(w, vspread, levels)
+        rep = radius_report(radius, err, levels, quantiles, groups, cal.gaussian_sd(w, vspread))
+        user = radius[..., len(QCE_LEVELS):]
+        out[name] = {**rep, **quick(ens, w.targets), **_filled_report(w, user, err, quantiles)}
     return out
+
+
+def _filled_report(w, radius, err, quantiles):
+    """Coverage and size of the radii on filled-in joint-frames vs observed ones (root left out),
+    where the windows had gaps and their 2D joints are the 3D skeleton's."""
+    if w.gaps is None or w.gaps.shape[1] != err.shape[1]:
+        return {}
+    filled = (w.gaps[w.starts + w.receptive_field // 2] > 0)[:, 1:]
+    if not filled.any():
+        return {}
+
+    def part(m):
+        r, e = radius[:, 1:][m], err[:, 1:][m]
+        return {"joint_frames": int(m.sum()), "error_mm": float(1000 * e.mean()),
+                "coverage_at": {f"{q:g}": float((e <= r[:, i]).mean()) for i, q in enumerate(quantiles)},
+                "mean_radius_mm": {f"{q:g}": float(1000 * r[:, i].mean()) for i, q in enumerate(quantiles)}}
+    return {"filled": part(filled), "observed": part(~filled)}
 
 
 def corrupted_estimates(ensemble, windows, method, tta, corruptions=tuple(EVAL_CORRUPTIONS)):
@@ -262,6 +280,11 @@ def uncertainty_lines(u):
         err = f", P-MPJPE {c['p_mpjpe']:.1f} mm" if "p_mpjpe" in c else ""
         lines.append(f"radii, {name}: coverage {cover}; QCE {c['qce']:.3f}; mean radius {radius} mm; "
                      f"Spearman {c['spearman']:.2f}" + (f"; NLL {c['nll']:.2f}" if "nll" in c else "") + err)
+        if "filled" in c:
+            lines.append("  " + "; ".join(
+                f"{part} joints: coverage {' '.join(f'{q} {v:.2f}' for q, v in c[part]['coverage_at'].items())}, "
+                f"mean radius {' '.join(f'{v:.0f}' for v in c[part]['mean_radius_mm'].values())} mm, "
+                f"error {c[part]['error_mm']:.0f} mm" for part in ("filled", "observed")))
     return lines
 
 

@@ -53,7 +53,8 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
             raise UserError(f"--fit-2d: the run's 2D has {layout.joints_2d} joints; expected the 3D "
                             f"skeleton's {layout.joints_3d} in its order")
         focals = _focals(run, focal)
-    windows = make_windows(ready.sequences, int(np.prod(run.config.model.widths)))   # 0-frame tracks left out
+    rf = int(np.prod(run.config.model.widths))
+    windows = make_windows(ready.sequences, rf, ready.gaps)   # 0-frame tracks left out
     _, ens, unc, vspread = ensemble.estimate(windows, flip, method)
     root, root_info = _trajectory(run, focal, ready, layout, windows, ens)
     if fit_2d:   # the spread stays the members' own, around the unfitted aggregate
@@ -114,9 +115,9 @@ def trusted(ensemble, method, flip, fit_2d, windows, spread_nj, ready):
     if ready.info["mapped"]:
         why.append(f"2D mapped from another layout ({ready.info['mapped']}): the calibration saw the run's own")
     n_filled = int(sum(m.sum() for m in ready.filled))
-    if n_filled:
+    if n_filled and not cal.fitted_on_gaps:
         why.append(f"{n_filled} joint-frames of the 2D were missing and filled in from their neighbours in time "
-                   "(`filled`): the calibration saw no filled joints")
+                   "(`filled`): this run's calibration predates filled 2D, and saw none")
     outside = cal.outside(windows, spread_nj)
     worst = np.argsort(-outside, kind="stable")[:3]
     bad = [f"{windows.keys[s][0]}/{windows.keys[s][1]} camera {windows.keys[s][2]} ({100 * outside[s]:.0f}%)"

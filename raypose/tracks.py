@@ -23,6 +23,7 @@ class Ready:
     keys: list = field(default_factory=list)         # (subject, action, camera)
     sequences: list = field(default_factory=list)    # (key, normalised (T, J, 2), None)
     filled: list = field(default_factory=list)       # (T, J) bool per track: joints filled in
+    gaps: list = field(default_factory=list)         # (T, J) per track: frames to the joint's nearest observation
     info: dict = field(default_factory=dict)
 
 
@@ -59,6 +60,7 @@ def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD):
         ready.keys.append(key)
         ready.sequences.append((key, normalize_screen(kp, *size), None))
         ready.filled.append(mask)
+        ready.gaps.append(distance)
         ready.info["tracks"][f"{t.subject}/{t.action}/{t.camera}"] = {
             "image_size": list(size), "image_size_from": source, **gap_summary(mask, distance)}
     if not any(len(kp) for _, kp, _ in ready.sequences):

@@ -8,6 +8,8 @@ joint-frame's error scale is a log-linear function of
   - the members' spread around the ensemble's pose,
   - how rough its 27-frame 2D window is (second differences: noise, gross errors and swaps
     make a 2D track jagged where a body moves smoothly at 60 Hz),
+  - how far its 2D joint is from a real observation where a detector missed it and the gap was
+    filled (`data.gaps`), and how much of its window was filled,
 fitted on a calibration split the members never trained on, clean and corrupted (`corrupt.py`).
 Then split conformal prediction: the q-quantile of error / scale on the clean calibration
 joints scales every radius, which makes the radii cover q of the joints wherever the
@@ -20,7 +22,10 @@ from .aggregate import DEFAULT_AGGREGATE, aggregate, spread
 
 QUANTILES = (0.5, 0.9, 0.95)
 GRID = np.round(np.linspace(0.0, 1.0, 201), 3)    # levels at which the score's quantiles are kept
-FEATURES = ("log_spread", "log_spread_1s", "log_jitter", "log_worst_joint", "log_centre_worst")
+FEATURES = ("log_spread", "log_spread_1s", "log_jitter", "log_worst_joint", "log_centre_worst", "log_gap",
+            "gap_share")
+GAP_FEATURES = ("log_gap", "gap_share")   # older calibrations lack them: they never saw filled 2D
+GAP_CAP = 60           # frames: a joint's 2D this far from any observation says nothing more
 SMOOTH = 30            # frames either side over which the spread is also averaged (1 s at 60 Hz)
 SPREAD_FLOOR = 1e-3    # metres: a single member's spread (0) stays finite in log
 ROUGH_FLOOR = 1e-3     # normalised units (0.3 px at 640 wide)
@@ -65,14 +70,30 @@ def smoothed(x, offsets, k=SMOOTH):
     return out
 
 
+def gap_features(windows, joints):
+    """(N, J, 2) per joint-frame: log(1 + frames from its 2D joint to an observation) at the target
+    (capped at GAP_CAP; the mean over 2D joints where the 2D joints are not the 3D skeleton's),
+    and the share of the window's 2D joint-frames that were filled in. Zero without gaps."""
+    n = len(windows)
+    if windows.gaps is None:
+        return np.zeros((n, joints, 2))
+    d = np.log1p(np.minimum(windows.gaps, GAP_CAP).astype(np.float64))
+    own = d[windows.starts + windows.receptive_field // 2]                   # (N, J2)
+    own = own if own.shape[1] == joints else np.repeat(own.mean(1, keepdims=True), joints, 1)
+    csum = np.concatenate([[0.0], np.cumsum((windows.gaps > 0).mean(1))])
+    share = (csum[windows.starts + windows.receptive_field] - csum[windows.starts]) / windows.receptive_field
+    return np.stack([own, np.broadcast_to(share[:, None], (n, joints))], -1)
+
+
 def features(windows, spread_nj):
     """(N, J, F) the scale model's inputs for every joint-frame, in FEATURES' order, from the
-    windows' 2D and the view spread (`view_spread`) of each joint-frame."""
+    windows' 2D (and gaps) and the view spread (`view_spread`) of each joint-frame."""
     n, j = spread_nj.shape
     rough = roughness(windows)
     return np.concatenate([np.log(SPREAD_FLOOR + spread_nj)[..., None],
                            np.log(SPREAD_FLOOR + smoothed(spread_nj, windows.offsets))[..., None],
-                           np.broadcast_to(rough[:, None, :], (n, j, rough.shape[1]))], -1)
+                           np.broadcast_to(rough[:, None, :], (n, j, rough.shape[1])),
+                           gap_features(windows, j)], -1)
 
 
 def _design(feats, joints):
@@ -90,6 +111,7 @@ class Calibration:
         self.score_quantiles = np.asarray(score_quantiles, np.float64)   # at GRID
         self.density_scale = float(density_scale)
         self.info = dict(info or {})
+        self.fitted_on_gaps = True   # whether filled-in 2D was among what it was fitted on
 
     def to_dict(self):
         return {"method": "log-linear scale + split conformal", "features": list(FEATURES),
@@ -98,13 +120,27 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d):
-        """The Calibration a record holds, or None where it was fitted on other features (an
-        older raypose): its coefficients would mean something else."""
-        if list(d.get("features", ())) != list(FEATURES):
+        """The Calibration a record holds, or None where it was fitted on features this raypose
+        does not compute (its coefficients would mean something else). One fitted on fewer
+        (before GAP_FEATURES) is the same model with zero weight on the rest, and a range of 0
+        for them, so filled 2D counts as beyond what it saw."""
+        names = list(d.get("features", ()))
+        if not names or not set(names) <= set(FEATURES):
             return None
+        at = [FEATURES.index(f) for f in names]
+        coef = np.asarray(d["coef"], np.float64)
+        joints = len(coef) - len(names) + 1
+        full = np.zeros(joints - 1 + len(FEATURES))
+        full[:joints - 1], full[joints - 1 + np.array(at)] = coef[:joints - 1], coef[joints - 1:]
         info = {k: v for k, v in d.items() if k not in ("coef", "grid", "score_quantiles", "density_scale",
                                                          "method", "features")}
-        return cls(d["coef"], np.interp(GRID, d["grid"], d["score_quantiles"]), d["density_scale"], info)
+        if "feature_range" in info:
+            rng = np.zeros((len(FEATURES), 2))
+            rng[at] = np.asarray(info["feature_range"], np.float64)
+            info["feature_range"] = rng.tolist()
+        cal = cls(full, np.interp(GRID, d["grid"], d["score_quantiles"]), d["density_scale"], info)
+        cal.fitted_on_gaps = set(GAP_FEATURES) <= set(names)
+        return cal
 
     @property
     def joints(self):
@@ -183,7 +219,10 @@ def variants(windows, layout, seed=0):
     return [("clean", windows),
             ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s)),
             ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s + 2)),
-            ("detector-like", corrupt.detector(windows, layout.left_2d, layout.right_2d, seed=s + 4))]
+            ("detector-like", corrupt.detector(windows, layout.left_2d, layout.right_2d, seed=s + 4)),
+            ("gaps 2-40% + gaussian 1-15px",
+             corrupt.dropped(corrupt.gaussian_mixed(windows, seed=s + 6),
+                             np.random.default_rng(s + 8).uniform(0.02, 0.4, len(windows.keys)), seed=s + 9))]
 
 
 def calibration_sets(views_per_variant, variant_windows, method=DEFAULT_AGGREGATE):

@@ -38,14 +38,17 @@ from raypose.run import Run  # noqa: E402
 from raypose.train.driver import train  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "raypose", "configs", "humaneva_10min.toml")
-# name -> (features used, members' spread only (no flip views), scale fitted on clean only, conformal on all)
+NO_GAPS = tuple(f for f in U.FEATURES if f not in U.GAP_FEATURES)
+# name -> (features used, members' spread only (no flip views), scale fitted on clean only, conformal on all,
+#          without the calibration variant of filled-in 2D)
 ALTERNATIVES = {
-    "joint + members' spread": (("log_spread",), True, False, False),
-    "joint + view spread": (("log_spread",), False, False, False),
-    "joint + view spread + its 1 s mean": (("log_spread", "log_spread_1s"), False, False, False),
-    "all features, scale fitted on clean only": (U.FEATURES, False, True, False),
-    "all features, conformal on every variant": (U.FEATURES, False, False, True),
-    "all features (shipped): + 2D roughness": (U.FEATURES, False, False, False),
+    "joint + members' spread": (("log_spread",), True, False, False, True),
+    "joint + view spread": (("log_spread",), False, False, False, True),
+    "joint + view spread + its 1 s mean": (("log_spread", "log_spread_1s"), False, False, False, True),
+    "+ 2D roughness (shipped before gap features)": (NO_GAPS, False, False, False, True),
+    "all features, scale fitted on clean only": (U.FEATURES, False, True, False, False),
+    "all features, conformal on every variant": (U.FEATURES, False, False, True, False),
+    "all features (shipped): + gaps filled in": (U.FEATURES, False, False, False, False),
 }
 
 
@@ -75,7 +78,7 @@ def calibrate(run, ensemble):
     return shipped, sets, member_sets, variants
 
 
-def alternatives(ensemble, views, sets, member_sets):
+def alternatives(ensemble, views, sets, member_sets, variants):
     """Every alternative's radius study on the evaluation conditions `views` ([(name, windows, pose,
     view spread)], clean first), same members, same split."""
     members = []
@@ -83,8 +86,9 @@ def alternatives(ensemble, views, sets, member_sets):
         members.append((name, w, e, spread(ensemble.predict(w), e)))
     groups = views[0][1].key_per_target(0)
     out = {}
-    for name, (use, members_only, clean_scale, conformal_all) in ALTERNATIVES.items():
+    for name, (use, members_only, clean_scale, conformal_all, no_gaps) in ALTERNATIVES.items():
         s = member_sets if members_only else sets
+        s = [x for x, (variant, _) in zip(s, variants) if not (no_gaps and variant.startswith("gaps"))]
         cal = U.fit(s[:1] if clean_scale else s, s if conformal_all else s[:1], s[0][1].shape[1], use=use)
         out[name] = {"coef": cal.coef[-len(U.FEATURES):].tolist(),
                      "conditions": radius_study(cal, members if members_only else views, groups)}
@@ -93,7 +97,7 @@ def alternatives(ensemble, views, sets, member_sets):
 
 def targets(u, p_mpjpe, reference):
     """The issue's targets, each with its measured value."""
-    clean, noisy = u["conditions"]["clean"], u["conditions"]["gaussian 6px"]
+    clean, noisy, gaps = (u["conditions"][k] for k in ("clean", "gaussian 6px", "gaps 10%"))
     cov = clean["coverage_at"]
     return {
         "clean coverage within 0.03 of q at 0.5/0.9/0.95": max(abs(cov[q] - float(q)) for q in ("0.5", "0.9", "0.95")),
@@ -101,6 +105,10 @@ def targets(u, p_mpjpe, reference):
         "6 px: mean radius at 0.9 >= 1.5 x clean": noisy["mean_radius_mm"]["0.9"] / clean["mean_radius_mm"]["0.9"],
         "6 px: coverage at 0.9 >= 0.85": noisy["coverage_at"]["0.9"],
         "clean Spearman >= 0.6": clean["spearman"],
+        "gaps 10%: coverage at 0.9 of filled-in joints >= 0.85": gaps["filled"]["coverage_at"]["0.9"],
+        "gaps 10%: mean radius at 0.9, filled-in / observed joints (their error's ratio: next row)":
+            gaps["filled"]["mean_radius_mm"]["0.9"] / gaps["observed"]["mean_radius_mm"]["0.9"],
+        "gaps 10%: mean error, filled-in / observed joints": gaps["filled"]["error_mm"] / gaps["observed"]["error_mm"],
         "clean P-MPJPE (protocol) <= 1.03 x reference, both at the end of the budget": p_mpjpe / reference["p_mpjpe"],
         **({"the same at the same iteration": reference["same_iteration"]["p_mpjpe"]
             / reference["same_iteration"]["reference_p_mpjpe"]} if "same_iteration" in reference else {}),
@@ -176,7 +184,8 @@ def main():
            "reference": reference,
            "uncertainty": uncertainty_study(ensemble, windows, (ens, unc, vspread), DEFAULT_AGGREGATE, True,
                                             corrupted_conditions=corrupted),
-           "alternatives": alternatives(ensemble, [("clean", windows, ens, vspread)] + corrupted, sets, member_sets),
+           "alternatives": alternatives(ensemble, [("clean", windows, ens, vspread)] + corrupted, sets, member_sets,
+                                       variants),
            # why clean coverage can fall short: the held-out training frames against the test frames
            "mean_joint_error_mm": {
                "calibration": 1000 * float(sets[0][1][:, 1:].mean()),

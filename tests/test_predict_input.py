@@ -85,9 +85,10 @@ def test_input_that_is_no_image_is_refused(run_dir, tmp_path, name, make, needle
     _refused(_predict(run_dir, inp, tmp_path / "p.npz"), needle, tmp_path / "p.npz")
 
 
-def test_missing_joints_are_filled_and_marked(run_dir, tmp_path):
-    """NaN is a missing joint: filled from its neighbours in time, marked in `filled`, and the
-    radii flagged as not calibrated for it; a track with nothing usable is one line."""
+def test_missing_joints_are_filled_and_marked(run_dir, tmp_path, monkeypatch):
+    """NaN is a missing joint: filled from its neighbours in time, marked in `filled`, its radius
+    from a calibration that saw filled joints (a run calibrated before that flags it); a track
+    with nothing usable is one line."""
     kp = _pixels(seed=3)
     kp[:, 3] = np.nan            # never seen: the body's centre
     kp[10:14, 5] = np.nan        # a gap of 4 frames: interpolated
@@ -101,7 +102,17 @@ def test_missing_joints_are_filled_and_marked(run_dir, tmp_path):
     assert np.isfinite(d["positions_3d"]["S1"]["Walk 1"][1]).all()
     meta = d["metadata"]
     assert meta["input"]["tracks"]["S1/Walk 1/C2"]["filled_share"] == pytest.approx(34 / (30 * J))
-    assert any("filled" in w for w in meta["uncertainty_calibration"]["why"])
+    assert not any("filled" in w for w in meta["uncertainty_calibration"]["why"])   # calibrated on gaps
+    load = Ensemble.load
+
+    def calibrated_before_gaps(*args, **kwargs):
+        ensemble = load(*args, **kwargs)
+        ensemble.calibration.fitted_on_gaps = False
+        return ensemble
+    monkeypatch.setattr(Ensemble, "load", calibrated_before_gaps)
+    assert _predict(run_dir, inp, tmp_path / "old.npz")[0] == 0
+    why = read_npz(tmp_path / "old.npz")["metadata"]["uncertainty_calibration"]["why"]
+    assert any("predates filled 2D" in w for w in why)
     _refused(_predict(run_dir, _write(tmp_path / "none.npz", np.full((30, J, 2), np.nan, np.float32)),
                       tmp_path / "q.npz"), "no usable keypoint", tmp_path / "q.npz")
 

@@ -8,6 +8,7 @@ from raypose import uncertainty as U
 from raypose.calibration import QCE_LEVELS, coverage, gaussian_nll, gaussian_radius, qce, radius_report
 from raypose.data.splits import calibration_split, calibration_tail
 from raypose.data.windows import make_windows
+from raypose.gaps import fill_gaps
 from raypose.layout import Layout
 from raypose.skeleton import LEFT, RIGHT
 
@@ -66,6 +67,68 @@ def test_roughness_grows_with_noise_and_with_gross_errors():
     spikes = U.roughness(corrupt.detector(w, LEFT, RIGHT, seed=4, jitter_px=0.0))
     assert spikes[:, 1].mean() > clean[:, 1].mean() + 1.0               # the worst joint's feature
     assert spikes.shape == (len(w), 3) and np.all(np.isfinite(spikes))
+
+
+def test_dropped_joints_are_filled_as_predict_fills_them():
+    w = smooth_windows()
+    gone = corrupt.dropped(w, 0.15, seed=5)
+    pad, rf = w.receptive_field // 2, w.receptive_field
+    centre = gone.gaps[gone.starts + pad]                               # (N, J) at each target
+    assert 0.13 < (centre > 0).mean() < 0.17 and centre.max() <= 240
+    assert np.array_equal(gone.inputs[gone.gaps == 0], w.inputs[gone.gaps == 0])   # observed ones untouched
+    for s in range(len(w.keys)):                                         # filled = gaps.fill_gaps of the track
+        lo, hi = w.offsets[s], w.offsets[s + 1]
+        first = w.starts[lo] + pad
+        kp = w.inputs[first:first + hi - lo].astype(np.float64)
+        kp[gone.gaps[first:first + hi - lo] > 0] = np.nan
+        filled, _, dist = fill_gaps(kp)
+        np.testing.assert_allclose(gone.inputs[first:first + hi - lo], filled, atol=1e-6)
+        assert np.array_equal(gone.gaps[first:first + hi - lo], dist)
+    lo, t = w.starts[0], w.offsets[1]                                    # padding from the filled edge frames
+    assert np.all(gone.gaps[lo:lo + pad] == gone.gaps[lo + pad]) and np.all(gone.inputs[lo:lo + pad] ==
+                                                                             gone.inputs[lo + pad])
+    assert gone.gaps[lo + pad + t:lo + rf - 1 + t].shape[0] == pad and np.array_equal(w.targets, gone.targets)
+    assert U.gap_features(w, 15).max() == 0                              # no gaps: zero features
+    f = U.gap_features(gone, 15)
+    np.testing.assert_allclose(f[..., 0], np.log1p(np.minimum(centre, U.GAP_CAP)))
+    share = np.array([(gone.gaps[a:a + rf] > 0).mean() for a in gone.starts])
+    np.testing.assert_allclose(f[:, 0, 1], share)
+    np.testing.assert_allclose(U.gap_features(gone, 17)[..., 0], np.repeat(f[..., 0].mean(1, keepdims=True), 17, 1))
+
+
+def test_a_calibration_from_before_gaps_reads_as_the_same_model():
+    """A record fitted on the five features before GAP_FEATURES: the same scales on observed 2D,
+    no weight on gaps, and any filled joint beyond what it saw (so predict flags it)."""
+    feats, err = toy_sets(800, 3)
+    feats[..., 5:] = 0
+    old_cols = [f for f in U.FEATURES if f not in U.GAP_FEATURES]
+    cal = U.fit([(feats, err)], [(feats, err)], 6, use=old_cols)
+    d = cal.to_dict()
+    keep = [U.FEATURES.index(f) for f in old_cols]
+    d["features"], d["coef"] = old_cols, d["coef"][:5] + [d["coef"][5 + i] for i in keep]
+    d["feature_range"] = [d["feature_range"][i] for i in keep]
+    back = U.Calibration.from_dict(d)
+    assert not back.fitted_on_gaps and cal.fitted_on_gaps
+    np.testing.assert_allclose(back.scale_of(feats), cal.scale_of(feats))
+    assert np.asarray(back.info["feature_range"])[5:].max() == 0
+    assert U.Calibration.from_dict({**d, "features": old_cols[:-1] + ["something else"]}) is None
+
+
+def test_radii_grow_where_the_fit_saw_filled_joints_err_more():
+    rng = np.random.default_rng(7)
+    feats, _ = toy_sets(6000, 4)
+    gap = np.where(rng.random(feats.shape[:2]) < 0.2, np.log1p(rng.integers(1, 40, feats.shape[:2])), 0.0)
+    feats[..., 5], feats[..., 6] = gap, 0.0
+    noise = np.linalg.norm(rng.normal(size=(*gap.shape, 3)), axis=-1)
+    err = np.exp(-3.5 + 0.8 * (feats[..., 0] + 4) + 0.6 * gap) * noise
+    err[:, 0] = 0
+    cal = U.fit([(feats, err)], [(feats, err)], 6)
+    assert cal.coef[5 + 5] == pytest.approx(0.6, abs=0.05)
+    radius = cal.scale_of(feats)[..., None] * cal.factor([0.9])
+    filled = gap[:, 1:] > 0
+    cover = err[:, 1:, None] <= radius[:, 1:]
+    assert abs(cover[filled].mean() - 0.9) < 0.03 and abs(cover[~filled].mean() - 0.9) < 0.03
+    assert radius[:, 1:][filled].mean() > 2 * radius[:, 1:][~filled].mean()
 
 
 def toy_sets(n, seed):

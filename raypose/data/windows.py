@@ -18,6 +18,8 @@ class Windows:
     keys: list              # per sequence: (subject, action, camera)
     offsets: np.ndarray     # (S+1,) first target index of each sequence
     receptive_field: int
+    gaps: np.ndarray | None = None   # (P, J) frames from each 2D joint-frame to its nearest observation
+                                     # (0: observed; filled in by data.gaps), None: all observed
 
     def __len__(self):
         return len(self.starts)
@@ -39,21 +41,28 @@ class Windows:
         return self.inputs[start:start + (hi - lo) + pad], tgt
 
 
-def make_windows(sequences, receptive_field=27):
-    """sequences: iterable of (key, 2D (T, J, 2), 3D (T, J3, 3) or None).
+def _padded(x, pad):
+    return np.concatenate([np.repeat(x[:1], pad, 0), x, np.repeat(x[-1:], pad, 0)])
+
+
+def make_windows(sequences, receptive_field=27, gaps=None):
+    """sequences: iterable of (key, 2D (T, J, 2), 3D (T, J3, 3) or None); `gaps`: optional, one
+    (T, J) array per sequence, frames to each joint's nearest observation (`data.gaps.fill_gaps`).
 
     Each sequence is padded by receptive_field // 2 copies of its first and last frame, so
     edge frames are targets too (the 2022 study dropped them).
     """
     pad = receptive_field // 2
-    inputs, starts, targets, keys, offsets = [], [], [], [], [0]
+    inputs, starts, targets, keys, offsets, dist = [], [], [], [], [0], []
     pos = 0
-    for key, kp, pose in sequences:
+    for i, (key, kp, pose) in enumerate(sequences):
         kp = np.asarray(kp, dtype=np.float32)
         t = len(kp)
         if t == 0:
             continue
-        inputs.append(np.concatenate([np.repeat(kp[:1], pad, 0), kp, np.repeat(kp[-1:], pad, 0)]))
+        inputs.append(_padded(kp, pad))
+        if gaps is not None:
+            dist.append(_padded(np.asarray(gaps[i], np.int32).reshape(kp.shape[:2]), pad))
         starts.append(pos + np.arange(t))
         pos += t + 2 * pad
         targets.append(pose)
@@ -76,5 +85,6 @@ def make_windows(sequences, receptive_field=27):
         keys=keys,
         offsets=offsets,
         receptive_field=receptive_field,
+        gaps=np.concatenate(dist) if gaps is not None else None,
     )
 
