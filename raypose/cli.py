@@ -59,7 +59,8 @@ def _cmd_predict(args):
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration, method=args.aggregate,
                         flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite,
                         device=args.device, quantiles=args.quantiles, image_size=args.image_size,
-                        frames=args.frames, threshold=args.confidence_threshold)
+                        frames=args.frames, threshold=args.confidence_threshold,
+                        fill_missing_frames=args.fill_missing_frames)
     print(f"wrote {path}")
 
 
@@ -106,6 +107,8 @@ def _add_predict(sub):
                    "list; default: the ids sorted)")
     q.add_argument("--confidence-threshold", type=float, default=CONFIDENCE_THRESHOLD,
                    help="keypoints below this confidence are filled in from their neighbours in time")
+    q.add_argument("--fill-missing-frames", action="store_true",
+                   help="COCO JSON: fill a frame without a person in from its neighbours (default: refused)")
     q.add_argument("--out", required=True, help="output npz (must be new)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")

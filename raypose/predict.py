@@ -34,7 +34,7 @@ def parse_quantiles(text):
 
 def predict_file(run_uri, input_path, out_path, iteration=None, method=None, flip=True, fit_2d=False, focal=None,
                  overwrite=False, device="cpu", quantiles=QUANTILES, image_size=None, frames=None,
-                 threshold=CONFIDENCE_THRESHOLD):
+                 threshold=CONFIDENCE_THRESHOLD, fill_missing_frames=False):
     """Predictions for every track of `input_path` (`data.inputs.read_2d`'s formats), written to
     `out_path` (npz; an existing file only with `overwrite`), the members run on `device`; its path."""
     check_out_file(out_path, input_path, overwrite)   # fail fast: before the members are loaded
@@ -45,7 +45,7 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
         raise UserError(f"--focal {focal}: expected a positive focal length in normalised units")
     ensemble = Ensemble.load(run, iteration, device=device)
     layout = ensemble.layout
-    user = read_2d(input_path, image_size, read_frame_order(frames) if frames else None)
+    user = read_2d(input_path, image_size, read_frame_order(frames) if frames else None, fill_missing_frames)
     ready = prepare(user, layout, input_path, threshold)   # the run's layout says what joints are
     focals = None
     if fit_2d:

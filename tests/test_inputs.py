@@ -186,17 +186,25 @@ def _pixels_of(det):
 
 
 def test_coco_frame_order_puts_gaps_where_an_image_has_no_detection(tmp_path):
-    path = _json(tmp_path / "d.json", [_det("b", 0), _det("a", 1), _det("z", 2)])
+    path = _json(tmp_path / "d.json", [_det("b", 0), _det("a", 1), _det("z", 2), {**_det("c", 3), "category_id": 3}])
     order = tmp_path / "frames.txt"
-    order.write_text("a\nmissing\n\nb\n")
+    order.write_text("a\nmissing\n\nb\nc\n")
     frames = read_frame_order(order)
-    assert frames == ["a", "missing", "b"]
-    t = read_2d(path, frames=frames).tracks[0]
+    assert frames == ["a", "missing", "b", "c"]
+    with pytest.raises(UserError, match=r"2 of 4 frames have no person detection \(image ids 'missing', 'c'\)"):
+        read_2d(path, frames=frames)                  # by default a person in every frame; a car is none
+    frames = frames[:3]
+    t = read_2d(path, frames=frames, fill_missing_frames=True).tracks[0]
     assert t.keypoints.shape == (3, 17, 2)
     np.testing.assert_array_equal(t.keypoints[0], _pixels_of(_det("a", 1)))
     assert np.isnan(t.keypoints[1]).all() and np.isnan(t.confidence[1]).all()
     np.testing.assert_array_equal(t.keypoints[2], _pixels_of(_det("b", 0)))
-    assert "3 frames (1 without a detection)" in read_2d(path, frames=frames).description
+    described = read_2d(path, frames=frames, fill_missing_frames=True).description
+    assert "3 frames (1 without a person, filled in)" in described and "1 images with a person not in" in described
+    quoted = _json(tmp_path / "q.json", [{**_det("a", 1), "category_id": "1"}])   # a quoted id is still a person
+    assert read_2d(quoted).tracks[0].keypoints.shape == (1, 17, 2)
+    with pytest.raises(UserError, match=r"category_id: \[1\]; expected an integer category id"):
+        read_2d(_json(tmp_path / "bad.json", [{**_det("a", 1), "category_id": [1]}]))
 
 
 def test_frame_order_ids_parse_as_ints_in_text_and_json(tmp_path):
@@ -206,7 +214,7 @@ def test_frame_order_ids_parse_as_ints_in_text_and_json(tmp_path):
     assert read_frame_order(txt) == [12, 3, "frame_7"]
     assert read_frame_order(js) == [12, 3, "x"]
     path = _json(tmp_path / "d.json", [_det("3", 0), _det(12, 1)])   # string and int ids meet
-    kp = read_2d(path, frames=read_frame_order(txt)).tracks[0].keypoints
+    kp = read_2d(path, frames=read_frame_order(txt), fill_missing_frames=True).tracks[0].keypoints
     np.testing.assert_array_equal(kp[0], _pixels_of(_det(0, 1)))
     np.testing.assert_array_equal(kp[1], _pixels_of(_det(0, 0)))
     assert np.isnan(kp[2]).all()

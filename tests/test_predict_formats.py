@@ -4,11 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from runs import tiny_config
 
 from raypose.cli import main
 from raypose.data.npz import read_npz, save_2d
-from raypose.train.driver import train
 
 J = 15
 # HumanEva joint each COCO-17 point is taken from in these tests: the face points from the head
@@ -16,10 +14,9 @@ COCO_FROM = [14, 14, 14, 14, 14, 2, 5, 3, 6, 4, 7, 8, 11, 9, 12, 10, 13]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("predict_formats") / "run"
-    train(tiny_config(out, **{"run.local": True, "train.iterations": 1}), echo=lambda s: None)
-    return out
+def run_dir(local_run):
+    """The session's 2-member, 1-iteration local run (conftest.local_run)."""
+    return local_run
 
 
 def _track(frames=40, seed=0):
@@ -70,12 +67,18 @@ def test_coco_detections_into_a_humaneva_run(run_dir, tmp_path, capsys):
     kp = _track(seed=1)
     inp = _coco_json(tmp_path / "clip.json", kp, skip=(7,))
     (tmp_path / "frames.txt").write_text("\n".join(str(i) for i in range(1, 41)))
-    assert _predict(run_dir, inp, tmp_path / "p.npz", "--frames", str(tmp_path / "frames.txt")) == 2
+    assert _predict(run_dir, inp, tmp_path / "p.npz", "--frames", str(tmp_path / "frames.txt"),
+                    "--fill-missing-frames") == 2
     err = capsys.readouterr().err
     assert "no image size" in err and "--image-size" in err and err.count("\n") == 1
     assert not (tmp_path / "p.npz").exists()
     assert _predict(run_dir, inp, tmp_path / "p.npz", "--frames", str(tmp_path / "frames.txt"),
-                    "--image-size", "640", "480") == 0
+                    "--image-size", "640", "480") == 2
+    err = capsys.readouterr().err
+    assert "1 of 40 frames have no person detection (image ids 7)" in err and "--fill-missing-frames" in err
+    assert err.count("\n") == 1 and not (tmp_path / "p.npz").exists()
+    assert _predict(run_dir, inp, tmp_path / "p.npz", "--frames", str(tmp_path / "frames.txt"),
+                    "--image-size", "640", "480", "--fill-missing-frames") == 0
     d = read_npz(tmp_path / "p.npz")
     pose, filled = d["positions_3d"]["clip"]["coco"][0], d["filled"]["clip"]["coco"][0]
     assert pose.shape == (40, J, 3) and np.isfinite(pose).all()

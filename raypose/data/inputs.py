@@ -45,11 +45,12 @@ class UserInput:
     description: str
 
 
-def read_2d(path, image_size=None, frames=None):
+def read_2d(path, image_size=None, frames=None, fill_missing_frames=False):
     """The tracks of `path`: npz by zip content or extension, COCO results by JSON content or extension.
 
     `image_size` (the user's --image-size W H) overrides any size in the file; `frames` (image
-    ids, see `read_frame_order`) orders a COCO file's frames and marks missing ones as gaps.
+    ids, see `read_frame_order`) orders a COCO file's frames. A COCO frame without a person is
+    refused unless `fill_missing_frames` (then it is a gap, filled in from its neighbours).
     """
     path = os.fspath(path)
     size = _image_size(image_size)
@@ -64,7 +65,7 @@ def read_2d(path, image_size=None, frames=None):
                             "with an npz (its frames are already in order)")
         return _read_npz(path, size)
     if ext == ".json" or _starts_like_json(path):
-        return _read_coco(path, size, frames)
+        return _read_coco(path, size, frames, fill_missing_frames)
     raise UserError(f"{path}: unknown 2D format (extension {ext or 'none'!r}); expected {FORMATS}")
 
 
@@ -237,6 +238,18 @@ def _score(entry, where):
     return -math.inf if math.isnan(score) else float(score)
 
 
+PERSON = 1   # COCO's category id for people
+
+
+def _category(v, where):
+    """A category id as int (some writers quote it)."""
+    if isinstance(v, str) and _INT_ID.fullmatch(v.strip()):
+        return int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise UserError(f"{where}: {v!r}; expected an integer category id ({PERSON} for a person)")
+    return v
+
+
 def _best_detections(entries, path):
     """image id -> ((17, 3) x, y, v, score) of its highest-scoring person detection."""
     best = {}
@@ -247,7 +260,7 @@ def _best_detections(entries, path):
                             "{image_id, category_id, keypoints, score}")
         if "image_id" not in entry:
             raise UserError(f"{where}: no image_id; expected every detection to name its image")
-        if entry.get("category_id", 1) != 1:
+        if _category(entry.get("category_id", 1), f"{where}.category_id") != PERSON:
             continue                                    # not a person
         image = _frame_id(entry["image_id"], f"{where}.image_id")
         kps = entry.get("keypoints")
@@ -279,7 +292,7 @@ def _sorted_ids(ids):
     return sorted(ids, key=str)
 
 
-def _read_coco(path, size, frames):
+def _read_coco(path, size, frames, fill_missing_frames=False):
     try:
         with open(path, encoding="utf-8") as f:
             entries = json.load(f)
@@ -299,13 +312,19 @@ def _read_coco(path, size, frames):
         if not any(i in best for i in order):
             raise UserError(f"{path}: none of the {len(order)} frame ids (first {order[:3]!r}) is an image_id of "
                             f"its detections (first {_sorted_ids(best)[:3]!r}); expected the same ids")
+    missing = [image for image in order if image not in best]
+    if missing and not fill_missing_frames:
+        raise UserError(f"{path}: {len(missing)} of {len(order)} frames have no person detection (image ids "
+                        f"{', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''}); expected a "
+                        "person in every frame, or --fill-missing-frames to fill them in from their neighbours")
     values = np.full((len(order), COCO_JOINTS, 3), np.nan, dtype=np.float32)   # a frame without detection: NaN
     for t, image in enumerate(order):
         if image in best:
             values[t] = best[image][0]
     kp, confidence = _missing_as_nan(values[..., :2]), np.ascontiguousarray(values[..., 2])
-    gaps = sum(image not in best for image in order)
+    unused = len(set(best) - set(order))
     track = Track(os.path.splitext(os.path.basename(path))[0], "coco", "C1", kp, confidence, size)
     return UserInput([track], "coco", COCO_JOINTS, (list(COCO_SYMMETRY[0]), list(COCO_SYMMETRY[1])),
-                     f"{path}: COCO keypoint results, {len(order)} frames ({gaps} without a detection) "
-                     f"of {COCO_JOINTS} joints")
+                     f"{path}: COCO keypoint results, {len(order)} frames ({len(missing)} without a person, "
+                     f"filled in) of {COCO_JOINTS} joints"
+                     + (f"; {unused} images with a person not in the frame order, left out" if unused else ""))
