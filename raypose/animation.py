@@ -1,7 +1,8 @@
 """The skeleton animation: a GIF of the 2D input beside the ensemble's 3D pose and the truth.
 
     skeleton_limits(*arrays)              fixed, equal-span 3D limits over whole clips
-    animate(kp2d_px, pred3d, out, ...)    GIF: 2D input beside the 3D ensemble and ground truth
+    animate(kp2d_px, pred3d, out, ...)    GIF: 2D input beside the 3D ensemble, with the ground
+                                          truth, the joints filled in and the root's path if given
 
 Like `raypose.plots`, the figure is built on the Agg canvas directly, so importing this module
 never changes the user's pyplot backend. The skeleton defaults to HumanEva's 15 joints
@@ -15,7 +16,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
@@ -26,9 +27,15 @@ from .errors import UserError
 from .skeleton import LEFT, PARENTS, RIGHT
 
 ANIMATION_DPI = 100
+FIGURE_IN = (11.0, 5.4)     # width, height in inches; a top view of the root's path adds TOP_VIEW_IN
+TOP_VIEW_IN = 2.7
 # Body-side colours shared by the 2D and 3D skeletons (the subject's left / right).
 SIDE_COLOURS = {"left": "tab:blue", "right": "tab:green", "centre": "0.35"}
 GT_STYLE = {"color": "k", "lw": 1.3, "ls": (0, (3, 2))}
+# Joints filled in from their neighbours in time: a ring around the joint, in both panels.
+FILLED_STYLE = {"ls": "", "marker": "o", "mfc": "none", "mec": "m", "mew": 1.8}
+PATH_COLOUR = "0.1"
+SPREAD_LABEL = "ensemble spread per joint (mm)"
 
 
 def skeleton_limits(*arrays, margin=0.1):
@@ -104,6 +111,8 @@ class _Clip:
     pred: np.ndarray        # (F, J, 3) plot axes
     gt: np.ndarray | None
     spread: np.ndarray | None   # (F, J) mm
+    filled: np.ndarray | None = None    # (F, J2) bool: 2D joints filled in
+    traj: np.ndarray | None = None      # (F, 3) root position, camera frame, metres
 
 
 def _pillow():
@@ -114,7 +123,7 @@ def _pillow():
     return Image
 
 
-def _check(kp2d_px, pred3d, gt3d, spread, num_joints):
+def _check(kp2d_px, pred3d, gt3d, spread, num_joints, filled=None, trajectory=None):
     """kp and pred as float arrays; a shape that does not fit is the user's error."""
     kp = np.asarray(kp2d_px, dtype=float)
     pred = np.asarray(pred3d, dtype=float)
@@ -122,7 +131,8 @@ def _check(kp2d_px, pred3d, gt3d, spread, num_joints):
         raise UserError(f"animate: pred3d has shape {pred.shape}, expected (T, {num_joints}, 3)")
     if kp.ndim != 3 or kp.shape[-1] != 2 or len(kp) != len(pred):
         raise UserError(f"animate: kp2d_px has shape {kp.shape}, expected ({len(pred)}, J, 2)")
-    for name, a, shape in (("gt3d", gt3d, pred.shape), ("spread", spread, pred.shape[:2])):
+    for name, a, shape in (("gt3d", gt3d, pred.shape), ("spread", spread, pred.shape[:2]),
+                           ("filled", filled, kp.shape[:2]), ("trajectory", trajectory, (len(pred), 3))):
         if a is not None and np.shape(a) != shape:
             raise UserError(f"animate: {name} has shape {np.shape(a)}, expected {shape}")
     if len(pred) == 0:
@@ -130,47 +140,53 @@ def _check(kp2d_px, pred3d, gt3d, spread, num_joints):
     return kp, pred
 
 
-def _clip(kp, pred, gt3d, spread, step, max_frames):
+def _clip(kp, pred, gt3d, spread, step, max_frames, filled=None, trajectory=None):
     """Every `step`-th frame (default: the smallest step keeping at most `max_frames`)."""
     n = len(pred)
     s = _frame_step(n, step, max_frames)
     frames = np.arange(0, n, s)
     return _Clip(frames=frames, n=n, step=s, kp=kp[frames], pred=_upright(pred[frames]),
                  gt=None if gt3d is None else _upright(np.asarray(gt3d)[frames]),
-                 spread=None if spread is None else 1000 * np.asarray(spread, dtype=float)[frames])
+                 spread=None if spread is None else 1000 * np.asarray(spread, dtype=float)[frames],
+                 filled=None if filled is None else np.asarray(filled, dtype=bool)[frames],
+                 traj=None if trajectory is None else np.asarray(trajectory, dtype=float)[frames])
 
 
 # ----------------------------------------------------------------------------- the static figure
 
-def _figure(title):
-    """The figure and its three axes: 2D panel, 3D panel, colour bar."""
+def _figure(title, top_view=False):
+    """The figure and its axes: 2D panel, 3D panel, colour bar, and on the right the top view of
+    the root's path (None without one); the first three keep their size in inches either way."""
     from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3d projection)
 
-    fig = Figure(figsize=(11, 5.4), dpi=ANIMATION_DPI)
+    width = FIGURE_IN[0] + (TOP_VIEW_IN if top_view else 0.0)
+    fig = Figure(figsize=(width, FIGURE_IN[1]), dpi=ANIMATION_DPI)
     FigureCanvasAgg(fig)
     fig.patch.set_facecolor("white")
-    ax2 = fig.add_axes([0.065, 0.13, 0.37, 0.68])
-    ax3 = fig.add_axes([0.45, 0.0, 0.45, 0.86], projection="3d")
-    cax = fig.add_axes([0.915, 0.2, 0.013, 0.5])
+    k = FIGURE_IN[0] / width
+    ax2 = fig.add_axes([0.065 * k, 0.13, 0.37 * k, 0.68])
+    ax3 = fig.add_axes([0.45 * k, 0.0, 0.45 * k, 0.86], projection="3d")
+    cax = fig.add_axes([0.915 * k, 0.2, 0.013 * k, 0.5])
+    axt = fig.add_axes([(FIGURE_IN[0] + 0.55) / width, 0.25, (TOP_VIEW_IN - 0.75) / width, 0.45]) if top_view else None
     if title:
         fig.suptitle(title, fontsize=12, y=0.975)
-    return fig, ax2, ax3, cax
+    return fig, ax2, ax3, cax, axt
 
 
-def _panel_2d(ax2, kp):
-    """The image frame, with room for keypoints that fall outside it."""
+def _panel_2d(ax2, kp, size=(IMAGE_WIDTH, IMAGE_HEIGHT)):
+    """The image frame (`size` w, h pixels), with room for keypoints that fall outside it."""
+    w, h = (float(v) for v in size)
     x0 = min(0.0, float(np.nanmin(kp[..., 0])))
-    x1 = max(IMAGE_WIDTH, float(np.nanmax(kp[..., 0])))
+    x1 = max(w, float(np.nanmax(kp[..., 0])))
     y0 = min(0.0, float(np.nanmin(kp[..., 1])))
-    y1 = max(IMAGE_HEIGHT, float(np.nanmax(kp[..., 1])))
-    ax2.add_patch(Rectangle((0, 0), IMAGE_WIDTH, IMAGE_HEIGHT, fc="0.96", ec="0.5", lw=1))
+    y1 = max(h, float(np.nanmax(kp[..., 1])))
+    ax2.add_patch(Rectangle((0, 0), w, h, fc="0.96", ec="0.5", lw=1))
     ax2.set_xlim(x0, x1)
     ax2.set_ylim(y1, y0)                                      # image rows grow downwards
     ax2.set_aspect("equal")
     ax2.set_xlabel("x (px)")
     ax2.set_ylabel("y (px)")
-    ax2.set_title(f"2D input: {kp.shape[1]} keypoints in the {IMAGE_WIDTH}×{IMAGE_HEIGHT} image",
-                  fontsize=10)
+    ax2.set_title(f"2D input: {kp.shape[1]} keypoints in the {w:g}×{h:g} image", fontsize=10)
 
 
 def _panel_3d(ax3, lo, hi):
@@ -195,17 +211,21 @@ def _spread_colours(spr):
     return cmap, Normalize(0.0, max(vmax, 1e-3))
 
 
-def _legend(fig, cax, has_gt, spr, cmap, norm):
+def _legend(fig, ax3, cax, clip, cmap, norm, label=SPREAD_LABEL):
     """Line legend above the 3D panel, and the spread colour bar (hidden without a spread)."""
+    spr = clip.spread
     handles = [Line2D([], [], color=SIDE_COLOURS["left"], lw=2.6, label="ensemble, left side"),
                Line2D([], [], color=SIDE_COLOURS["right"], lw=2.6, label="ensemble, right side")]
-    if has_gt:
+    if clip.gt is not None:
         handles.append(Line2D([], [], label="ground truth", **GT_STYLE))
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.675, 0.925), ncol=3,
+    if clip.filled is not None and clip.filled.any():
+        handles.append(Line2D([], [], ms=8, label="filled in (missing in the 2D)", **FILLED_STYLE))
+    box = ax3.get_position()
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=((box.x0 + box.x1) / 2, 0.925), ncol=3,
                fontsize=8, title="3D: root-relative, camera frame", title_fontsize=10,
                frameon=False)
     if spr is not None:
-        fig.colorbar(ScalarMappable(norm, cmap), cax=cax, label="ensemble spread per joint (mm)")
+        fig.colorbar(ScalarMappable(norm, cmap), cax=cax, label=label)
         cax.tick_params(labelsize=8)
     else:
         cax.set_visible(False)
@@ -215,7 +235,8 @@ def _legend(fig, cax, has_gt, spr, cmap, norm):
 
 @dataclass
 class _Artists:
-    """What each frame redraws: skeleton lines, 2D points, 3D joints, the frame counter."""
+    """What each frame redraws: skeleton lines, 2D points, 3D joints, the frame counter, and the
+    rings on filled joints and the root's path when the clip has them."""
 
     lines2: dict
     pts2: object
@@ -223,17 +244,48 @@ class _Artists:
     lines_p: dict
     joints: object
     counter: object
+    rings2: object = None       # filled joints in the 2D panel
+    rings3: object = None       # the same joints in 3D (when the 2D has the 3D's joints)
+    path: object = None         # the root's path so far, top view
+    here: object = None         # the root now, top view
 
     def all(self):
+        optional = (self.rings2, self.rings3, self.path, self.here)
         return [*self.lines2.values(), self.pts2, *([self.line_g] if self.line_g else []),
-                *self.lines_p.values(), self.joints, self.counter]
+                *self.lines_p.values(), self.joints, *(a for a in optional if a is not None), self.counter]
 
 
-def _artists(fig, ax2, ax3, clip, groups, num_joints, cmap, norm):
-    """The animated artists at frame 0 (2D bones only when the 2D has the 3D's joints)."""
-    pred, spr = clip.pred, clip.spread
+def _top_view(ax, traj):
+    """Top view (x right, depth z away from the camera) of the root's path in camera coordinates,
+    the camera at the origin: the whole path faint; returns the animated path-so-far and dot."""
+    ax.plot(traj[:, 0], traj[:, 2], color="0.75", lw=1)
+    ax.plot([0], [0], marker="^", color="0.3", ms=7, ls="")
+    ax.annotate("camera", (0, 0), xytext=(6, -3), textcoords="offset points", fontsize=8, color="0.3")
+    pts = np.concatenate([traj[:, [0, 2]], np.zeros((1, 2))])
+    lo, hi = pts.min(0), pts.max(0)
+    half = max(float((hi - lo).max()) / 2, 0.5) * 1.15
+    centre = (lo + hi) / 2
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_aspect("equal")
+    ax.set_title("root's path, top view\n(camera coordinates)", fontsize=10)
+    ax.set_xlabel("x (m)", fontsize=9)
+    ax.set_ylabel("depth z (m)", fontsize=9)
+    ax.tick_params(labelsize=8)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=4))
+    path = ax.plot([], [], color=PATH_COLOUR, lw=1.6)[0]
+    here = ax.plot([], [], "o", color=PATH_COLOUR, ms=5)[0]
+    return path, here
+
+
+def _artists(fig, axes, clip, groups, num_joints, cmap, norm):
+    """The animated artists at frame 0 (2D bones, and 3D rings on filled joints, only when the
+    2D has the 3D's joints)."""
+    (ax2, ax3, axt), pred, spr = axes, clip.pred, clip.spread
+    same = clip.kp.shape[1] == num_joints
     lines2 = {side: ax2.plot([], [], color=SIDE_COLOURS[side], lw=2, solid_capstyle="round")[0]
-              for side in groups} if clip.kp.shape[1] == num_joints else {}
+              for side in groups} if same else {}
     pts2 = ax2.plot([], [], "o", color="k", ms=3)[0]
     line_g = ax3.plot([], [], [], **GT_STYLE)[0] if clip.gt is not None else None
     lines_p = {side: ax3.plot([], [], [], color=SIDE_COLOURS[side], lw=2.6,
@@ -242,11 +294,40 @@ def _artists(fig, ax2, ax3, clip, groups, num_joints, cmap, norm):
                          linewidths=0.6, depthshade=False,
                          **({"c": "0.3"} if spr is None else
                             {"c": spr[0], "cmap": cmap, "norm": norm}))
-    counter = fig.text(0.065, 0.025, "", fontsize=9, color="0.3")
+    counter = fig.text(ax2.get_position().x0, 0.025, "", fontsize=9, color="0.3")
     art = _Artists(lines2, pts2, line_g, lines_p, joints, counter)
+    if clip.filled is not None:
+        art.rings2 = ax2.plot([], [], ms=9, **FILLED_STYLE)[0]
+        art.rings3 = ax3.plot([], [], [], ms=12, **FILLED_STYLE)[0] if same else None
+    if clip.traj is not None:
+        art.path, art.here = _top_view(axt, clip.traj)
     for a in art.all():
         a.set_animated(True)
     return art
+
+
+def _update(art, clip, groups, everything, t):
+    """Move every animated artist to frame t."""
+    for side, line in art.lines2.items():
+        line.set_data(*_path_coords(clip.kp[t], groups[side]))
+    art.pts2.set_data(clip.kp[t, :, 0], clip.kp[t, :, 1])
+    if art.line_g is not None:
+        art.line_g.set_data_3d(*_path_coords(clip.gt[t], everything))
+    for side, line in art.lines_p.items():
+        line.set_data_3d(*_path_coords(clip.pred[t], groups[side]))
+    art.joints.set_offsets(clip.pred[t, :, :2])
+    art.joints.set_3d_properties(clip.pred[t, :, 2], "z")
+    if clip.spread is not None:
+        art.joints.set_array(clip.spread[t])
+    art.joints.do_3d_projection()
+    if art.rings2 is not None:
+        f = clip.filled[t]
+        art.rings2.set_data(clip.kp[t, f, 0], clip.kp[t, f, 1])
+        if art.rings3 is not None:
+            art.rings3.set_data_3d(*clip.pred[t, f].T)
+    if art.path is not None:
+        art.path.set_data(clip.traj[:t + 1, 0], clip.traj[:t + 1, 2])
+        art.here.set_data(clip.traj[t:t + 1, 0], clip.traj[t:t + 1, 2])
 
 
 def _renderer(fig, art, clip, groups, everything):
@@ -259,18 +340,7 @@ def _renderer(fig, art, clip, groups, everything):
 
     def render(t):
         canvas.restore_region(background)
-        for side, line in art.lines2.items():
-            line.set_data(*_path_coords(clip.kp[t], groups[side]))
-        art.pts2.set_data(clip.kp[t, :, 0], clip.kp[t, :, 1])
-        if art.line_g is not None:
-            art.line_g.set_data_3d(*_path_coords(clip.gt[t], everything))
-        for side, line in art.lines_p.items():
-            line.set_data_3d(*_path_coords(clip.pred[t], groups[side]))
-        art.joints.set_offsets(clip.pred[t, :, :2])
-        art.joints.set_3d_properties(clip.pred[t, :, 2], "z")
-        if clip.spread is not None:
-            art.joints.set_array(clip.spread[t])
-        art.joints.do_3d_projection()
+        _update(art, clip, groups, everything, t)
         art.counter.set_text(f"frame {clip.frames[t] + 1}/{clip.n}{shown}")
         for a in animated:
             (fig if a is art.counter else a.axes).draw_artist(a)
@@ -279,14 +349,18 @@ def _renderer(fig, art, clip, groups, everything):
     return render
 
 
-def _gif_images(Image, render, count):
+def _gif_images(Image, render, count, colours=()):
     """Every frame as a palette image, with one palette for the whole clip.
 
     GIF frames are 256-colour images; the palette comes from a montage of a few frames, and
-    mapping to a fixed palette is ~50x faster than quantising every frame on its own.
+    mapping to a fixed palette is ~50x faster than quantising every frame on its own. A band of
+    each of `colours` (RGB 0..1) joins the montage, so that a colour the sampled frames happen to
+    lack (a ring on a joint filled in elsewhere in the clip) keeps its own palette entry.
     """
     sample = np.unique(np.linspace(0, count - 1, min(count, 4)).round().astype(int))
-    montage = Image.fromarray(np.concatenate([render(t) for t in sample]))
+    frames = [render(t) for t in sample]
+    bands = [np.full((12, frames[0].shape[1], 3), np.round(255 * np.asarray(c)), np.uint8) for c in colours]
+    montage = Image.fromarray(np.concatenate(frames + bands))
     palette = montage.quantize(255, method=Image.Quantize.MEDIANCUT)
     return [Image.fromarray(render(t)).quantize(palette=palette, dither=Image.Dither.NONE)
             for t in range(count)]
@@ -300,13 +374,18 @@ def _write_gif(images, out, fps):
 
 
 def animate(kp2d_px, pred3d, out, gt3d=None, spread=None, fps=30, title="", step=None,
-            max_frames=240, parents=None, left=None, right=None):
+            max_frames=240, parents=None, left=None, right=None, filled=None, trajectory=None,
+            image_size=None, spread_label=SPREAD_LABEL):
     """GIF: the 2D input beside the ensemble's 3D skeleton (joints coloured by spread) and truth.
 
-    kp2d_px (T, J2, 2) pixels in the 640x480 image (bones drawn when J2 == J, else points);
-    pred3d and gt3d (T, J, 3) camera-frame root-relative metres (x right, y down, z forward),
-    shown upright as (x, depth, -y); spread (T, J) metres. The skeleton is `parents` (J,), -1 at
-    the root, with the `left` and `right` joint lists; each defaults to HumanEva's (J = 15).
+    kp2d_px (T, J2, 2) pixels in an image of `image_size` (w, h; default 640x480; bones drawn
+    when J2 == J, else points); pred3d and gt3d (T, J, 3) camera-frame root-relative metres (x
+    right, y down, z forward), shown upright as (x, depth, -y); spread (T, J) metres, any
+    per-joint size the colour bar names with `spread_label` (shown in mm). The skeleton is
+    `parents` (J,), -1 at the root, with the `left` and `right` joint lists; each defaults to
+    HumanEva's (J = 15). `filled` (T, J2) bool rings the 2D joints filled in from their
+    neighbours in time (and the 3D joints too when J2 == J); `trajectory` (T, 3), the root in
+    camera coordinates (metres), adds a top view of its path so far.
     Every `step`-th frame is drawn (default: the smallest step that keeps at most `max_frames`
     frames). Axis limits and the colour scale are fixed over the whole clip. The static parts are
     drawn once and each frame only redraws the moving artists (blitting), so 60 frames take
@@ -317,16 +396,18 @@ def animate(kp2d_px, pred3d, out, gt3d=None, spread=None, fps=30, title="", step
     Image = _pillow()
     parents = PARENTS if parents is None else np.asarray(parents, dtype=int)
     left, right = LEFT if left is None else list(left), RIGHT if right is None else list(right)
-    kp, pred = _check(kp2d_px, pred3d, gt3d, spread, len(parents))
-    clip = _clip(kp, pred, gt3d, spread, step, max_frames)
+    kp, pred = _check(kp2d_px, pred3d, gt3d, spread, len(parents), filled, trajectory)
+    clip = _clip(kp, pred, gt3d, spread, step, max_frames, filled, trajectory)
     groups, everything = _bone_groups(parents, left, right)
     cmap, norm = _spread_colours(clip.spread)
 
-    fig, ax2, ax3, cax = _figure(title)
-    _panel_2d(ax2, clip.kp)
+    fig, ax2, ax3, cax, axt = _figure(title, clip.traj is not None)
+    _panel_2d(ax2, clip.kp, image_size or (IMAGE_WIDTH, IMAGE_HEIGHT))
     _panel_3d(ax3, *skeleton_limits(clip.pred, clip.gt))
-    art = _artists(fig, ax2, ax3, clip, groups, len(parents), cmap, norm)
-    _legend(fig, cax, clip.gt is not None, clip.spread, cmap, norm)
-    images = _gif_images(Image, _renderer(fig, art, clip, groups, everything), len(clip.frames))
+    art = _artists(fig, (ax2, ax3, axt), clip, groups, len(parents), cmap, norm)
+    _legend(fig, ax3, cax, clip, cmap, norm, spread_label)
+    colours = [to_rgb(c) for c in (FILLED_STYLE["mec"], PATH_COLOUR, *SIDE_COLOURS.values())]
+    colours += [cmap(i)[:3] for i in range(cmap.N)] if clip.spread is not None else []
+    images = _gif_images(Image, _renderer(fig, art, clip, groups, everything), len(clip.frames), colours)
     fig.clear()
     return _write_gif(images, out, fps)

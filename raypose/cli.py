@@ -44,7 +44,14 @@ def _cmd_evaluate(args):
 
 
 def _cmd_plot(args):
-    from .figures import animation, run_plots
+    from .figures import animation, prediction_animation, run_plots
+    if args.pred:
+        if not args.animate:
+            raise UserError("plot --pred: needs --animate SUBJECT/ACTION --out FILE.gif; expected a track of the file")
+        if args.iteration is not None or args.aggregate:
+            raise UserError("plot --pred: --iteration and --aggregate choose a run's members; expected them with --run")
+        print(f"wrote {prediction_animation(args.pred, args.animate, args.camera, args.out, args.overwrite)}")
+        return
     if args.animate:
         path = animation(args.run, args.animate, args.camera, args.out, iteration=args.iteration,
                          method=args.aggregate, overwrite=args.overwrite)
@@ -60,8 +67,25 @@ def _cmd_predict(args):
                         flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite,
                         device=args.device, quantiles=args.quantiles, image_size=args.image_size,
                         frames=args.frames, threshold=args.confidence_threshold,
-                        fill_missing_frames=args.fill_missing_frames)
+                        fill_missing_frames=args.fill_missing_frames, fov_correction=args.fov_correction)
     print(f"wrote {path}")
+
+
+def _cmd_import_members(args):
+    from .vp3d import import_members
+    for line in import_members(args.files, args.out, data=args.data, overwrite=args.overwrite):
+        print(line)
+
+
+def _cmd_export_member(args):
+    from .vp3d import export_member
+    for line in export_member(args.run, args.member, args.out, iteration=args.iteration, overwrite=args.overwrite):
+        print(line)
+
+
+def _cmd_export(args):
+    from .export import export_file, format_summary
+    print(format_summary(export_file(args.poses, args.format, args.out, overwrite=args.overwrite, fps=args.fps)))
 
 
 def _add_prepare(sub):
@@ -118,6 +142,8 @@ def _add_predict(sub):
                    help="fit each pose onto its input 2D: for exact 2D (motion capture), not detections")
     q.add_argument("--focal", type=float, help="the camera's focal length in normalised units (f_px * 2 / "
                    "width), for the trajectory and --fit-2d; default: the run's fit for its cameras, by name")
+    q.add_argument("--fov-correction", action="store_true", help="with --focal: zoom the 2D about the image centre "
+                   "to the run's focal length (what its cameras would see of the same 3D; see docs/usage.md)")
     q.add_argument("--device", default="cpu", help="where the members run: cpu, cuda or cuda:N")
     q.add_argument("--quantiles", default=",".join(f"{x:g}" for x in QUANTILES),
                    help="probabilities of the error radii written as `radius` (T, J, Q)")
@@ -139,9 +165,12 @@ def _add_evaluate(sub):
 
 def _add_plot(sub):
     q = sub.add_parser("plot", help="figures into RUN/plots, or an animation of one sequence")
-    q.add_argument("--run", required=True)
+    what = q.add_mutually_exclusive_group(required=True)
+    what.add_argument("--run")
+    what.add_argument("--pred", metavar="POSES.npz", help="a `raypose predict` file to animate (with --animate)")
     q.add_argument("--animate", metavar="SUBJECT/ACTION", help="e.g. 'Validate/S1/Walking 1 chunk0'")
-    q.add_argument("--camera", default="C1", help="camera of the animated sequence (C1, C2, C3)")
+    q.add_argument("--camera", help="camera of the animated sequence (default: C1 for --run, the track's first "
+                   "for --pred)")
     q.add_argument("--out", help="GIF path for --animate (must be new)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing --out GIF")
     q.add_argument("--iteration", type=int)
@@ -157,11 +186,43 @@ def _add_demo(sub):
     q.set_defaults(func=_cmd_demo)
 
 
+def _add_import_members(sub):
+    q = sub.add_parser("import-members", help="a run whose members are VideoPose3D checkpoints (model_pos)")
+    q.add_argument("files", nargs="+", metavar="FILE.bin", help="checkpoints VideoPose3D's run.py saved, "
+                   "one member each, of one architecture")
+    q.add_argument("--out", required=True, help="the run directory to write (must be new or empty)")
+    q.add_argument("--data", default="synthetic", help="the run's data for evaluate and plot (npz dir, prepared "
+                   "dir, or synthetic)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing run directory at --out")
+    q.set_defaults(func=_cmd_import_members)
+
+
+def _add_export_member(sub):
+    q = sub.add_parser("export-member", help="one member as a checkpoint VideoPose3D's run.py loads (--evaluate)")
+    q.add_argument("--run", required=True)
+    q.add_argument("--member", type=int, required=True, help="member index, 0 to N - 1")
+    q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
+    q.add_argument("--out", required=True, help="the .bin file to write (must be new)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    q.set_defaults(func=_cmd_export_member)
+
+
+def _add_export(sub):
+    q = sub.add_parser("export", help="a prediction as BVH (one file per track), CSV or JSON")
+    q.add_argument("poses", metavar="POSES.npz", help="a file `raypose predict` wrote")
+    q.add_argument("--format", required=True, choices=("bvh", "csv", "json"))
+    q.add_argument("--out", required=True, help="the folder to write (must be new or empty)")
+    q.add_argument("--overwrite", action="store_true", help="replace a former export at --out")
+    q.add_argument("--fps", type=float, help="BVH frames per second (default: the prediction's, else 60)")
+    q.set_defaults(func=_cmd_export)
+
+
 def build_parser():
     p = _Parser(prog="raypose", description="Ensembles of temporal CNNs for 3D human pose "
                 "estimation, trained in parallel on Ray.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_prepare, _add_synth, _add_train, _add_predict, _add_evaluate, _add_plot, _add_demo):
+    for add in (_add_prepare, _add_synth, _add_train, _add_predict, _add_evaluate, _add_plot, _add_demo,
+                _add_import_members, _add_export_member, _add_export):
         add(sub)
     return p
 

@@ -1,16 +1,22 @@
-"""`raypose plot`: a run's evaluation as pictures, and one sequence as an animation."""
+"""`raypose plot`: a run's evaluation as pictures, and one sequence (of a run's evaluation or of a
+prediction file) as an animation."""
 import os
 import tempfile
 
 import numpy as np
 
 from .cameras import CAMERA_NAMES, image_coordinates
+from .data.npz import read_npz
 from .data.source import open_source, read_sequences
 from .data.windows import make_windows
 from .ensemble import Ensemble
 from .errors import UserError
+from .layout import Layout
 from .outputs import check_out_file
 from .run import Run
+
+PREDICTION_KEYS = ("positions_3d", "uncertainty", "keypoints_2d", "metadata")
+COLOUR_QUANTILE = 0.9   # joints are coloured by the radius at the highest quantile up to this one
 
 
 def run_plots(run_uri):
@@ -55,6 +61,7 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None, overw
     if "/" not in sequence:
         raise UserError(f"--animate {sequence!r}: expected SUBJECT/ACTION such as 'Validate/S1/Walking 1 chunk0'")
     subject, action = sequence.rsplit("/", 1)
+    camera = camera or CAMERA_NAMES[0]
     if camera not in CAMERA_NAMES:
         raise UserError(f"--camera {camera!r}: expected one of {', '.join(CAMERA_NAMES)}")
     run = Run.open(run_uri)
@@ -73,3 +80,103 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None, overw
     title = f"{chunks[0][0]} {chunks[0][1]} {camera}, {len(ensemble)} members, iteration {ensemble.iteration}"
     return animate(image_coordinates(seqs[0][1]), ens, out, gt3d=windows.targets, spread=unc, title=title,
                    parents=sk.parents, left=sk.left, right=sk.right)
+
+
+# ----------------------------------------------------------------------------- a prediction file
+
+def prediction_animation(pred_path, sequence, camera, out, overwrite=False):
+    """GIF of one track of a `raypose predict` file, no ground truth: the 2D the members saw beside
+    the 3D, joints coloured by the error radius (the spread without radii), filled joints ringed,
+    the root's path when the file has a trajectory. Everything is checked before the GIF is drawn."""
+    from .animation import animate
+
+    if not out:
+        raise UserError("--animate needs --out FILE.gif")
+    check_out_file(out, pred_path, overwrite, what="a GIF file")
+    d = _read_prediction(pred_path)
+    meta, skeleton = d["metadata"], d["skeleton"]
+    subject, action = _sequence(d["positions_3d"], pred_path, sequence)
+    names = _camera_names(meta, subject, action, len(d["positions_3d"][subject][action]))
+    camera = camera or names[0]
+    if camera not in names:
+        raise UserError(f"--camera {camera}: {subject}/{action} in {pred_path} has cameras {', '.join(names)}; "
+                        "expected one of them")
+    c = names.index(camera)
+    track = {name: _track(d, name, subject, action, c, pred_path)
+             for name in ("positions_3d", "keypoints_2d", "filled", "trajectory") if name in d}
+    if not len(track["positions_3d"]):
+        raise UserError(f"--animate {sequence!r}: camera {camera} has 0 frames in {pred_path}; expected a track "
+                        "with frames")
+    colour, label = _joint_colour(d, subject, action, c, pred_path)
+    size = (meta.get("input") or {}).get("tracks", {}).get(f"{subject}/{action}/{camera}", {}).get("image_size")
+    title = (f"{subject} {action} {camera}: {os.path.basename(os.fspath(pred_path))}, "
+             f"{meta.get('ensemble_size', '?')} members, iteration {meta.get('iteration', '?')}")
+    return animate(track["keypoints_2d"], track["positions_3d"], out, spread=colour, title=title,
+                   parents=skeleton.parents, left=skeleton.left, right=skeleton.right,
+                   filled=track.get("filled"), trajectory=track.get("trajectory"),
+                   image_size=size, spread_label=label)
+
+
+def _read_prediction(path):
+    """The arrays of a prediction file and its 3D skeleton (`skeleton`), or one line naming what
+    is missing."""
+    d = read_npz(path)
+    expected = f"expected a prediction file from raypose predict ({', '.join(PREDICTION_KEYS)})"
+    for key in PREDICTION_KEYS:
+        if key not in d:
+            older = " (files from an older raypose predict lack the 2D: predict again)" if key == "keypoints_2d" else ""
+            raise UserError(f"{path}: no {key}{older}; {expected}")
+    if not isinstance(d["metadata"], dict) or "layout" not in d["metadata"]:
+        raise UserError(f"{path}: metadata has no layout; {expected}")
+    if not isinstance(d["positions_3d"], dict) or not all(isinstance(v, dict) for v in d["positions_3d"].values()):
+        raise UserError(f"{path}: positions_3d is not {{subject: {{action: [per camera]}}}}; {expected}")
+    d["skeleton"] = Layout.from_dict(d["metadata"]["layout"], f"{path}: metadata['layout']").skeleton
+    return d
+
+
+def _sequence(positions, path, sequence):
+    """(subject, action) named by SUBJECT/ACTION (or the first action starting with ACTION)."""
+    tracks = [(s, a) for s in positions for a in positions[s]]
+    found = ([t for t in tracks if f"{t[0]}/{t[1]}" == sequence]
+             or [t for t in tracks if sequence.startswith(f"{t[0]}/") and t[1].startswith(sequence[len(t[0]) + 1:])])
+    if not found:   # a few that exist, of the subject named if there is one
+        near = [t for t in tracks if sequence.startswith(f"{t[0]}/")] or tracks
+        some = ", ".join(repr(f"{s}/{a}") for s, a in near[:3]) + (", ..." if len(near) > 3 else "")
+        raise UserError(f"--animate {sequence!r}: no such SUBJECT/ACTION in {path}; expected one such as {some}")
+    return found[0]
+
+
+def _camera_names(meta, subject, action, count):
+    """The names of a track's cameras in the file's order, from the metadata's per-track input
+    info (C1, C2, ... where it has none)."""
+    prefix = f"{subject}/{action}/"
+    tracks = (meta.get("input") or {}).get("tracks") or {}
+    names = [k[len(prefix):] for k in tracks if k.startswith(prefix) and "/" not in k[len(prefix):]]
+    return names if len(names) == count else [f"C{c + 1}" for c in range(count)]
+
+
+def _track(d, name, subject, action, c, path):
+    try:
+        return np.asarray(d[name][subject][action][c])
+    except (KeyError, IndexError, TypeError):
+        raise UserError(f"{path}: {name} has no camera {c + 1} for {subject}/{action}; expected one array per "
+                        "camera as in positions_3d") from None
+
+
+def _joint_colour(d, subject, action, c, path):
+    """(T, J) metres to colour the joints by, and the colour bar's words: the error radius at the
+    highest quantile up to COLOUR_QUANTILE (the lowest one above it if none) where the file has
+    radii, else the members' spread."""
+    qs = d["metadata"].get("quantiles")
+    if "radius" not in d or not qs:
+        return (_track(d, "uncertainty", subject, action, c, path),
+                "ensemble spread per joint (mm)\n(the file's uncertainty: no radii)")
+    below = [i for i, q in enumerate(qs) if q <= COLOUR_QUANTILE]
+    i = max(below, key=lambda i: qs[i]) if below else int(np.argmin(qs))
+    radius = _track(d, "radius", subject, action, c, path)
+    if radius.ndim != 3 or radius.shape[-1] != len(qs):
+        raise UserError(f"{path}: radius has shape {radius.shape}; expected (T, J, {len(qs)}) for the "
+                        f"{len(qs)} quantiles in metadata")
+    guess = (d["metadata"].get("uncertainty_calibration") or {}).get("trusted") is False
+    return radius[..., i], (f"error radius at p = {qs[i]:g} per joint (mm)"
+                            + ("\nuntrusted here: see metadata" if guess else ""))

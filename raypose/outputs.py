@@ -34,6 +34,10 @@ def _is_synthetic(path, names):
     return isinstance(meta, dict) and meta.get("synthetic") is True
 
 
+def _is_export(path, names):   # raypose export's summary beside what it wrote
+    return _has(path, ["raypose_export.json"])
+
+
 def _is_run(path, names):   # checkpoints/ may not exist yet in a run stopped early
     return _has(path, ["config.toml", "layout.json"])
 
@@ -44,6 +48,7 @@ KINDS = {
     "synthetic": (_is_synthetic, "synthetic npz directory (only raypose synth's data_2d_humaneva15_gt.npz, "
                                  "data_3d_humaneva15.npz)"),
     "run": (_is_run, "raypose run (config.toml, layout.json)"),
+    "export": (_is_export, "raypose export (raypose_export.json)"),
 }
 
 

@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from .aggregate import check
+from .cameras import image_coordinates
 from .data.inputs import read_2d, read_frame_order
 from .data.npz import save_npz
 from .data.windows import make_windows
@@ -34,7 +35,7 @@ def parse_quantiles(text):
 
 def predict_file(run_uri, input_path, out_path, iteration=None, method=None, flip=True, fit_2d=False, focal=None,
                  overwrite=False, device="cpu", quantiles=QUANTILES, image_size=None, frames=None,
-                 threshold=CONFIDENCE_THRESHOLD, fill_missing_frames=False):
+                 threshold=CONFIDENCE_THRESHOLD, fill_missing_frames=False, fov_correction=False):
     """Predictions for every track of `input_path` (`data.inputs.read_2d`'s formats), written to
     `out_path` (npz; an existing file only with `overwrite`), the members run on `device`; its path."""
     check_out_file(out_path, input_path, overwrite)   # fail fast: before the members are loaded
@@ -45,8 +46,10 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
         raise UserError(f"--focal {focal}: expected a positive focal length in normalised units")
     ensemble = Ensemble.load(run, iteration, device=device)
     layout = ensemble.layout
+    zoom, focal, fov = _fov(run, focal, fov_correction)
     user = read_2d(input_path, image_size, read_frame_order(frames) if frames else None, fill_missing_frames)
-    ready = prepare(user, layout, input_path, threshold)   # the run's layout says what joints are
+    ready = prepare(user, layout, input_path, threshold, zoom)   # the run's layout says what joints are
+    ready.info["fov_correction"] = fov
     focals = None
     if fit_2d:
         if not layout.same_joints:
@@ -63,7 +66,7 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
         raise UserError(f"{input_path}: the ensemble's 3D poses for this 2D are NaN or infinite (nothing "
                         "written); expected 2D keypoints in pixels of an image")
     filled = np.concatenate([m for m in ready.filled if len(m)])
-    arrays = {"positions_3d": ens, "uncertainty": unc, "filled": filled}
+    arrays = {"positions_3d": ens, "uncertainty": unc, "filled": filled, "keypoints_2d": _pixels(windows, ready, zoom)}
     if root is not None:
         arrays["trajectory"] = root
     trust = trusted(ensemble, method, flip, fit_2d, windows, vspread, ready)
@@ -85,6 +88,14 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
     except OSError as e:   # what check_out could not foresee: a full disk, a folder gone meanwhile
         raise UserError(f"--out {os.fspath(out_path)}: cannot write ({e.strerror or e}); expected a "
                         "writable path with free space") from None
+
+
+def _pixels(windows, ready, zoom=1.0):
+    """(N, J2, 2) the 2D the members saw at each output frame (mapped, gaps filled), back in the
+    input's pixels: the field-of-view zoom and each track's own image size undone."""
+    centre = windows.centre() / np.float32(zoom)
+    return np.concatenate([image_coordinates(centre[lo:hi], *ready.info["tracks"]["/".join(key)]["image_size"])
+                           for key, lo, hi in zip(windows.keys, windows.offsets[:-1], windows.offsets[1:])])
 
 
 def _per_track(arrays, keys, windows):
@@ -147,6 +158,23 @@ def _trajectory(run, focal, ready, layout, windows, pose):
     f = window_focals(table, windows.key_per_target(2))
     return trajectory(pose, windows.centre(), f), {"written": True, "focal_from": source,
                                                    "units": "metres, camera coordinates of the root joint"}
+
+
+def _fov(run, focal, correct=False):
+    """(zoom, the focal length the members then see, what was done): with --focal and
+    --fov-correction, the 2D is zoomed about the image centre by the run's focal length / the
+    user's, which makes it exactly what the training cameras would see of the same 3D (a pinhole
+    with its principal point at the centre); the trajectory and --fit-2d then use the run's focal
+    length. Not the default: a person framed as large as in training gets larger than anything
+    the members saw (scripts/bench_fov.py measured both ways)."""
+    if focal is None:
+        return 1.0, None, None
+    table = run.focals()
+    if not correct or table is None:
+        why = "no --fov-correction" if not correct else f"{run.path(CAMERAS)}: none (the run fitted no focal length)"
+        return 1.0, focal, {"applied": False, "why": why}
+    f_run = float(table[ALL_CAMERAS])
+    return f_run / focal, f_run, {"applied": True, "focal": focal, "run_focal": f_run, "zoom": f_run / focal}
 
 
 def _focals(run, focal):

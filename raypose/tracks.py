@@ -38,8 +38,9 @@ def image_size(track, layout_name, where):
                     "the pixel size of the images the keypoints were detected in")
 
 
-def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD):
-    """`Ready` tracks of a `data.inputs.UserInput` for a run of `layout`; one line for 2D the run
+def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD, zoom=1.0):
+    """`Ready` tracks of a `data.inputs.UserInput` for a run of `layout`, normalised 2D zoomed by
+    `zoom` about the image centre (predict's field-of-view correction); one line for 2D the run
     cannot take, a track with no usable joint, or a missing image size."""
     to_run = mapping(user.layout_name, user.num_joints, layout.joints_2d)
     if to_run is None:
@@ -58,7 +59,7 @@ def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD):
         kp, mask, distance = fill_gaps(kp, conf, threshold, where) if len(kp) else (kp, np.zeros(kp.shape[:2], bool),
                                                                                    np.zeros(kp.shape[:2], int))
         ready.keys.append(key)
-        ready.sequences.append((key, normalize_screen(kp, *size), None))
+        ready.sequences.append((key, normalize_screen(kp, *size) * np.float32(zoom), None))
         ready.filled.append(mask)
         ready.gaps.append(distance)
         ready.info["tracks"][f"{t.subject}/{t.action}/{t.camera}"] = {

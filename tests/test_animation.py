@@ -121,3 +121,23 @@ def test_side_groups_cover_every_bone_once():
     groups, everything = animation._bone_groups(PARENTS, animation.LEFT, animation.RIGHT)
     per_side = sum((g >= 0).sum() // 2 for g in groups.values())
     assert per_side == (everything >= 0).sum() // 2 == NUM_JOINTS - 1
+
+
+def test_animate_rings_filled_2d_points_and_adds_the_root_path(tmp_path):
+    """Filled joints of a 17-point 2D (rings in the 2D panel only: they are not the 3D's joints)
+    and a trajectory (a top view on the right: a wider figure); their shapes are checked."""
+    kp, pose = walking_clip(12)
+    kp17 = np.concatenate([kp, kp[:, :2]], axis=1)
+    filled = np.zeros((12, 17), bool)
+    filled[3:7, [4, 16]] = True
+    root = np.stack([np.linspace(-1, 1, 12), np.zeros(12), np.linspace(3, 4, 12)], axis=1)
+    out = animation.animate(kp17, pose, str(tmp_path / "f.gif"), filled=filled, trajectory=root, step=3,
+                            image_size=(1280, 720), spread_label="something (mm)")
+    n, size = gif_frames(out)
+    plain = animation.animate(kp17, pose, str(tmp_path / "p.gif"), step=3)
+    assert n == 4 and size[0] > gif_frames(plain)[1][0] + 200 and size[1] == gif_frames(plain)[1][1]
+    with pytest.raises(UserError, match=r"filled has shape \(12, 15\), expected \(12, 17\)"):
+        animation.animate(kp17, pose, str(tmp_path / "x.gif"), filled=filled[:, :15])
+    with pytest.raises(UserError, match=r"trajectory has shape \(11, 3\), expected \(12, 3\)"):
+        animation.animate(kp17, pose, str(tmp_path / "x.gif"), trajectory=root[:11])
+    assert not (tmp_path / "x.gif").exists()

@@ -43,6 +43,8 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
     assert len(seq) == 3 and seq[1].shape == (len(kp[1]), 15, 3) and seq[1].dtype == np.float32
     assert unc[1].shape == (len(kp[1]), 15) and unc[1].dtype == np.float32
     assert np.all(seq[1][:, 0] == 0) and np.all(unc[1][:, 0] == 0)
+    kp2 = d["keypoints_2d"]["Train/S2"]["Jog 1 chunk0"][1]   # the 2D the members saw, in the input's pixels
+    assert kp2.dtype == np.float32 and np.allclose(kp2, kp[1], atol=1e-3)
     # the same numbers by hand: members over the windows, mean, RMS distance from the mean
     ensemble = Ensemble.load(Run.open(run_dir))
     assert (ensemble.layout.left_2d, ensemble.layout.right_2d) == ((2, 3, 4, 8, 9, 10), (5, 6, 7, 11, 12, 13))
@@ -100,6 +102,7 @@ def test_predict_writes_calibrated_radii(run_dir, synth_dir, tmp_path, capsys):
     cal = meta["uncertainty_calibration"]
     assert cal["trusted"] is True and cal["why"] == [] and cal["joint_frames"] > 100
     assert cal["variants"][0] == "clean" and "detector-like" in cal["variants"]
+    assert cal["variants"][-1].startswith("gaps")   # filled-in 2D calibrated: its radii trusted
     r = d["radius"]["Validate/S1"]["Walking 1 chunk0"][0]
     t = len(d["positions_3d"]["Validate/S1"]["Walking 1 chunk0"][0])
     assert r.shape == (t, 15, 3) and r.dtype == np.float32
@@ -240,13 +243,16 @@ def test_evaluate_tables_and_studies(run_dir, capsys):
     # the radii, clean and under every corruption, and the raw spread read as a Gaussian
     u = ev["uncertainty"]
     assert u["calibrated"] and set(u["conditions"]) == {"clean", "gaussian 2px", "gaussian 6px", "gaussian 10px",
-                                                        "detector-like"}
+                                                        "detector-like", "gaps 10%"}
     for c in [*u["conditions"].values(), u["spread_as_gaussian"]]:
         assert len(c["coverage"]) == len(c["levels"]) == 19 + 3 and 0 <= c["qce"] <= 1
         assert set(c["coverage_at"]) == {"0.5", "0.9", "0.95"} and np.all(np.diff(c["coverage"][:19]) >= 0)
     clean, noisy = u["conditions"]["clean"], u["conditions"]["gaussian 10px"]
     assert set(clean["per_subject"]) == {"Validate/S1", "Validate/S2", "Validate/S3"} and np.isfinite(clean["nll"])
-    assert list(u["order"]) == ["clean", "gaussian 2px", "gaussian 6px", "gaussian 10px", "detector-like"]
+    assert list(u["order"]) == ["clean", "gaussian 2px", "gaussian 6px", "gaussian 10px", "detector-like", "gaps 10%"]
+    gaps = u["conditions"]["gaps 10%"]                                    # filled-in joints scored apart
+    assert 0.05 < gaps["filled"]["joint_frames"] / gaps["observed"]["joint_frames"] < 0.15
+    assert "filled" not in clean and "filled joints: coverage 0.5" in out
     assert noisy["spearman"] > 0 and noisy["mean_radius_mm"]["0.95"] > noisy["mean_radius_mm"]["0.5"] > 0
     assert "radii, clean: coverage 0.5" in out and "radii, detector-like" in out
 

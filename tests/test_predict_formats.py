@@ -7,6 +7,7 @@ import pytest
 
 from raypose.cli import main
 from raypose.data.npz import read_npz, save_2d
+from raypose.run import Run
 
 J = 15
 # HumanEva joint each COCO-17 point is taken from in these tests: the face points from the head
@@ -47,6 +48,29 @@ def test_another_resolution_gives_the_same_3d(run_dir, tmp_path):
     assert a["metadata"]["input"]["tracks"]["S1/walk/C1"]["image_size"] == [640, 480]
     assert a["metadata"]["input"]["tracks"]["S1/walk/C1"]["image_size_from"] == "the training data's"
     assert c["metadata"]["input"]["tracks"]["clip.mp4/custom/C1"]["image_size"] == [1920, 1440]
+
+
+def test_another_focal_length_is_zoomed_to_the_runs(run_dir, tmp_path):
+    """A camera with half the run's focal length sees the same 3D at half the size about the image
+    centre: with --focal the 2D is zoomed back, so it predicts what the run's camera would (the
+    same 3D, the same trajectory) with --fov-correction; without it, it does not."""
+    f_run = Run.open(run_dir).focals()["*"]
+    kp = _track()
+    centre = np.float32([320, 240])
+    save_2d(tmp_path / "run_cam.npz", {"S1": {"walk": [kp]}}, {})
+    save_2d(tmp_path / "wide.npz", {"S1": {"walk": [centre + (kp - centre) / 2]}}, {})
+    assert _predict(run_dir, tmp_path / "run_cam.npz", tmp_path / "a.npz", "--focal", str(f_run)) == 0
+    assert _predict(run_dir, tmp_path / "wide.npz", tmp_path / "b.npz", "--focal", str(f_run / 2),
+                    "--fov-correction") == 0
+    assert _predict(run_dir, tmp_path / "wide.npz", tmp_path / "c.npz", "--focal", str(f_run / 2)) == 0
+    a, b, c = (read_npz(tmp_path / f"{x}.npz") for x in "abc")
+    pa, pb, pc = (d["positions_3d"]["S1"]["walk"][0] for d in (a, b, c))
+    np.testing.assert_allclose(pb, pa, atol=1e-5)
+    np.testing.assert_allclose(b["trajectory"]["S1"]["walk"][0], a["trajectory"]["S1"]["walk"][0], rtol=1e-4)
+    assert np.abs(pc - pa).max() > 1e-3                                    # uncorrected: another input
+    assert b["metadata"]["input"]["fov_correction"] == {"applied": True, "focal": f_run / 2, "run_focal": f_run,
+                                                        "zoom": pytest.approx(2.0)}
+    assert c["metadata"]["input"]["fov_correction"] == {"applied": False, "why": "no --fov-correction"}
 
 
 def _coco_json(path, kp, skip=(), score=0.9):
