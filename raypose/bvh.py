@@ -14,14 +14,15 @@ docs/usage.md "Exporting poses" states them); pybvh builds, writes, reads and po
   squares fit of the children's positions); a joint with one child the smallest rotation
   that points its rest bone along the frame's (swing only: the twist about a bone is not
   observable from joint positions, so it is zero relative to the parent); a leaf none. Euler
-  order ZXY (CHANNELS Zrotation Xrotation Yrotation: R = Rz Rx Ry), unwrapped in time.
+  order ZXY (CHANNELS Zrotation Xrotation Yrotation: R = Rz Rx Ry), continuous in time: of a
+  rotation's two ZXY solutions the one nearest the previous frame's, unwrapped.
 - Root: Xposition Yposition Zposition = the root's position (the trajectory when the
   prediction has one, else 0); a leaf joint gets an End Site continuing its bone by a fifth.
 """
 import re
 
 import numpy as np
-from pybvh import Bvh
+from pybvh import Bvh, rotations
 from pybvh.bvhnode import BvhEndSite, BvhJoint, BvhRoot
 
 from .errors import UserError
@@ -58,13 +59,16 @@ def check_tree(parents, where):
 
 
 def safe_names(names):
-    """BVH joint names: no spaces or braces (letters, digits, '.', '-', '_'), unique."""
-    out = []
+    """Names a BVH (no spaces or braces) and every file system take: each run of characters other than
+    letters, digits, '.', '-' and '_' as one '_', no leading or trailing '.' or '_', at most 200
+    characters, '_' if nothing is left; a name that repeats an earlier one, case aside, gets -2, -3 ..."""
+    out, taken = [], set()
     for name in names:
-        base = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "joint"
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")[:200] or "_"
         new, k = base, 2
-        while new in out:
-            new, k = f"{base}_{k}", k + 1
+        while new.lower() in taken:
+            new, k = f"{base}-{k}", k + 1
+        taken.add(new.lower())
         out.append(new)
     return tuple(out)
 
@@ -248,10 +252,28 @@ def build(pos_m, root_m, names, parents, left=(), right=(), fps=60.0):
     rest = rest_pose(dirs, lengths, parents, left, right)
     order = depth_first(parents)
     nodes = skeleton_nodes(safe_names(names), parents, lengths[:, None] * rest)
-    bvh = Bvh(nodes, np.zeros((len(world), 3)), np.zeros((len(world), len(order), 3)), 1.0 / fps, world_up="+y")
-    bvh.from_rotmat(world[:, root], local_rotations(dirs, rest, lengths, parents)[:, order], inplace=True)
-    bvh.joint_angles = np.unwrap(bvh.joint_angles, axis=0) + 0.0   # + 0.0: no -0.000000 in the text
+    angles = continuous_euler(local_rotations(dirs, rest, lengths, parents)[:, order])
+    bvh = Bvh(nodes, world[:, root], angles + 0.0, 1.0 / fps, world_up="+y")   # + 0.0: no -0.000000 in the text
     return bvh, from_bvh(normalised(world[:, root], dirs, lengths, parents))
+
+
+def continuous_euler(rot):
+    """(T, J, 3) ZXY Euler angles (radians) of rotations (T, J, 3, 3), continuous in time.
+
+    Every rotation has two ZXY solutions, (a, b, c) and (a + pi, pi - b, c + pi), both giving
+    R = Rz(a) Rx(b) Ry(c) (Rz(pi) Rx(pi - b) Ry(pi) = Rx(b)); the principal one (|b| <= pi/2)
+    jumps to the other branch where b passes +-pi/2, a half turn of a and c in one frame. Each frame
+    takes, per joint, the solution nearest the previous frame's angles, each angle moved by a
+    whole number of turns to the one nearest its previous value (unwrapped)."""
+    first = rotations.rotmat_to_euler(rot, EULER)
+    both = np.stack([first, first * [1, -1, 1] + [np.pi, np.pi, np.pi]], axis=-2)   # (T, J, 2, 3)
+    out = np.empty_like(first)
+    prev = first[0]
+    for t in range(len(rot)):
+        step = (both[t] - prev[:, None] + np.pi) % (2 * np.pi) - np.pi   # each candidate's nearest turn
+        pick = np.argmin(np.square(step).sum(-1), axis=-1)
+        prev = out[t] = prev + step[np.arange(len(pick)), pick]
+    return out
 
 
 def joint_positions(bvh, parents):

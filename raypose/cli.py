@@ -73,7 +73,8 @@ def _cmd_predict(args):
 
 def _cmd_import_members(args):
     from .vp3d import import_members
-    for line in import_members(args.files, args.out, data=args.data, overwrite=args.overwrite):
+    for line in import_members(args.files, args.out, data=args.data, overwrite=args.overwrite,
+                               keypoints=args.keypoints):
         print(line)
 
 
@@ -192,8 +193,11 @@ def _add_import_members(sub):
                    "one member each, of one architecture")
     q.add_argument("--out", required=True, help="the run directory to write (must be new or empty)")
     q.add_argument("--data", default="synthetic", help="the run's data for evaluate and plot (npz dir, prepared "
-                   "dir, or synthetic)")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing run directory at --out")
+                   "dir, or synthetic: HumanEva-15 2D only); its 2D must have the model's input joints")
+    q.add_argument("--keypoints", choices=("humaneva15", "coco"), help="the 2D layout the models take (default: "
+                   "by their input joints, humaneva15 for 15, coco for 17, which is said and recorded)")
+    q.add_argument("--overwrite", action="store_true", help="replace a run import-members wrote at --out (never a "
+                   "trained run, nor one being written)")
     q.set_defaults(func=_cmd_import_members)
 
 
@@ -208,9 +212,10 @@ def _add_export_member(sub):
 
 
 def _add_export(sub):
+    from .export import FORMATS
     q = sub.add_parser("export", help="a prediction as BVH (one file per track), CSV or JSON")
     q.add_argument("poses", metavar="POSES.npz", help="a file `raypose predict` wrote")
-    q.add_argument("--format", required=True, choices=("bvh", "csv", "json"))
+    q.add_argument("--format", required=True, choices=FORMATS)
     q.add_argument("--out", required=True, help="the folder to write (must be new or empty)")
     q.add_argument("--overwrite", action="store_true", help="replace a former export at --out")
     q.add_argument("--fps", type=float, help="BVH frames per second (default: the prediction's, else 60)")

@@ -8,7 +8,6 @@ whole before anything is written; the output folder appears whole or not at all
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +15,11 @@ import numpy as np
 from . import bvh as B
 from .data.npz import read_npz
 from .errors import UserError
-from .outputs import atomic_dir, check_replaceable
+from .keypoints import LAYOUTS
+from .outputs import EXPORT_SUMMARY as SUMMARY
+from .outputs import atomic_dir, check_replaceable, plain
 
-FORMATS = ("bvh", "csv", "json")
-SUMMARY = "raypose_export.json"
+FORMATS = ("bvh", "csv", "json")   # the CLI's --format choices
 DEFAULT_FPS = 60.0   # HumanEva-I's video rate; a prediction records none today
 UNITS = "metres, camera coordinates (x right, y down, z forward), positions root-relative (root at 0)"
 OPTIONAL = ("uncertainty", "radius", "filled", "trajectory")   # arrays a prediction may have beside positions_3d
@@ -30,7 +30,7 @@ class Track:
     subject: str
     action: str
     camera: str
-    arrays: dict   # positions_3d (T, J, 3) and the OPTIONAL arrays the file has
+    arrays: dict   # positions_3d (T, J, 3) and the OPTIONAL arrays the file has (filled: (T, J2))
 
     @property
     def frames(self):
@@ -44,13 +44,14 @@ class Prediction:
     parents: tuple
     left: tuple
     right: tuple
+    joint_names_2d: tuple   # the run's 2D joints, what `filled` is over
     quantiles: tuple
     tracks: list
     metadata: dict
 
 
 def _meta(content, path):
-    """(joint names, parents, left, right, metadata) from metadata['layout']['skeleton'], checked."""
+    """(joint names, parents, left, right, 2D joint names, metadata) from metadata['layout'], checked."""
     meta = content.get("metadata")
     where = f"{path}: metadata['layout']['skeleton']"
     if not isinstance(meta, dict):
@@ -72,7 +73,21 @@ def _meta(content, path):
             sides.append(())
         if not all(0 <= j < len(names) for j in sides[-1]):
             raise UserError(f"{where}['{side}']: {list(sides[-1])}; expected joint indices below {len(names)}")
-    return names, parents, sides[0], sides[1], meta
+    return names, parents, sides[0], sides[1], names_2d(meta["layout"], names, path), meta
+
+
+def names_2d(layout, names, path):
+    """Names of the run's 2D joints (layout['joints_2d'], what `filled` is over; the skeleton's count
+    where a file records none): the skeleton's own where the 2D joints are its joints (same count),
+    a known layout's (COCO-17) where count and left/right match it, else kp0, kp1 ..."""
+    n = layout.get("joints_2d", len(names))
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise UserError(f"{path}: metadata['layout']['joints_2d']: {n!r}; expected the run's number of 2D joints")
+    if n == len(names):
+        return names
+    sides = (tuple(layout.get("left_2d") or ()), tuple(layout.get("right_2d") or ()))
+    known = [k.names for k in LAYOUTS.values() if k.num_joints == n and k.symmetry == sides]
+    return tuple(known[0]) if known else tuple(f"kp{j}" for j in range(n))
 
 
 def _array(a, where, shape):
@@ -85,11 +100,10 @@ def _array(a, where, shape):
     return a
 
 
-def _track(content, path, key, joints, quantiles):
-    """One Track: positions_3d[subject][action][c] and the OPTIONAL arrays the file has, checked."""
+def _track(content, path, key, shapes, camera):
+    """One Track: positions_3d[subject][action][c] and the OPTIONAL arrays the file has, checked
+    against `shapes` (per name, a frame's shape)."""
     subject, action, c = key
-    shapes = {"positions_3d": (joints, 3), "uncertainty": (joints,), "filled": (joints,),
-              "radius": (joints, len(quantiles)), "trajectory": (3,)}
     arrays, frames = {}, None
     for name in ["positions_3d", *[n for n in OPTIONAL if n in content]]:
         where = f"{path}: {name}[{subject!r}][{action!r}][{c}]"
@@ -101,10 +115,20 @@ def _track(content, path, key, joints, quantiles):
         frames = len(arrays["positions_3d"])
         if name in ("positions_3d", "trajectory") and not np.all(np.isfinite(a)):
             raise UserError(f"{where}: NaN or infinite values; expected finite coordinates")
-    return Track(str(subject), str(action), f"C{c + 1}", arrays)
+    return Track(str(subject), str(action), camera, arrays)
 
 
-def _tracks(content, path, joints, quantiles):
+def camera_names(meta, subject, action, count):
+    """The names of the `count` cameras of subject/action: those predict recorded (the keys
+    SUBJECT/ACTION/CAMERA of metadata['input']['tracks'], in the file's order), else C1, C2 ..."""
+    tracks = meta["input"].get("tracks") if isinstance(meta.get("input"), dict) else None
+    prefix = f"{subject}/{action}/"
+    names = [k[len(prefix):] for k in tracks if isinstance(k, str) and k.startswith(prefix)
+             and "/" not in k[len(prefix):]] if isinstance(tracks, dict) else []
+    return names if len(names) == count else [f"C{c + 1}" for c in range(count)]
+
+
+def _tracks(content, path, shapes, meta):
     """[Track] in the file's order, every array checked against positions_3d's nesting and frames."""
     pos = content["positions_3d"]
     if not isinstance(pos, dict) or not all(isinstance(a, dict) for a in pos.values()):
@@ -116,23 +140,30 @@ def _tracks(content, path, joints, quantiles):
             if not isinstance(cams, (list, tuple, np.ndarray)):
                 raise UserError(f"{path}: positions_3d[{subject!r}][{action!r}]: {type(cams).__name__}; expected "
                                 "a list of (T, J, 3) arrays, one per camera")
-            tracks += [_track(content, path, (subject, action, c), joints, quantiles) for c in range(len(cams))]
+            cameras = camera_names(meta, subject, action, len(cams))
+            tracks += [_track(content, path, (subject, action, c), shapes, cameras[c]) for c in range(len(cams))]
     return tracks
 
 
 def read_prediction(path):
     """The prediction at `path`, checked whole: one line for anything that is not one."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UserError(f"{path}: a directory; expected a prediction npz (the file `raypose predict` writes)")
     content = read_npz(path)   # a missing file, not an npz: one line
     if "positions_3d" not in content:
         raise UserError(f"{path}: not a raypose prediction: missing key 'positions_3d' (found "
                         f"{sorted(content)}); expected the npz `raypose predict` writes")
-    names, parents, left, right, meta = _meta(content, path)
+    names, parents, left, right, names2d, meta = _meta(content, path)
     quantiles = tuple(float(q) for q in (meta.get("quantiles") or ()))
     if "radius" in content and not quantiles:
         raise UserError(f"{path}: radius without metadata['quantiles']; expected the probabilities of the radii")
-    tracks = _tracks(content, path, len(names), quantiles)
-    return Prediction(path, names, parents, left, right, quantiles if "radius" in content else (), tracks, meta)
+    j = len(names)
+    shapes = {"positions_3d": (j, 3), "uncertainty": (j,), "radius": (j, len(quantiles)), "trajectory": (3,),
+              "filled": (len(names2d),)}   # filled: over the 2D the run saw, not the 3D joints
+    tracks = _tracks(content, path, shapes, meta)
+    return Prediction(path, names, parents, left, right, names2d, quantiles if "radius" in content else (),
+                      tracks, meta)
 
 
 def recorded_fps(meta):
@@ -146,18 +177,8 @@ def recorded_fps(meta):
 
 
 def file_names(tracks, ext):
-    """A file name per track, safe on every file system: subject__action__camera with characters other
-    than letters, digits, '.', '-' and '_' as '_'; a name that repeats one (case aside) gets -2, -3 ..."""
-    out, taken = [], set()
-    for t in tracks:
-        base = "__".join(re.sub(r"[^A-Za-z0-9._-]+", "_", x).strip("._") or "_"
-                         for x in (t.subject, t.action, t.camera))[:200]
-        name, k = base, 2
-        while name.lower() in taken:
-            name, k = f"{base}-{k}", k + 1
-        taken.add(name.lower())
-        out.append(f"{name}.{ext}")
-    return out
+    """A file name per track, safe on every file system: SUBJECT__ACTION__CAMERA made safe (B.safe_names)."""
+    return [f"{name}.{ext}" for name in B.safe_names("__".join((t.subject, t.action, t.camera)) for t in tracks)]
 
 
 def _q(q):
@@ -177,8 +198,8 @@ def _track_table(pred, t):
             cols[f"{name}_uncertainty"] = a["uncertainty"][:, j]
         for i, q in enumerate(pred.quantiles):
             cols[f"{name}_radius_q{_q(q)}"] = a["radius"][:, j, i]
-        if "filled" in a:
-            cols[f"{name}_filled"] = a["filled"][:, j].astype(np.int8)
+    for j, name in enumerate(pred.joint_names_2d if "filled" in a else ()):   # the 2D joints'
+        cols[f"{name}_filled"] = a["filled"][:, j].astype(np.int8)
     if "trajectory" in a:
         for k, axis in enumerate("xyz"):
             cols[f"trajectory_{axis}"] = a["trajectory"][:, k]
@@ -192,8 +213,8 @@ def write_csv(pred, folder):
     table = pd.concat(frames, ignore_index=True)
     with open(os.path.join(folder, "poses.csv"), "w", newline="") as f:
         f.write(f"# raypose export of {os.path.basename(pred.path)}: {UNITS}; uncertainty and radius_q<q> in "
-                "metres; filled 1 where the joint was filled in from its neighbours in time; trajectory: "
-                "the root's position in camera coordinates (metres)\n")
+                "metres; <2D joint>_filled 1 where the run's 2D joint was filled in from its neighbours in time; "
+                "trajectory: the root's position in camera coordinates (metres)\n")
         table.to_csv(f, index=False)
     return ["poses.csv"]
 
@@ -210,19 +231,6 @@ def _listed(a):
     return out.tolist()
 
 
-def _plain(obj):
-    """The metadata as strict JSON holds it: numpy values as numbers and lists, NaN as null."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _plain(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj if obj is None or isinstance(obj, (str, int, float, bool)) else str(obj)
-
-
 def write_json(pred, folder):
     tracks = [{"subject": t.subject, "action": t.action, "camera": t.camera, "frames": t.frames,
                **{("positions" if k == "positions_3d" else k): _listed(v) for k, v in t.arrays.items()}}
@@ -230,9 +238,11 @@ def write_json(pred, folder):
     doc = {"format": "raypose poses", "version": 1, "source": os.path.basename(pred.path),
            "units": {"positions": UNITS, "uncertainty": "metres", "radius": "metres",
                      "trajectory": "metres, the root's position in camera coordinates",
-                     "filled": "true where the joint was filled in from its neighbours in time"},
+                     "filled": "per 2D joint (joint_names_2d), true where the run's 2D joint was filled in "
+                               "from its neighbours in time"},
            "joint_names": list(pred.joint_names), "parents": list(pred.parents),
-           "quantiles": list(pred.quantiles) or None, "tracks": tracks, "metadata": _plain(pred.metadata)}
+           "joint_names_2d": list(pred.joint_names_2d), "quantiles": list(pred.quantiles) or None,
+           "tracks": tracks, "metadata": plain(pred.metadata)}
     with open(os.path.join(folder, "poses.json"), "w") as f:
         json.dump(doc, f, separators=(",", ":"), allow_nan=False)
     return ["poses.json"]
@@ -300,6 +310,7 @@ def export_file(path, fmt, out, overwrite=False, fps=None):
             summary["bvh"] = _bvh_conventions(pred, fps, fps_from)
             for key, done in zip(keys, write_bvh(pred, tmp, fps)):
                 key.update(done)
+            summary["files"] = [t["file"] for t in keys if t["file"]]
         else:
             summary["files"] = (write_csv if fmt == "csv" else write_json)(pred, tmp)
         with open(os.path.join(tmp, SUMMARY), "w") as f:
@@ -310,8 +321,7 @@ def export_file(path, fmt, out, overwrite=False, fps=None):
 def format_summary(summary):
     """What the CLI prints: where, how many files, which tracks were left out and why."""
     skipped = [t for t in summary["tracks"] if t.get("skipped")]
-    files = [t["file"] for t in summary["tracks"] if t.get("file")] if summary["format"] == "bvh" \
-        else summary["files"]
+    files = summary["files"]
     lines = [f"wrote {summary['out']}: {len(files)} {summary['format'].upper()} file(s) for "
              f"{len(summary['tracks'])} track(s), and {SUMMARY}"]
     lines += [f"skipped {t['subject']}/{t['action']}/{t['camera']}: {t['skipped']}" for t in skipped]

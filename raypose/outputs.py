@@ -5,6 +5,8 @@ the end, so a reader never sees half an output and a failed write leaves nothing
 """
 import contextlib
 import fnmatch
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -34,8 +36,23 @@ def _is_synthetic(path, names):
     return isinstance(meta, dict) and meta.get("synthetic") is True
 
 
-def _is_export(path, names):   # raypose export's summary beside what it wrote
-    return _has(path, ["raypose_export.json"])
+EXPORT_SUMMARY = "raypose_export.json"   # raypose export's summary: "files" lists what it wrote
+
+
+def _is_export(path, names):
+    return _has(path, [EXPORT_SUMMARY])
+
+
+def _export_foreign(path, names):
+    """Why a former export is not replaced whole: the first entry its summary does not list as a file
+    it wrote (a user's .blend saved beside the BVHs), or an unreadable summary; None if all are its own."""
+    try:
+        with open(os.path.join(path, EXPORT_SUMMARY)) as f:
+            listed = {EXPORT_SUMMARY, *(str(n) for n in json.load(f)["files"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its {EXPORT_SUMMARY} is unreadable or lists no files"
+    foreign = next((n for n in sorted(names) if n not in listed or not os.path.isfile(os.path.join(path, n))), None)
+    return None if foreign is None else f"{foreign} is not listed in its {EXPORT_SUMMARY}"
 
 
 def _is_run(path, names):   # checkpoints/ may not exist yet in a run stopped early
@@ -50,6 +67,37 @@ KINDS = {
     "run": (_is_run, "raypose run (config.toml, layout.json)"),
     "export": (_is_export, "raypose export (raypose_export.json)"),
 }
+# kind -> why a directory of that kind still holds something that is not the kind's own (None: it does not)
+FOREIGN = {"export": _export_foreign}
+
+
+def plain(obj):
+    """`obj` as strict JSON holds it: numpy values as numbers and lists, NaN and infinities as null,
+    anything else as its str."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return plain(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj if obj is None or isinstance(obj, (str, int, float, bool)) else str(obj)
+
+
+def _check_writable_parent(out):
+    """`out`'s nearest existing ancestor is a folder in which something can be made: the writers
+    (atomic_dir, save_npz) make the missing folders there and a temporary sibling; tried up front."""
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {out}: {parent} is a file, not a folder; expected a path in a folder")
+    try:   # os.access says yes to root on read-only file systems: try it
+        tempfile.TemporaryDirectory(dir=parent).cleanup()
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write in {parent} ({e.strerror or e}); expected a writable "
+                        "folder") from None
 
 
 def check_replaceable(out, overwrite, inputs=(), kind=None):
@@ -58,7 +106,8 @@ def check_replaceable(out, overwrite, inputs=(), kind=None):
     `out` may be new or an empty directory. With `overwrite` it may also be a non-empty
     directory that is a raypose output of the same `kind` (a key of KINDS; None: no kind, so
     nothing non-empty is ever replaced). Never an existing file, never an input (a file or a
-    directory in `inputs`) or a directory holding one, compared by resolved real paths.
+    directory in `inputs`) or a directory holding one, compared by resolved real paths; and its
+    nearest existing ancestor a folder where a temporary directory can be made.
     """
     out = os.fspath(out)
     real = os.path.realpath(out)
@@ -68,6 +117,7 @@ def check_replaceable(out, overwrite, inputs=(), kind=None):
             what = "is" if inp_real == real else "holds"
             raise UserError(f"{out}: output {what} the input {os.fspath(inp)}; expected an output "
                             "path apart from the input")
+    _check_writable_parent(out)
     if not os.path.lexists(out):
         return
     if not os.path.isdir(out):
@@ -80,6 +130,10 @@ def check_replaceable(out, overwrite, inputs=(), kind=None):
     if not KINDS[kind][0](out, names):
         raise UserError(f"{out}: not empty and not a {KINDS[kind][1]}, so it is not replaced; "
                         "expected a new or empty directory")
+    foreign = FOREIGN[kind](out, names) if kind in FOREIGN else None
+    if foreign:
+        raise UserError(f"{out}: {foreign}, so it is not replaced (--overwrite replaces only what a former "
+                        f"{kind} wrote); expected a new or empty directory, or a former {kind} alone")
     if not overwrite:
         raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
                         "directory (or pass --overwrite to replace it)")
@@ -90,8 +144,10 @@ def atomic_dir(out, overwrite=False, inputs=(), kind=None):
     """Yields a temporary sibling of `out` to fill; on success it replaces `out`, on error it goes.
 
     `out` must pass check_replaceable(out, overwrite, inputs, kind). Same parent, so the final
-    rename stays on one file system and is atomic.
+    rename stays on one file system and is atomic. The folder gets the user's usual mode
+    (0o777 & ~umask), not mkdtemp's private 0o700.
     """
+    from .data.npz import _umask
     out = os.path.abspath(os.fspath(out))
     check_replaceable(out, overwrite, inputs, kind)
     parent, name = os.path.split(out)
@@ -99,6 +155,7 @@ def atomic_dir(out, overwrite=False, inputs=(), kind=None):
     tmp = tempfile.mkdtemp(prefix=name + ".tmp-", dir=parent)
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         _swap(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -129,14 +186,4 @@ def check_out_file(out_path, input_path=None, overwrite=False, what="an npz file
         raise UserError(f"--out {out}: is the input file; expected a path apart from --input")
     if os.path.lexists(out) and not overwrite:
         raise UserError(f"--out {out}: file exists; expected a new path (or pass --overwrite to replace it)")
-    parent = os.path.dirname(os.path.abspath(out))
-    while not os.path.lexists(parent):   # the writer makes the missing folders in the nearest existing one
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise UserError(f"--out {out}: {parent} is a file, not a folder; expected a path in a folder")
-    try:   # os.access says yes to root on read-only file systems: try a nameless temporary file
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as e:
-        raise UserError(f"--out {out}: cannot write in {parent} ({e.strerror}); expected a writable "
-                        "folder") from None
+    _check_writable_parent(out)

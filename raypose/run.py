@@ -40,7 +40,8 @@ def member_name(n, k, i, kind="ckpt"):
     return f"{n}_members_ensemble{k}_iter{i}.{kind}"
 
 
-def _torch_bytes(obj):
+def torch_bytes(obj):
+    """`obj` as the bytes torch.save writes (a member file's content)."""
     import torch
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -192,6 +193,11 @@ class Run:
         if token and (self._owner() or {}).get("token") != token:
             raise UserError(f"{self.path(LEASE)}: another driver took over this run directory; stopping")
 
+    def live_lease(self):
+        """The lease of a driver still writing this run ({host, pid, started, ...}), or None."""
+        owner = self._owner()
+        return owner if owner is not None and not _gone(owner) else None
+
     def _owner(self):
         try:
             return json.loads(self.read_bytes(LEASE))
@@ -229,10 +235,14 @@ class Run:
         return self._config
 
     def check_config(self, cfg):
-        """Refuse to resume a run made with another config; True if the run is new."""
+        """Refuse to resume a run made with another config, or members imported from VideoPose3D
+        (their iteration 0 has no optimiser or sampling state); True if the run is new."""
         if not self.exists("config.toml"):
             self._check_no_strangers()
             return True
+        if 0 in self.iterations() and "imported" in self.record(0):
+            raise UserError(f"{self.uri}: members imported from VideoPose3D (checkpoints/iter0.json `imported`); "
+                            "expected a run trained by raypose (fine-tuning imported members is not supported)")
         if self.config.hash() != cfg.hash() and not self.iterations():
             self.delete(CAMERAS)   # nothing was trained with the old config: the new one replaces it
             return True
@@ -305,9 +315,9 @@ class Run:
     def save_member(self, k, i, weights, resume):
         """{file name: SHA-256} of member k's weights (kept) and resume state (latest only)."""
         n = self.config.train.members
-        return {member_name(n, k, i): self.write_bytes(f"checkpoints/{member_name(n, k, i)}", _torch_bytes(weights)),
+        return {member_name(n, k, i): self.write_bytes(f"checkpoints/{member_name(n, k, i)}", torch_bytes(weights)),
                 member_name(n, k, i, "resume"): self.write_bytes(f"checkpoints/{member_name(n, k, i, 'resume')}",
-                                                                  _torch_bytes(resume))}
+                                                                  torch_bytes(resume))}
 
     def load_member(self, k, i, kind="ckpt", map_location="cpu"):
         import torch

@@ -2,6 +2,7 @@
 the exported poses, CSV / JSON with the prediction's own numbers, and one line for bad input."""
 import json
 import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -9,8 +10,11 @@ import pytest
 from pybvh import read_bvh_file
 from pybvh.rotations import euler_to_rotmat
 
+from raypose import bvh as B
 from raypose.cli import main
 from raypose.data.npz import load_2d, read_npz, save_2d, save_npz
+from raypose.export import FORMATS
+from raypose.keypoints import COCO
 from raypose.skeleton import HUMANEVA
 
 P = HUMANEVA.parents
@@ -41,13 +45,16 @@ def _moving_body(frames=120, seed=0):
     return pos.astype(np.float32), trajectory.astype(np.float32)
 
 
-def _layout(parents=P):
+def _layout(parents=P, joints_2d=J):
+    """The layout predict records: a run's 2D of `joints_2d` joints (17: COCO's) and the HumanEva skeleton."""
     skeleton = {**HUMANEVA.to_dict(), "parents": list(parents)}
-    return {"joints_2d": J, "left_2d": list(HUMANEVA.left), "right_2d": list(HUMANEVA.right), "skeleton": skeleton}
+    sides = COCO.symmetry if joints_2d == 17 else (HUMANEVA.left, HUMANEVA.right)
+    return {"joints_2d": joints_2d, "left_2d": list(sides[0]), "right_2d": list(sides[1]), "skeleton": skeleton}
 
 
-def _prediction(path, parents=P, empty=False):
-    """A prediction npz laid out as `raypose predict` writes it: two tracks (one 0-frame with `empty`)."""
+def _prediction(path, parents=P, empty=False, joints_2d=J, meta=None):
+    """A prediction npz laid out as `raypose predict` writes it: two tracks (one 0-frame with `empty`)
+    of a run whose 2D has `joints_2d` joints (filled is over those), `meta` added to its metadata."""
     pos, root = _moving_body()
     rng = np.random.default_rng(1)
     quantiles = [0.5, 0.9]
@@ -59,9 +66,9 @@ def _prediction(path, parents=P, empty=False):
             arrays[name].setdefault(s, {})[a] = [
                 {"positions_3d": p, "uncertainty": rng.uniform(0, .05, p.shape[:2]).astype(np.float32),
                  "radius": rng.uniform(0, .1, (*p.shape[:2], 2)).astype(np.float32),
-                 "filled": rng.uniform(size=p.shape[:2]) < 0.1,
+                 "filled": rng.uniform(size=(len(p), joints_2d)) < 0.1,
                  "trajectory": root[:len(p)] if len(p) != 60 else root[:60][::-1].copy()}[name] for p in cams]
-    meta = {"layout": _layout(parents), "quantiles": quantiles, "units": "metres"}
+    meta = {"layout": _layout(parents, joints_2d), "quantiles": quantiles, "units": "metres", **(meta or {})}
     return save_npz(os.fspath(path), metadata=meta, **arrays)
 
 
@@ -187,10 +194,12 @@ def test_csv_and_json_carry_the_predictions_numbers(tmp_path):
     doc = json.loads((tmp_path / "json" / "poses.json").read_text())
     assert list(table.columns[:7]) == ["subject", "action", "camera", "frame", "pelvis_x", "pelvis_y", "pelvis_z"]
     assert list(table.columns[7:11]) == ["pelvis_uncertainty", "pelvis_radius_q0.5", "pelvis_radius_q0.9",
-                                         "pelvis_filled"]
-    assert list(table.columns[-3:]) == ["trajectory_x", "trajectory_y", "trajectory_z"]
+                                         "thorax_x"]
+    # the 2D joints' filled flags (here the skeleton's own) after the 3D joints' columns, then the trajectory
+    assert list(table.columns[-3 - J:]) == [f"{n}_filled" for n in HUMANEVA.joint_names] + [
+        "trajectory_x", "trajectory_y", "trajectory_z"]
     assert len(table) == 120 + 60 and len(doc["tracks"]) == 3 and doc["tracks"][2]["frames"] == 0
-    assert doc["joint_names"] == list(HUMANEVA.joint_names) and doc["quantiles"] == [0.5, 0.9]
+    assert doc["joint_names"] == doc["joint_names_2d"] == list(HUMANEVA.joint_names) and doc["quantiles"] == [0.5, 0.9]
     for c, track in enumerate(doc["tracks"][:2]):
         rows = table[(table.subject == "S1") & (table.camera == f"C{c + 1}")]
         want = {k: d[k]["S1"]["clip one"][c] for k in ("positions_3d", "uncertainty", "radius", "filled", "trajectory")}
@@ -233,8 +242,10 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     save_npz(tmp_path / "nolayout.npz", positions_3d={"S": {"a": [np.zeros((3, J, 3), np.float32)]}},
              metadata={"quantiles": None})
     cyclic = _prediction(tmp_path / "cyclic.npz", parents=(-1, 0, 1, 2, 3, 1, 5, 6, 0, 8, 9, 0, 11, 14, 13))
+    (tmp_path / "adir").mkdir()
     for argv, needle in [
             ([str(tmp_path / "missing.npz")], "missing.npz: file not found"),
+            ([str(tmp_path / "adir")], "adir: a directory; expected a prediction npz"),
             ([str(tmp_path / "notes.npz")], "not an npz file"),
             ([str(tmp_path / "twod.npz")], "missing key 'positions_3d'"),
             ([str(tmp_path / "nolayout.npz")], "metadata['layout']['skeleton']: missing"),
@@ -278,3 +289,131 @@ def test_the_skeleton_is_the_files_own(tmp_path):
     fa = a.joint_positions()[:, [a.joint_names.index(HUMANEVA.joint_names[j]) for j in perm]]
     fb = b.joint_positions()[:, [b.joint_names.index(f"Joint_{HUMANEVA.joint_names[j]}") for j in perm]]
     np.testing.assert_allclose(fb, fa, atol=1e-4)   # centimetres
+
+
+def test_a_17_to_15_runs_prediction(tmp_path):
+    """COCO-17 2D in, HumanEva-15 3D out: `filled` is over the run's 17 2D joints, named after COCO's
+    keypoints (kp<j> for a 2D layout raypose does not know); a `filled` of another width is one line."""
+    src = _prediction(tmp_path / "pred.npz", joints_2d=17)
+    d = read_npz(src)
+    for fmt in FORMATS:
+        assert _export(src, fmt, tmp_path / fmt) == 0
+    table = pd.read_csv(tmp_path / "csv" / "poses.csv", skiprows=1)
+    filled = [f"{n}_filled" for n in COCO.names]
+    assert [c for c in table.columns if c.endswith("_filled")] == filled and "pelvis_x" in table
+    doc = json.loads((tmp_path / "json" / "poses.json").read_text())
+    assert doc["joint_names_2d"] == list(COCO.names) and doc["joint_names"] == list(HUMANEVA.joint_names)
+    for c in range(2):
+        want = d["filled"]["S1"]["clip one"][c]
+        assert want.shape[1] == 17 and want.any()
+        assert np.array_equal(table[table.camera == f"C{c + 1}"][filled].to_numpy() == 1, want)
+        assert np.array_equal(np.array(doc["tracks"][c]["filled"]), want)
+    assert read_bvh_file(tmp_path / "bvh" / "S1__clip_one__C1.bvh").joint_count == J
+    src16 = _prediction(tmp_path / "p16.npz", joints_2d=16)
+    assert _export(src16, "csv", tmp_path / "csv16") == 0
+    columns = pd.read_csv(tmp_path / "csv16" / "poses.csv", skiprows=1).columns
+    assert [c for c in columns if c.endswith("_filled")] == [f"kp{j}_filled" for j in range(16)]
+
+
+def test_filled_of_the_wrong_width_is_one_line(tmp_path, capsys):
+    d = read_npz(_prediction(tmp_path / "pred.npz", joints_2d=17))
+    d["metadata"]["layout"]["joints_2d"] = 16
+    save_npz(tmp_path / "bad.npz", **d)
+    _fails(capsys, ["export", str(tmp_path / "bad.npz"), "--format", "csv", "--out", str(tmp_path / "no")],
+           "filled['S1']['clip one'][0]: (120, 17) bool; expected a numeric array of shape (120, 16)")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_bad_out_is_one_line_before_the_input_is_read(tmp_path, capsys):
+    good = tmp_path / "p.npz"
+    _prediction(good)
+    (tmp_path / "junk.npz").write_text("not a zip")
+    for src in (good, tmp_path / "junk.npz"):   # the input is not read: junk is not named
+        _fails(capsys, ["export", str(src), "--format", "csv", "--out", str(src / "sub")],
+               f"--out {src / 'sub'}: {src} is a file, not a folder; expected a path in a folder")
+        _fails(capsys, ["export", str(src), "--format", "bvh", "--out", "/proc/x"],
+               "--out /proc/x: cannot write in /proc (No such file or directory); expected a writable folder")
+    assert sorted(os.listdir(tmp_path)) == ["junk.npz", "p.npz"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_the_export_folder_gets_the_users_permissions(tmp_path, umask):
+    src = _prediction(tmp_path / "pred.npz")
+    old = os.umask(umask)
+    try:
+        assert _export(src, "csv", tmp_path / "out") == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "out").st_mode) == 0o777 & ~umask   # as a run's, not mkdtemp's 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "out" / "poses.csv").st_mode) == 0o666 & ~umask
+
+
+def test_overwrite_keeps_a_users_file_in_a_former_export(tmp_path, capsys):
+    """--overwrite replaces only what raypose_export.json lists: a .blend saved beside the BVHs
+    (or a folder) makes it one line naming that file, and nothing is touched."""
+    src = _prediction(tmp_path / "pred.npz")
+    out = tmp_path / "out"
+    assert _export(src, "bvh", out) == 0
+    (out / "scene.blend").write_bytes(b"a user's work")
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    _fails(capsys, ["export", str(src), "--format", "bvh", "--out", str(out), "--overwrite"],
+           "scene.blend is not listed in its raypose_export.json, so it is not replaced")
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
+    summary = json.loads((out / "raypose_export.json").read_text())
+    assert summary["files"] == ["S1__clip_one__C1.bvh", "S1__clip_one__C2.bvh"]
+    os.remove(out / "scene.blend")
+    (out / "S1__clip_one__C1.bvh").unlink()   # a file it wrote, gone: the rest is still its own
+    (out / "renders").mkdir()
+    _fails(capsys, ["export", str(src), "--format", "csv", "--out", str(out), "--overwrite"], "renders is not listed")
+    (out / "renders").rmdir()
+    assert _export(src, "csv", out, "--overwrite") == 0
+    assert sorted(os.listdir(out)) == ["poses.csv", "raypose_export.json"]
+
+
+def _tumbling_body(frames=136):
+    """(positions (T, J, 3), trajectory (T, 3)): the standing body turning forward about the camera's
+    x axis from -20 to 250 degrees, wobbling a hair about the other two (not through the gimbal lock
+    itself, where only a + c is determined: close to it a and c turn fast whatever the branch)."""
+    stand = np.zeros((J, 3))
+    for j, p in enumerate(P):
+        stand[j] = stand[p] + OFFSET[j] if p >= 0 else 0
+    t = np.linspace(0, 1, frames)
+    wobble = 1e-4 * np.stack([np.sin(7 * t), np.cos(5 * t)], 1)
+    turn = euler_to_rotmat(np.concatenate([np.radians(-20 + 270 * t)[:, None], wobble], 1), "XYZ")
+    return np.einsum("tij,kj->tki", turn, stand), np.tile([0.0, 0.0, 4.0], (frames, 1))
+
+
+@pytest.mark.filterwarnings("ignore:Rest pose suggests world up")   # pybvh, of a body tumbling a 3/4 turn
+def test_euler_angles_stay_continuous_through_the_branch_point(tmp_path):
+    """ZXY's two solutions (a, b, c) and (a + pi, pi - b, c + pi): where the root's X angle passes
+    90 degrees the principal one jumps half a turn in Z and Y; the file's angles step under 10 degrees
+    a frame, and pose the body as before."""
+    pos, root = _tumbling_body()
+    save_npz(tmp_path / "p.npz", positions_3d={"S": {"tumble": [pos]}}, trajectory={"S": {"tumble": [root]}},
+             metadata={"layout": _layout()})
+    assert _export(tmp_path / "p.npz", "bvh", tmp_path / "out") == 0
+    bvh = read_bvh_file(tmp_path / "out" / "S__tumble__C1.bvh")
+    assert np.degrees(np.abs(np.diff(bvh.joint_angles, axis=0))).max() < 10
+    x = bvh.joint_angles[:, bvh.joint_index["pelvis"], 1]
+    assert np.ptp(x) > np.radians(200)   # so through -90 or +90 degrees, where the principal solution jumps
+    np.testing.assert_allclose(_fk_camera(bvh), _normalised(pos + root[:, None], P), atol=FK_TOL_M)
+    # the identity the choice rests on, for R = Rz(a) Rx(b) Ry(c)
+    a = np.random.default_rng(0).uniform(-3, 3, (50, 3))
+    np.testing.assert_allclose(euler_to_rotmat(a * [1, -1, 1] + np.pi, "ZXY"), euler_to_rotmat(a, "ZXY"), atol=1e-12)
+    t = np.linspace(0, 1, 50)
+    path = np.stack([0.1 * np.sin(5 * t), 3 * t, 0.1 * np.cos(3 * t)], 1)   # b through 90 degrees
+    np.testing.assert_allclose(B.continuous_euler(euler_to_rotmat(path, "ZXY")[:, None])[:, 0], path, atol=1e-9)
+
+
+def test_cameras_are_named_as_predict_recorded(tmp_path):
+    tracks = {"S1/clip one/left cam": {}, "S1/clip one/Right": {}}
+    src = _prediction(tmp_path / "pred.npz", meta={"input": {"tracks": tracks}})
+    assert _export(src, "bvh", tmp_path / "bvh") == 0 and _export(src, "csv", tmp_path / "csv") == 0
+    assert sorted(os.listdir(tmp_path / "bvh")) == ["S1__clip_one__Right.bvh", "S1__clip_one__left_cam.bvh",
+                                                   "raypose_export.json"]
+    table = pd.read_csv(tmp_path / "csv" / "poses.csv", skiprows=1)
+    assert list(table.camera.unique()) == ["left cam", "Right"]
+    # names that do not match the file's cameras (one recorded for two): C1, C2
+    src = _prediction(tmp_path / "other.npz", meta={"input": {"tracks": {"S1/clip one/left cam": {}}}})
+    assert _export(src, "csv", tmp_path / "csv2") == 0
+    assert list(pd.read_csv(tmp_path / "csv2" / "poses.csv", skiprows=1).camera.unique()) == ["C1", "C2"]

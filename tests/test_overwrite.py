@@ -4,8 +4,10 @@ Every refusal is exit status 2 with one line on stderr, and every file under the
 directory (inputs, earlier outputs, unrelated files) is still there byte for byte, with
 nothing new beside it (no half output, no temporary sibling).
 """
+import json
 import os
 import shutil
+import stat
 
 import pytest
 
@@ -13,7 +15,7 @@ import raypose.train.driver
 from raypose.cli import main
 from raypose.data import npz
 from raypose.errors import UserError
-from raypose.outputs import check_replaceable
+from raypose.outputs import atomic_dir, check_replaceable
 
 DEMO_TOML = os.path.join(os.path.dirname(__file__), "..", "raypose", "configs", "demo.toml")
 
@@ -295,3 +297,48 @@ def test_check_replaceable(tmp_path):
     os.remove(tmp_path / "x")
     (tmp_path / "_raypose.json").write_text("{}")
     check_replaceable(tmp_path, True, kind="prepared")
+
+
+def test_check_replaceable_needs_a_folder_it_can_write_in(tmp_path):
+    (tmp_path / "f.npz").write_text("")
+    for out in (tmp_path / "f.npz" / "sub", tmp_path / "f.npz" / "a" / "b"):
+        with pytest.raises(UserError, match=f"--out {out}: {tmp_path / 'f.npz'} is a file, not a folder; expected"):
+            check_replaceable(out, False, kind="run")
+    with pytest.raises(UserError, match=r"--out /proc/x/y: cannot write in /proc \(No such file or directory\); "
+                                        "expected a writable folder"):
+        check_replaceable("/proc/x/y", True, kind="export")
+    assert os.listdir(tmp_path) == ["f.npz"]
+
+
+def test_check_replaceable_keeps_a_former_exports_foreign_files(tmp_path):
+    """--overwrite replaces a former export only if everything in it is listed in its summary."""
+    (tmp_path / "a.bvh").write_text("")
+    (tmp_path / "raypose_export.json").write_text(json.dumps({"files": ["a.bvh"]}))
+    check_replaceable(tmp_path, True, kind="export")
+    (tmp_path / "b.blend").write_text("")
+    with pytest.raises(UserError, match="b.blend is not listed in its raypose_export.json, so it is not replaced"):
+        check_replaceable(tmp_path, True, kind="export")
+    os.remove(tmp_path / "b.blend")
+    (tmp_path / "raypose_export.json").write_text("{")
+    with pytest.raises(UserError, match="raypose_export.json is unreadable or lists no files"):
+        check_replaceable(tmp_path, True, kind="export")
+
+
+def test_import_members_out_inside_a_file_is_one_line(tmp_path, capsys):
+    """Refused before the checkpoint is read (its bytes are not a checkpoint, and that is not what is said)."""
+    (tmp_path / "m0.bin").write_bytes(b"not read")
+    refused(capsys, tmp_path, ["import-members", tmp_path / "m0.bin", "--out", tmp_path / "m0.bin" / "run"],
+            f"--out {tmp_path / 'm0.bin' / 'run'}: {tmp_path / 'm0.bin'} is a file, not a folder")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_atomic_dir_gets_the_users_permissions(tmp_path, umask):
+    """As a run `train` writes (0o777 & ~umask), not mkdtemp's private 0o700."""
+    old = os.umask(umask)
+    try:
+        with atomic_dir(tmp_path / "a" / "out") as tmp:
+            os.mkdir(os.path.join(tmp, "sub"))
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "a", tmp_path / "a" / "out", tmp_path / "a" / "out" / "sub"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o777 & ~umask, path

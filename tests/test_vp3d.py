@@ -9,6 +9,11 @@ import hashlib
 import io
 import json
 import os
+import pickle
+import shutil
+import socket
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -21,6 +26,7 @@ from raypose.data.npz import read_npz, save_2d
 from raypose.data.windows import make_windows
 from raypose.ensemble import Ensemble
 from raypose.run import Run
+from raypose.vp3d import dense_filters
 
 # VideoPose3D's HumanEva-15 skeleton (common/humaneva_dataset.py) and COCO-17 keypoint symmetry
 HE_LEFT, HE_RIGHT = [2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]
@@ -106,6 +112,11 @@ def _ok(argv, capsys):
     return capsys.readouterr().out
 
 
+def _synth(out, capsys, layout):
+    _ok(["synth", "--out", str(out), "--layout", layout, "--frames", "300"], capsys)
+    return str(out)
+
+
 def _refused(argv, capsys, *words):
     """Exit 2, one line naming `words`."""
     assert main(argv) == 2
@@ -120,7 +131,8 @@ def _refused(argv, capsys, *words):
 def test_imported_members_predict_as_videopose3d_evaluates(j_in, tmp_path, capsys):
     models = [vp3d_model(seed, j_in=j_in) for seed in (1, 2)]
     files = [save_vp3d(tmp_path / "epoch_80.bin", models[0]), save_vp3d(tmp_path / "m1.bin", models[1], 60, True)]
-    out = _ok(["import-members", *map(str, files), "--out", str(tmp_path / "run")], capsys)
+    data = [] if j_in == 15 else ["--data", _synth(tmp_path / "coco", capsys, "coco")]
+    out = _ok(["import-members", *map(str, files), "--out", str(tmp_path / "run"), *data], capsys)
     assert "2 VideoPose3D member(s)" in out and "receptive field 27" in out
     tracks = [_track(40, j_in, 0), _track(5, j_in, 1)]   # the second far shorter than the receptive field
     meta = {} if j_in == 15 else {"layout_name": "coco", "num_joints": 17,
@@ -173,6 +185,9 @@ def _bad_files(tmp_path):
     torch.save({"epoch": 3, "model": {}}, tmp_path / "nopos.bin")
     state = vp3d_model(1).state_dict()
     missing = {k: v for k, v in state.items() if k != "layers_bn.1.running_var"}
+    plain, folder = tmp_path / "plain.pkl", tmp_path / "dir.bin"
+    plain.write_bytes(pickle.dumps({"epoch": 1}))   # protocol 4: torch warns of it, in two lines
+    folder.mkdir()
     return {
         "not torch": ([tmp_path / "notes.txt"], ["notes.txt", "not a torch checkpoint"]),
         "no model_pos": ([tmp_path / "nopos.bin"], ["nopos.bin", "no 'model_pos'"]),
@@ -189,14 +204,20 @@ def _bad_files(tmp_path):
         "joints": ([good, save_vp3d(tmp_path / "j17.bin", vp3d_model(1, j_in=17))], ["17 -> 15", "15 -> 15"]),
         "no layout": ([save_vp3d(tmp_path / "h36m.bin", vp3d_model(1, j_in=17, j_out=17))],
                       ["h36m.bin", "17 2D joints -> 17 3D joints"]),
+        "dense": ([save_vp3d(tmp_path / "dense.bin", vp3d_model(1, widths=(3, 7, 19)))],
+                  ["dense.bin", "looks like a --dense model: widths 3, 7, 19 = dense 3,3,3", "default dilated"]),
+        "plain pickle": ([plain], ["plain.pkl", "not a torch checkpoint"]),
+        "directory": ([folder], ["dir.bin: a directory; expected a .bin checkpoint file"]),
     }
 
 
 def test_bad_imports_are_one_line_and_write_nothing(tmp_path, capsys):
     for case, (files, words) in _bad_files(tmp_path).items():
         out = tmp_path / f"run-{case.replace(' ', '_')}"
-        _refused(["import-members", *map(str, files), "--out", str(out)], capsys, *words)
-        assert not out.exists(), case
+        with warnings.catch_warnings(record=True) as caught:   # a warning would print lines before the one line
+            warnings.simplefilter("always")
+            _refused(["import-members", *map(str, files), "--out", str(out)], capsys, *words)
+        assert not out.exists() and not caught, (case, [str(w.message) for w in caught])
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
     good = str(tmp_path / "good.bin")
     _ok(["import-members", good, "--out", str(tmp_path / "run")], capsys)
@@ -221,3 +242,86 @@ def test_bad_exports_are_one_line_and_write_nothing(local_run, tmp_path, capsys)
     assert out.read_bytes() == b"mine"
     _ok(["export-member", "--run", run, "--member", "0", "--iteration", "1", "--out", str(out), "--overwrite"], capsys)
     assert "model_pos" in torch.load(io.BytesIO(out.read_bytes()), weights_only=True)
+
+
+def test_dense_filters_are_recognised_and_dilated_ones_are_not():
+    assert dense_filters([3, 7, 19]) == [3, 3, 3] and dense_filters([3, 7, 19, 55, 163]) == [3, 3, 3, 3, 3]
+    assert dense_filters([5, 21]) == [5, 5]
+    for dilated in ([3, 3, 3], [3, 3, 3, 3, 3], [1, 3, 3], [3], [3, 5, 7]):
+        assert dense_filters(dilated) is None, dilated
+
+
+def test_export_refuses_an_out_inside_a_run(local_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(local_run, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    _ok(["import-members", save_vp3d(tmp_path / "a.bin", vp3d_model(1, channels=16)).as_posix(), "--out",
+         str(tmp_path / "imp")], capsys)
+    (tmp_path / "link.bin").symlink_to(run / "config.toml")
+    for out in (run / "checkpoints" / "2_members_ensemble0_iter1.ckpt", run / "config.toml", run / "new" / "m.bin",
+                tmp_path / "link.bin", tmp_path / "imp" / "checkpoints" / "m.bin", tmp_path / "imp" / "m.bin"):
+        _refused(["export-member", "--run", str(run), "--member", "0", "--out", str(out), "--overwrite"], capsys,
+                 f"--out {out}: inside the run directory", "expected a path outside any raypose run")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "imp" / "m.bin").exists() and not (tmp_path / "imp" / "checkpoints" / "m.bin").exists()
+    Run.open(run).verify(1)
+
+
+def test_train_refuses_an_imported_run(tmp_path, capsys):
+    run = tmp_path / "imp"
+    _ok(["import-members", str(save_vp3d(tmp_path / "a.bin", vp3d_model(1))), str(save_vp3d(tmp_path / "b.bin",
+         vp3d_model(2))), "--out", str(run)], capsys)
+    text = (run / "config.toml").read_text()
+    for made_up in ("iterations", "epochs", "lr", "synthetic_frames", "batch_size", "sampling"):
+        assert f"\n{made_up} = " not in text, made_up   # the config's defaults, not written as if they were true
+    assert "[model]\nchannels = 24\nwidths = [3, 3, 3]" in text and "[train]\nmembers = 2\n" in text
+    assert Run.open(run).config.hash() == json.loads((run / "checkpoints" / "iter0.json").read_text())["config_hash"]
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    words = (f"{run}: members imported from VideoPose3D (checkpoints/iter0.json `imported`); expected a run trained "
+             "by raypose (fine-tuning imported members is not supported)")
+    for argv in (["--out", str(run)], ["--config", str(run / "config.toml")],
+                 ["--config", str(run / "config.toml"), "--keep-last", "1"]):
+        _refused(["train", *argv, "--local"], capsys, words)
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_coco_import_needs_coco_data_and_evaluates(tmp_path, capsys):
+    ckpt, run = str(save_vp3d(tmp_path / "coco.bin", vp3d_model(1, j_in=17))), tmp_path / "run"
+    _refused(["import-members", ckpt, "--out", str(run)], capsys, "--data synthetic (the default)", "takes 17 (coco)",
+             "raypose synth --layout coco --out DIR")
+    _refused(["import-members", ckpt, "--out", str(run), "--data", _synth(tmp_path / "he", capsys, "humaneva15")],
+             capsys, "its 2D has 15 joints; expected 17 (coco)")
+    _refused(["import-members", ckpt, "--out", str(run), "--keypoints", "humaneva15"], capsys,
+             "--keypoints humaneva15", "takes 17 2D joints", "expected --keypoints coco")
+    assert not run.exists()
+    coco = _synth(tmp_path / "coco", capsys, "coco")
+    out = _ok(["import-members", ckpt, "--out", str(run), "--data", coco], capsys)
+    assert "2D keypoints: coco (assumed for 17 input joints" in out
+    imported = json.loads((run / "checkpoints" / "iter0.json").read_text())["imported"]
+    assert imported["keypoints"] == "coco" and imported["keypoints_assumed"] is True
+    out = _ok(["evaluate", "--run", str(run), "--no-curve", "--no-tta", "--aggregate", "mean"], capsys)   # quick
+    summary = Run.open(run).metrics()["evaluation"]["summary"]
+    assert summary["mpjpe"] > 0 and np.isfinite(summary["p_mpjpe"]), out
+    out = _ok(["import-members", ckpt, "--out", str(run), "--data", coco, "--keypoints", "coco", "--overwrite"], capsys)
+    assert "assumed" not in out
+    assert json.loads((run / "checkpoints" / "iter0.json").read_text())["imported"]["keypoints_assumed"] is False
+
+
+def test_import_overwrites_only_an_imported_run_nobody_writes(local_run, tmp_path, capsys):
+    trained, ckpt = tmp_path / "trained", str(save_vp3d(tmp_path / "a.bin", vp3d_model(1)))
+    shutil.copytree(local_run, trained)
+    before = {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()}
+    _refused(["import-members", ckpt, "--out", str(trained), "--overwrite"], capsys,
+             "a run trained by raypose (iterations 1)", "--overwrite does not replace")
+    assert {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()} == before
+    imp = tmp_path / "imp"
+    _ok(["import-members", ckpt, "--out", str(imp)], capsys)
+    lease = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "renewed": time.time(),
+             "token": "t"}
+    (imp / "lease.json").write_text(json.dumps(lease))   # this process is alive: a driver writing the run
+    _refused(["import-members", ckpt, ckpt, "--out", str(imp), "--overwrite"], capsys,
+             "a run being written now (lease.json", f"pid {os.getpid()}")
+    assert "members = 1" in (imp / "config.toml").read_text()
+    (imp / "lease.json").write_text(json.dumps({**lease, "host": "elsewhere", "renewed": 0}))   # long gone
+    _ok(["import-members", ckpt, ckpt, "--out", str(imp), "--overwrite"], capsys)
+    assert "members = 2" in (imp / "config.toml").read_text()

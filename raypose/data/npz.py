@@ -82,22 +82,27 @@ def _umask():
     return old
 
 
-def _atomic_savez(path, **arrays):
-    """Write under a temporary name in the same folder, then rename: readers see all or nothing.
-    The file gets the user's usual mode (0o666 & ~umask), not mkstemp's private 0o600."""
+def atomic_write(path, write, suffix=".tmp"):
+    """`write(f)` fills a temporary file in `path`'s folder, which is then renamed to `path`: readers
+    see all or nothing. The file gets the user's usual mode (0o666 & ~umask), not mkstemp's 0o600."""
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".npz.tmp")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=suffix)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def _atomic_savez(path, **arrays):
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays), ".npz.tmp")
 
 
 def _object(value):

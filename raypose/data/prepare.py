@@ -8,7 +8,7 @@ import os
 
 import pyarrow.dataset as pads
 
-from ..outputs import atomic_dir, check_replaceable
+from ..outputs import atomic_dir, check_replaceable, plain
 from . import splits
 from .csv import write_csv
 from .npz import FILE_2D, FILE_3D, load_humaneva
@@ -60,12 +60,8 @@ def write_outputs(table, out, csv=False, overwrite=False, metadata=None, inputs=
         if csv:
             write_csv(table, os.path.join(tmp, CSV_FILE))
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
-            json.dump(metadata or {}, f, indent=1, default=_plain)
+            json.dump(plain(metadata or {}), f, indent=1)
     return os.path.abspath(os.fspath(out))
-
-
-def _plain(value):
-    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def format_summary(summary):
