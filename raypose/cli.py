@@ -103,12 +103,13 @@ def _add_prepare(sub):
 
 
 def _add_synth(sub):
-    q = sub.add_parser("synth", help="write the synthetic HumanEva-like npz pair")
+    q = sub.add_parser("synth", help="write a synthetic npz pair (HumanEva-like, or Human3.6M's layout)")
     q.add_argument("--out", required=True)
     q.add_argument("--frames", type=int, default=3000, help="approximate 3D frames in all")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--layout", choices=("humaneva15", "coco"), default="humaneva15",
-                   help="2D keypoints: HumanEva's 15 joints or a detector's 17 COCO keypoints (3D stays 15)")
+    q.add_argument("--layout", choices=("humaneva15", "coco", "h36m"), default="humaneva15",
+                   help="2D keypoints: HumanEva's 15 joints or a detector's 17 COCO keypoints (3D stays 15); "
+                   "h36m: VideoPose3D's data_3d_h36m.npz (32 joints) and data_2d_h36m_gt.npz (17, 4 cameras)")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_cmd_synth)
 

@@ -4,7 +4,6 @@ A directory is written under a temporary name in the same parent and renamed int
 the end, so a reader never sees half an output and a failed write leaves nothing behind.
 """
 import contextlib
-import fnmatch
 import json
 import math
 import os
@@ -24,16 +23,9 @@ def _is_prepared(path, names):   # _raypose.json, or the old layout: metadata.js
 
 
 def _is_synthetic(path, names):
-    """Only the synthetic pair, its 2D marked synthetic (real HumanEva files have the same names)."""
-    from .data.npz import read_npz
-    if not all((fnmatch.fnmatchcase(n, "data_2d_humaneva15_*.npz") or n == "data_3d_humaneva15.npz")
-               and _has(path, [n]) for n in names):
-        return False
-    try:
-        meta = read_npz(os.path.join(path, "data_2d_humaneva15_gt.npz")).get("metadata")
-    except UserError:
-        return False
-    return isinstance(meta, dict) and meta.get("synthetic") is True
+    """Only raypose synth's files, its 2D marked synthetic (real HumanEva or Human3.6M files have the same names)."""
+    from .data.synthetic import is_synthetic_dir
+    return is_synthetic_dir(path, names)
 
 
 EXPORT_SUMMARY = "raypose_export.json"   # raypose export's summary: "files" lists what it wrote
@@ -62,8 +54,8 @@ def _is_run(path, names):   # checkpoints/ may not exist yet in a run stopped ea
 # kind -> (test on the directory and its entry names, what the kind looks like, for messages)
 KINDS = {
     "prepared": (_is_prepared, "prepared frame table (_raypose.json, or metadata.json + frames/)"),
-    "synthetic": (_is_synthetic, "synthetic npz directory (only raypose synth's data_2d_humaneva15_gt.npz, "
-                                 "data_3d_humaneva15.npz)"),
+    "synthetic": (_is_synthetic, "synthetic npz directory (only raypose synth's data_2d_humaneva15_gt.npz and "
+                                 "data_3d_humaneva15.npz, or data_2d_h36m_gt.npz and data_3d_h36m.npz)"),
     "run": (_is_run, "raypose run (config.toml, layout.json)"),
     "export": (_is_export, "raypose export (raypose_export.json)"),
 }

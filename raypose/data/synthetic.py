@@ -31,12 +31,20 @@ Layouts: the 2D is HumanEva's 15 joints by default; `layout="coco"` gives the sa
 COCO keypoints instead (what a detector reports), with the face points (nose, eyes, ears) placed
 as virtual 3D points on the head (`face_points`), so the COCO -> HumanEva mapping of
 `raypose.keypoints` can be measured against the native 15 joints. The 3D stays HumanEva's 15.
+
+Human3.6M: `layout="h36m"` writes VideoPose3D's data_3d_h36m.npz / data_2d_h36m_gt.npz instead
+(`generate_h36m`): the same people (7 of them, S1...S11) and motions, 50 fps, the 17 H36M joints
+derived from the 15 (`h36m_joints`) and stored in 32 slots (`embed_32`), projected into H36M's 4
+cameras (raypose.h36m's published extrinsics and pinhole focal/centre; the table's lens distortion
+is left out, so the 2D is an exact pinhole projection). The walking loops (0.8 x HumanEva's size)
+go around H36M_CENTRE, near the world origin where the four views overlap, and stay inside all four
+1000x1000 images (>= 60 px margin over 40 seeds; tests/test_synth_h36m.py checks 12).
 """
 import os
 
 import numpy as np
 
-from .. import cameras
+from .. import cameras, h36m
 from ..errors import UserError
 from ..keypoints import COCO, DIRECT, LAYOUTS
 from ..skeleton import NUM_JOINTS
@@ -52,6 +60,27 @@ MIN_CHUNK_FRAMES = 40
 # chunk covers more than a metre even at the default size).
 _ACTION_WEIGHT = {"Walking": 1.35, "Jog": 1.0, "Box": 0.85, "Gestures": 0.85, "ThrowCatch": 0.85}
 _PERSONS = ("S1", "S2", "S3")
+
+# What `write_synthetic` writes per dataset (2D, 3D): a directory holding only these (and other
+# data_2d_<dataset>_*.npz) with a 2D marked synthetic is one that synth --overwrite may replace.
+FILES = {"humaneva15": (npz.FILE_2D.format("gt"), npz.FILE_3D),
+         "h36m": ("data_2d_h36m_gt.npz", "data_3d_h36m.npz")}
+LAYOUT_NAMES = ("humaneva15", "coco", "h36m")   # the 2D layouts synth writes; "h36m" also means H36M's 3D
+
+# Human3.6M stand-ins: (H36M action name, motion of `_MAKERS`), each in takes " 1" and " 2".
+H36M_ACTIONS = (("Directions", "Gestures"), ("Posing", "Box"), ("Walking", "Walking"))
+H36M_TAKES = (1, 2)
+_H36M_SIZES = (0.97, 0.93, 1.03, 0.95, 1.06, 1.0, 1.04)   # body size of h36m.SUBJECTS, in order
+_H36M_LEFT_HANDED = 3                                       # S7 waves and points with the left arm
+# Where H36M's four views overlap: the walking loops (radii 0.92-1.12 m, 0.8 x HumanEva's) go around
+# H36M_CENTRE (world metres; the cameras' optical axes pass within ~0.4 m of it), and so does everyone
+# standing. A loop of HumanEva's size about the origin takes the feet out of cameras 3 and 4.
+H36M_LOOP_SCALE = 0.8
+H36M_CENTRE = (0.25, 0.6)
+# H36M's neck (its "neck/nose") and head top on the line thorax -> synthetic head centre (the template
+# puts that 0.22 m above the thorax, level with the brows): 0.11 m and ~0.32 m above the thorax.
+NECK_FRACTION = 0.5
+HEAD_TOP_FRACTION = 1.45
 
 # HumanEva-like template in metres, for a body size of 1.
 _TEMPLATE = {
@@ -77,13 +106,22 @@ _D = np.pi / 180.0
 
 
 def _layout(layout):
-    if layout not in LAYOUTS:
-        raise UserError(f"synthetic data: layout={layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if layout not in LAYOUT_NAMES or (layout != "h36m" and layout not in LAYOUTS):
+        raise UserError(f"synthetic data: layout={layout!r}; expected one of {', '.join(LAYOUT_NAMES)}")
     return LAYOUTS[layout]
+
+
+def dataset_of(layout):
+    """The dataset (a key of FILES) whose files a layout's synthetic data goes into."""
+    return "h36m" if layout == "h36m" else "humaneva15"
 
 
 def metadata(layout="humaneva15"):
     """The real file's metadata plus two synthetic-only keys; `layout` is the 2D's."""
+    if layout == "h36m":   # VideoPose3D's num_joints and keypoints_symmetry, no single focal
+        sk = h36m.SKELETON
+        return {"layout_name": "h36m", "num_joints": sk.num_joints,
+                "keypoints_symmetry": [list(sk.left), list(sk.right)], "synthetic": True}
     lay = _layout(layout)
     return {
         "layout_name": lay.name,
@@ -163,10 +201,10 @@ def _softmin(a, b, k=0.01):
 
 # ----------------------------------------------------------------------------- body and FK
 
-def _body(seed, person_index):
+def _body(seed, person_index, sizes=(0.95, 1.06, 0.99), left_handed=1, stream=101):
     """Bone offsets of one person: template x body size x per-bone proportions (left = right)."""
-    rng = np.random.default_rng([seed, 101, person_index])
-    size = (0.95, 1.06, 0.99)[person_index] + rng.uniform(-0.03, 0.03)
+    rng = np.random.default_rng([seed, stream, person_index])
+    size = sizes[person_index] + rng.uniform(-0.03, 0.03)
     body = {k: v * size * rng.uniform(0.95, 1.05) for k, v in _TEMPLATE.items()}
     style = {
         "walk_freq": rng.uniform(0.85, 1.0),     # gait cycles per second (two steps)
@@ -174,7 +212,7 @@ def _body(seed, person_index):
         "jog_freq": rng.uniform(1.3, 1.5),
         "jog_stride": rng.uniform(1.7, 2.0) * size,
         "arm_swing": rng.uniform(0.8, 1.2),
-        "handed": 1 if person_index != 1 else -1,  # S2 gestures and throws with the left arm
+        "handed": 1 if person_index != left_handed else -1,  # HumanEva's S2 gestures and throws left-handed
     }
     return body, style
 
@@ -229,9 +267,9 @@ def _base_dofs(rng, t, noise_deg=2.0):
     return dof
 
 
-def _ellipse_path(rng, t, speed):
+def _ellipse_path(rng, t, speed, scale=1.0):
     """Root xy moving at constant speed along an ellipse around the origin; yaw = heading."""
-    a, b = rng.uniform(1.15, 1.4), rng.uniform(1.05, 1.3)
+    a, b = rng.uniform(1.15, 1.4) * scale, rng.uniform(1.05, 1.3) * scale
     tilt = rng.uniform(0, np.pi)
     centre = rng.uniform(-0.1, 0.1, 2)
     direction = rng.choice([-1.0, 1.0])
@@ -252,7 +290,7 @@ def _gait(rng, t, style, jog):
     stride = style["jog_stride" if jog else "walk_stride"] * rng.uniform(0.95, 1.05)
     amp = rng.uniform(0.9, 1.1)
     phi = 2 * np.pi * freq * t + rng.uniform(0, 2 * np.pi)
-    xy, heading = _ellipse_path(rng, t, stride * freq)
+    xy, heading = _ellipse_path(rng, t, stride * freq, style.get("loop_scale", 1.0))
     dof = _base_dofs(rng, t, 1.5)
     # Leg phase p: hip flexion peaks (heel strike) at p = pi/2, toe-off near p = -0.6; the knee
     # flexes most in early swing and a little in the loading response after heel strike.
@@ -414,16 +452,108 @@ def coco_points(pos3d):
     return out
 
 
+# ----------------------------------------------------------------------------- Human3.6M
+
+# The H36M joint each of HumanEva's limbs and trunk joints gives (None: built in `h36m_joints`).
+_H36M_FROM_15 = (0, 11, 12, 13, 8, 9, 10, None, 1, None, None, 2, 3, 4, 5, 6, 7)
+
+
+def h36m_joints(pos15):
+    """H36M's 17 joints (T, 17, 3) of a synthetic HumanEva pose (T, 15, 3).
+
+    Limbs, pelvis (H36M's hip) and thorax one to one; spine halfway from pelvis to thorax; neck and
+    head top on the line from the thorax through the synthetic head centre (NECK_FRACTION,
+    HEAD_TOP_FRACTION). Each is fixed in one rigid segment, so every H36M bone keeps its length.
+    """
+    x = np.asarray(pos15, dtype=np.float64)
+    out = np.empty((len(x), h36m.SKELETON.num_joints, 3))
+    kept = [j for j, src in enumerate(_H36M_FROM_15) if src is not None]
+    out[:, kept] = x[:, [_H36M_FROM_15[j] for j in kept]]
+    thorax, up = x[:, 1], x[:, 14] - x[:, 1]
+    out[:, 7] = 0.5 * (x[:, 0] + thorax)
+    out[:, 9] = thorax + NECK_FRACTION * up
+    out[:, 10] = thorax + HEAD_TOP_FRACTION * up
+    return out
+
+
+def _slot_sources():
+    """For each of the 32 slots, the index among the 17 of its nearest kept ancestor (itself if kept)."""
+    out = []
+    for j in range(len(h36m.PARENTS_32)):
+        while j not in h36m.KEEP_32:
+            j = h36m.PARENTS_32[j]
+        out.append(h36m.KEEP_32.index(j))
+    return out
+
+
+def embed_32(pos17):
+    """(T, 32, 3) as data_3d_h36m.npz holds it: the 17 in KEEP_32, each other slot a copy of its
+    nearest kept ancestor (VideoPose3D drops those 15 anyway)."""
+    return np.asarray(pos17)[:, _slot_sources()]
+
+
+def h36m_camera(subject, index):
+    """(R camera-to-world, t camera centre in metres) of H36M's published extrinsics."""
+    q, t_mm = h36m.EXTRINSICS[subject][index]
+    return cameras.quaternion_to_matrix(q), np.asarray(t_mm, dtype=np.float64) / 1000.0
+
+
+def project_h36m(points_world, subject, index):
+    """World points (..., 3) metres -> float32 pixels (..., 2): X_cam = R^T (X - t), then a pinhole
+    with the camera's focal and centre (VideoPose3D also applies the lens distortion; not here)."""
+    R, t = h36m_camera(subject, index)
+    cam = (np.asarray(points_world, dtype=np.float64) - t) @ R
+    return cameras.project(cam, h36m.INTRINSICS[index]["focal"], h36m.INTRINSICS[index]["centre"])
+
+
+def _h36m_plan(frames, seed):
+    plan = [(subject, f"{name} {take}", kind)
+            for subject in h36m.SUBJECTS for name, kind in H36M_ACTIONS for take in H36M_TAKES]
+    return _lengths(plan, frames, np.random.default_rng([seed, 8]))
+
+
+def generate_h36m(frames=3000, seed=0, noise_px=0.0):
+    """Synthetic data in VideoPose3D's Human3.6M layout: (positions_2d, positions_3d, metadata) with
+    positions_3d[subject][action] float32 (T, 32, 3) world metres (z up) and positions_2d[subject][action]
+    = 4 float32 (T, 17, 2) pixel arrays (the KEEP_32 joints in the cameras of h36m.CAMERA_IDS)."""
+    bodies = [_body(seed, i, _H36M_SIZES, _H36M_LEFT_HANDED, stream=103) for i in range(len(h36m.SUBJECTS))]
+    for _, style in bodies:
+        style["loop_scale"] = H36M_LOOP_SCALE
+    noise_rng = np.random.default_rng([seed, 13])
+    keep = list(h36m.KEEP_32)
+    positions_2d, positions_3d = {}, {}
+    for ci, (subject, action, kind, n) in enumerate(_h36m_plan(frames, seed)):
+        body, style = bodies[h36m.SUBJECTS.index(subject)]
+        rng = np.random.default_rng([seed, 31, ci])
+        xy, dof = _MAKERS[kind](rng, np.arange(n) / h36m.FPS, style)
+        pos3d = embed_32(h36m_joints(_forward_kinematics(body, xy + H36M_CENTRE, dof))).astype(np.float32)
+        positions_3d.setdefault(subject, {})[action] = pos3d
+        positions_2d.setdefault(subject, {})[action] = [
+            _noisy(project_h36m(pos3d[:, keep], subject, c), noise_rng, noise_px)
+            for c in range(len(h36m.CAMERA_IDS))]
+    return positions_2d, positions_3d, metadata("h36m")
+
+
 # ----------------------------------------------------------------------------- public API
 
 def _chunk_plan(frames, seed):
     """[(subject, action name, kind, frames)] with lengths summing to about `frames`."""
     plan = [(subject, f"{name} 1 chunk{c}", name)
             for subject in SUBJECTS for name, n in ACTIONS for c in range(n)]
-    rng = np.random.default_rng([seed, 7])
+    return _lengths(plan, frames, np.random.default_rng([seed, 7]))
+
+
+def _lengths(plan, frames, rng):
+    """The plan's (subject, action, kind) with frame counts summing to about `frames`, by action weight."""
     w = np.array([_ACTION_WEIGHT[kind] for _, _, kind in plan]) * rng.uniform(0.85, 1.15, len(plan))
     lengths = np.maximum(MIN_CHUNK_FRAMES, np.round(frames * w / w.sum())).astype(int)
     return [(s, a, k, int(n)) for (s, a, k), n in zip(plan, lengths)]
+
+
+def _noisy(kp, noise_rng, noise_px):
+    if noise_px > 0:
+        kp = (kp + noise_rng.normal(0, noise_px, kp.shape)).astype(np.float32)
+    return kp
 
 
 def generate(frames=3000, seed=0, noise_px=0.0, layout="humaneva15"):
@@ -435,6 +565,7 @@ def generate(frames=3000, seed=0, noise_px=0.0, layout="humaneva15"):
       positions_3d[subject][action] = float32 (T, 15, 3) world metres (z up), shared by the cameras,
       metadata = {'layout_name': 'humaneva15', 'num_joints': 15, 'keypoints_symmetry': [...],
                   'synthetic': True, 'focal_px': FOCAL_PX} (the 2D layout's name, count, symmetry).
+    layout="h36m" gives Human3.6M's layout instead (see `generate_h36m`).
     `frames` is the approximate total number of 3D frames over all subjects and actions; every
     chunk has at least MIN_CHUNK_FRAMES frames, so totals below ~1700 come out larger.
     `noise_px` > 0 adds Gaussian noise (that standard deviation, pixels) to the 2D. The 3D and the
@@ -445,6 +576,8 @@ def generate(frames=3000, seed=0, noise_px=0.0, layout="humaneva15"):
         raise UserError(f"synthetic data: frames={frames!r}, expected a positive integer")
     if not np.isfinite(noise_px) or noise_px < 0:
         raise UserError(f"synthetic data: noise_px={noise_px!r}, expected a finite value >= 0")
+    if layout == "h36m":
+        return generate_h36m(int(frames), seed, noise_px)
     bodies = [_body(seed, i) for i in range(len(_PERSONS))]
     noise_rng = np.random.default_rng([seed, 13])
     positions_2d, positions_3d = {}, {}
@@ -455,12 +588,8 @@ def generate(frames=3000, seed=0, noise_px=0.0, layout="humaneva15"):
         xy, dof = _MAKERS[kind](rng, t, style)
         pos3d = _forward_kinematics(body, xy, dof).astype(np.float32)
         points = pos3d if layout == "humaneva15" else coco_points(pos3d)
-        cams = []
-        for c in range(len(cameras.CAMERA_NAMES)):
-            kp = project_to_camera(points, subject, c)
-            if noise_px > 0:
-                kp = (kp + noise_rng.normal(0, noise_px, kp.shape)).astype(np.float32)
-            cams.append(kp)
+        cams = [_noisy(project_to_camera(points, subject, c), noise_rng, noise_px)
+                for c in range(len(cameras.CAMERA_NAMES))]
         positions_3d.setdefault(subject, {})[action] = pos3d
         positions_2d.setdefault(subject, {})[action] = cams
     return positions_2d, positions_3d, meta
@@ -470,11 +599,13 @@ def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False,
     """Write data_2d_humaneva15_gt.npz and data_3d_humaneva15.npz into out_dir (created).
 
     With layout="coco" the 2D file holds the same people's 17 COCO keypoints (exact projections,
-    so still `gt`; its metadata names the layout), the 3D file is the same.
+    so still `gt`; its metadata names the layout), the 3D file is the same. With layout="h36m" the
+    pair is data_2d_h36m_gt.npz and data_3d_h36m.npz (`generate_h36m`).
 
-    out_dir is new, empty, or (with `overwrite`) holds only HumanEva npz files, whose pair is
-    replaced (other data_2d_humaneva15_*.npz stay). Both files are written in a temporary
-    sibling directory first, then renamed in. Returns (path_2d, path_3d).
+    out_dir is new, empty, or (with `overwrite`) a former synth output, whose pair is replaced
+    (other data_2d_<dataset>_*.npz stay) and the other dataset's synthetic pair removed, so that the
+    directory names one dataset. Both files are written in a temporary sibling directory first, then
+    renamed in. Returns (path_2d, path_3d).
     """
     import shutil
     import tempfile
@@ -483,7 +614,7 @@ def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False,
     out_dir = os.fspath(out_dir)
     check_replaceable(out_dir, overwrite, kind="synthetic")
     positions_2d, positions_3d, meta = generate(frames, seed, noise_px, layout)   # checks the arguments
-    names = (npz.FILE_2D.format("gt"), npz.FILE_3D)
+    names = FILES[dataset_of(layout)]
     parent, base = os.path.split(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=base + ".tmp-", dir=parent)
@@ -493,6 +624,31 @@ def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False,
         os.makedirs(out_dir, exist_ok=True)
         for name in names:
             os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+        for name in (n for pair in FILES.values() if pair != names for n in pair):
+            if os.path.isfile(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return tuple(os.path.join(out_dir, name) for name in names)
+
+
+def is_synthetic_dir(path, names):
+    """Whether the directory `path` (holding `names`) is only `write_synthetic`'s output: every name a
+    data_2d_<dataset>_*.npz or data_3d_<dataset>.npz of FILES, and each dataset's 2D gt file present
+    and marked synthetic (real files have the same names). raypose.outputs asks this for --overwrite."""
+    import fnmatch
+    used = set()
+    for name in names:
+        owner = [d for d, (_, f3d) in FILES.items()
+                 if name == f3d or fnmatch.fnmatchcase(name, f"data_2d_{d}_*.npz")]
+        if not owner or not os.path.isfile(os.path.join(path, name)):
+            return False
+        used.update(owner)
+    for dataset in used:
+        try:
+            meta = npz.read_npz(os.path.join(path, FILES[dataset][0])).get("metadata")
+        except UserError:
+            return False
+        if not (isinstance(meta, dict) and meta.get("synthetic") is True):
+            return False
+    return bool(used)
