@@ -5,8 +5,8 @@
                                           truth, the joints filled in and the root's path if given
 
 Like `raypose.plots`, the figure is built on the Agg canvas directly, so importing this module
-never changes the user's pyplot backend. The skeleton defaults to HumanEva's 15 joints
-(`raypose.skeleton`); `animate` takes `parents`, `left` and `right` for another one.
+never changes the user's pyplot backend. Callers pass the run's skeleton (`parents`, `left`,
+`right`) and image size; without them `animate` draws HumanEva's 15 joints in a 640x480 image.
 """
 import math
 import os
@@ -22,9 +22,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .cameras import IMAGE_HEIGHT, IMAGE_WIDTH
 from .errors import UserError
-from .skeleton import LEFT, PARENTS, RIGHT
+from .skeleton import HUMANEVA
 
 ANIMATION_DPI = 100
 FIGURE_IN = (11.0, 5.4)     # width, height in inches; a top view of the root's path adds TOP_VIEW_IN
@@ -36,6 +35,9 @@ GT_STYLE = {"color": "k", "lw": 1.3, "ls": (0, (3, 2))}
 FILLED_STYLE = {"ls": "", "marker": "o", "mfc": "none", "mec": "m", "mew": 1.8}
 PATH_COLOUR = "0.1"
 SPREAD_LABEL = "ensemble spread per joint (mm)"
+DEFAULT_SKELETON = HUMANEVA          # what `animate` draws where the caller names no skeleton
+LEFT, RIGHT = list(DEFAULT_SKELETON.left), list(DEFAULT_SKELETON.right)   # its sides
+DEFAULT_IMAGE_SIZE = (640, 480)      # and no image size: HumanEva's
 
 
 def skeleton_limits(*arrays, margin=0.1):
@@ -65,7 +67,7 @@ def _side(j, left=LEFT, right=RIGHT):
     return "left" if j in left else "right" if j in right else "centre"
 
 
-def _bone_path(children, parents=PARENTS):
+def _bone_path(children, parents=DEFAULT_SKELETON.parents):
     """Joint indices tracing each bone child -> parent, -1 (a break) between bones."""
     idx = []
     for j in children:
@@ -173,7 +175,7 @@ def _figure(title, top_view=False):
     return fig, ax2, ax3, cax, axt
 
 
-def _panel_2d(ax2, kp, size=(IMAGE_WIDTH, IMAGE_HEIGHT)):
+def _panel_2d(ax2, kp, size):
     """The image frame (`size` w, h pixels), with room for keypoints that fall outside it."""
     w, h = (float(v) for v in size)
     x0 = min(0.0, float(np.nanmin(kp[..., 0])))
@@ -378,12 +380,12 @@ def animate(kp2d_px, pred3d, out, gt3d=None, spread=None, fps=30, title="", step
             image_size=None, spread_label=SPREAD_LABEL):
     """GIF: the 2D input beside the ensemble's 3D skeleton (joints coloured by spread) and truth.
 
-    kp2d_px (T, J2, 2) pixels in an image of `image_size` (w, h; default 640x480; bones drawn
-    when J2 == J, else points); pred3d and gt3d (T, J, 3) camera-frame root-relative metres (x
+    kp2d_px (T, J2, 2) pixels in an image of `image_size` (w, h; default HumanEva's 640x480; bones
+    drawn when J2 == J, else points); pred3d and gt3d (T, J, 3) camera-frame root-relative metres (x
     right, y down, z forward), shown upright as (x, depth, -y); spread (T, J) metres, any
     per-joint size the colour bar names with `spread_label` (shown in mm). The skeleton is
-    `parents` (J,), -1 at the root, with the `left` and `right` joint lists; each defaults to
-    HumanEva's (J = 15). `filled` (T, J2) bool rings the 2D joints filled in from their
+    `parents` (J,), -1 at the root, with the `left` and `right` joint lists (the run's `Skeleton`);
+    each defaults to HumanEva's (J = 15). `filled` (T, J2) bool rings the 2D joints filled in from their
     neighbours in time (and the 3D joints too when J2 == J); `trajectory` (T, 3), the root in
     camera coordinates (metres), adds a top view of its path so far.
     Every `step`-th frame is drawn (default: the smallest step that keeps at most `max_frames`
@@ -394,15 +396,16 @@ def animate(kp2d_px, pred3d, out, gt3d=None, spread=None, fps=30, title="", step
     if not str(out).lower().endswith(".gif"):
         raise UserError(f"animate: {out}: only GIF output is supported, give a path ending in .gif")
     Image = _pillow()
-    parents = PARENTS if parents is None else np.asarray(parents, dtype=int)
-    left, right = LEFT if left is None else list(left), RIGHT if right is None else list(right)
+    sk = DEFAULT_SKELETON
+    parents = np.asarray(sk.parents if parents is None else parents, dtype=int)
+    left, right = list(sk.left if left is None else left), list(sk.right if right is None else right)
     kp, pred = _check(kp2d_px, pred3d, gt3d, spread, len(parents), filled, trajectory)
     clip = _clip(kp, pred, gt3d, spread, step, max_frames, filled, trajectory)
     groups, everything = _bone_groups(parents, left, right)
     cmap, norm = _spread_colours(clip.spread)
 
     fig, ax2, ax3, cax, axt = _figure(title, clip.traj is not None)
-    _panel_2d(ax2, clip.kp, image_size or (IMAGE_WIDTH, IMAGE_HEIGHT))
+    _panel_2d(ax2, clip.kp, image_size or DEFAULT_IMAGE_SIZE)
     _panel_3d(ax3, *skeleton_limits(clip.pred, clip.gt))
     art = _artists(fig, (ax2, ax3, axt), clip, groups, len(parents), cmap, norm)
     _legend(fig, ax3, cax, clip, cmap, norm, spread_label)

@@ -15,7 +15,8 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_prepare(args):
     from .data.prepare import format_summary, prepare
     summary = prepare(args.npz_dir, args.out, keypoints=args.keypoints, split=args.split,
-                      actions=args.actions, csv=args.csv, overwrite=args.overwrite)
+                      actions=args.actions, csv=args.csv, overwrite=args.overwrite, dataset=args.dataset,
+                      skeleton=args.skeleton, cameras=args.cameras)
     print(format_summary(summary))
 
 
@@ -90,9 +91,12 @@ def _cmd_export(args):
 
 
 def _add_prepare(sub):
-    q = sub.add_parser("prepare", help="HumanEva npz -> Parquet frame table (and CSV)")
-    q.add_argument("--npz-dir", required=True, help="folder with data_2d_humaneva15_<kp>.npz "
-                   "and data_3d_humaneva15.npz")
+    q = sub.add_parser("prepare", help="npz (HumanEva, Human3.6M, yours) -> Parquet frame table (and CSV)")
+    q.add_argument("--npz-dir", required=True, help="folder with data_2d_<dataset>_<kp>.npz "
+                   "and data_3d_<dataset>.npz (humaneva15, h36m, or your own)")
+    q.add_argument("--dataset", help="humaneva15, h36m or your own name (default: from the file names)")
+    q.add_argument("--skeleton", help="your dataset's skeleton: .json or .npz of parents, joints_left, joints_right")
+    q.add_argument("--cameras", help="your dataset's cameras: .json (README: Your own dataset)")
     q.add_argument("--out", required=True, help="output directory (must be new or empty)")
     q.add_argument("--keypoints", default="gt", help="2D file suffix: gt, or a detector's name")
     q.add_argument("--split", default="videopose3d", help="videopose3d or seed; stored as a column")

@@ -55,7 +55,14 @@ def _gpus(v):
 @dataclass(frozen=True)
 class DataConfig:
     path: str = opt("synthetic", "npz directory, prepared Parquet directory or URI, or 'synthetic'", "data")
-    keypoints: str = opt("gt", "2D file suffix: data_2d_humaneva15_<keypoints>.npz", "keypoints")
+    keypoints: str = opt("gt", "2D file suffix: data_2d_<dataset>_<keypoints>.npz", "keypoints")
+    dataset: str = opt("", "humaneva15, h36m, or your own dataset's name in data_3d_<name>.npz (empty: recognised "
+                       "from the file names)", "dataset")
+    skeleton: str = opt("", "skeleton file (.json, or .npz {'data': ...}) of parents, joints_left, joints_right "
+                        "(empty: the dataset's own)", "skeleton",
+                        lambda v: not v or v.lower().endswith((".json", ".npz")), "a .json or .npz file")
+    cameras: str = opt("", "cameras file (JSON) for world 3D: per subject, each camera's orientation, translation, "
+                       "image size (empty: the dataset's own)", "cameras")
     split: str = opt("videopose3d", "videopose3d (Train/* vs Validate/*) or seed (the 2022 split)", "split",
                      lambda v: v in ("videopose3d", "seed"), "videopose3d or seed")
     actions: str = opt("", "action prefixes, e.g. Walk,Jog,Box (empty: all)", "actions")
@@ -181,6 +188,9 @@ class Config:
         d.pop("run")
         d.pop("debug")
         d["train"].pop("iterations")
+        for section, name in HASHED_UNLESS_DEFAULT:
+            if d[section][name] == _default(section, name):
+                d[section].pop(name)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def fault(self):
@@ -190,11 +200,18 @@ class Config:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 REMOVED = set()   # keys older runs' config.toml may hold; read and ignored
+# Keys added after runs existed: left out of the hash at their defaults, so those runs still resume.
+HASHED_UNLESS_DEFAULT = (("data", "dataset"), ("data", "skeleton"), ("data", "cameras"))
 
 
 def fields():
     """(section, dataclass field) of every option, in declaration order."""
     return [(s, f) for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+
+
+def _default(section, name):
+    f = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def _field(key):
@@ -346,7 +363,7 @@ def markdown_table():
     """The README's table of config keys, from the fields."""
     lines = ["| key | flag | default | meaning |", "|---|---|---|---|"]
     for section, f in fields():
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        default = _default(section, f.name)
         flag = f"`--{f.metadata['flag']}`" if f.metadata["flag"] else ""
         lines.append(f"| `{section}.{f.name}` | {flag} | `{json.dumps(default)}` | {f.metadata['help']} |")
     return "\n".join(lines)

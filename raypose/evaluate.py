@@ -34,7 +34,7 @@ def eval_windows(cfg, data=None, split=None):
     data_cfg = cfg.data if data is None else dataclasses.replace(cfg.data, path=data)
     source = open_source(data_cfg)
     _, test = splits.select(source.chunks, split or data_cfg.split, data_cfg.actions or None,
-                            source=source.description)
+                            source=source.description, dataset=source.dataset)
     windows = make_windows(read_sequences(source, test), int(np.prod(cfg.model.widths)))
     return windows, source
 
@@ -95,6 +95,7 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
     ensemble.layout.check_2d(windows.inputs.shape[1], f"{source.description}: its 2D")
     if windows.targets is None:
         raise UserError(f"{source.description}: the evaluation split has no 3D ground truth")
+    check_3d(ensemble.layout, windows.targets.shape[1], f"{source.description}: its 3D")
     preds, ens, unc, vspread = ensemble.estimate(windows, tta, method)
     gt = windows.targets
     table, summary = protocol(windows, ens)
@@ -107,8 +108,10 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
         "gain_mm": {m: float(np.mean([x[m] for x in members]) - summary[m]) for m in ("mpjpe", "p_mpjpe")},
         "aggregates": {m: quick(aggregate(preds, m), gt) for m in AGGREGATES},
         "ensemble_size": size_study(preds, gt, sorted({"mean", method})),
+        "action_order": list(action_order(source)),
         "per_joint": {"spread_mm": (1000 * unc.mean(0)).tolist(),
-                      "error_mm": (1000 * M.per_joint_error(ens, gt).mean(0)).tolist()},
+                      "error_mm": (1000 * M.per_joint_error(ens, gt).mean(0)).tolist(),
+                      "joint_names": list(ensemble.layout.skeleton.joint_names)},
         "calibration": calibration_report(unc, M.per_joint_error(ens, gt)),
     }
     focals = run.focals()
@@ -126,6 +129,19 @@ def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=Tr
     for line in report_lines(evaluation):
         echo(line)
     return evaluation
+
+
+def check_3d(layout, joints, where):
+    """The evaluation data's 3D must be the run's skeleton: its joint count, or the user's line."""
+    if joints != layout.joints_3d:
+        raise UserError(f"{where} has {joints} joints; expected {layout.joints_3d}, the run's skeleton "
+                        f"{layout.skeleton.name!r} (layout.json)")
+
+
+def action_order(source):
+    """The per-action table's column order: the evaluation data's dataset's (report's by its name
+    where the dataset names none)."""
+    return tuple(source.dataset.action_order) or R.action_order(source.dataset.name)
 
 
 def corrupted(windows, layout, corruptions=tuple(EVAL_CORRUPTIONS)):
@@ -201,7 +217,7 @@ def uncertainty_study(ensemble, windows, clean, method, tta, corruptions=tuple(E
 
 def noise_study(ensemble, windows, unc, method, tta, sigma_px, focals):
     """The same ensemble on the 2D with Gaussian pixel noise: how spread and error react."""
-    noisy_w = corrupt.gaussian(windows, sigma_px)
+    noisy_w = corrupt.gaussian(windows, sigma_px, width=corrupt.image_width(ensemble.layout))
     noisy_preds = ensemble.predict(noisy_w, tta)
     noisy_ens = aggregate(noisy_preds, method)
     base = float(frame_spread(unc).mean())
@@ -238,7 +254,8 @@ def iteration_curve(run, windows, tta, points=CURVE_POINTS, device="cpu"):
 def report_lines(ev):
     lines = [f"iteration {ev['iteration']}, {ev['members']} members, aggregate {ev['aggregate']}, "
              f"{ev['frames']} frames ({ev['data']}, split {ev['split']}, TTA {'on' if ev['tta'] else 'off'})", ""]
-    lines += R.format_table(R.summary_table(_frame(ev["table"]))).splitlines()
+    order = ev.get("action_order", R.ACTION_ORDER)   # an evaluation from before datasets: HumanEva's
+    lines += R.format_table(R.summary_table(_frame(ev["table"]), order=order)).splitlines()
     lines.append("")
     for m in ev["member_summaries"]:
         lines.append(f"member {m['member']}: MPJPE {m['mpjpe']:.1f} mm  P-MPJPE {m['p_mpjpe']:.1f} mm")

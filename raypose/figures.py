@@ -5,7 +5,8 @@ import tempfile
 
 import numpy as np
 
-from .cameras import CAMERA_NAMES, image_coordinates
+from . import report as R
+from .cameras import image_coordinates
 from .data.npz import read_npz
 from .data.source import open_source, read_sequences
 from .data.windows import make_windows
@@ -31,8 +32,11 @@ def run_plots(run_uri):
 
     run = Run.open(run_uri)
     ev = run.metrics().get("evaluation") or evaluate(run_uri, echo=lambda s: None)
+    layout = run.layout   # an evaluation from before skeletons and datasets: its run's (HumanEva's)
     data = {"table": ev["table"], "ensemble_size": ev["ensemble_size"],
-            "per_joint": ev["per_joint"], "sparsification": ev["calibration"]["sparsification"]}
+            "per_joint": {"joint_names": list(layout.skeleton.joint_names), **ev["per_joint"]},
+            "action_order": ev.get("action_order", R.action_order(layout.dataset_name)),
+            "sparsification": ev["calibration"]["sparsification"]}
     for key in ("iterations", "uncertainty"):
         if key in ev:
             data[key] = ev[key]
@@ -61,25 +65,35 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None, overw
     if "/" not in sequence:
         raise UserError(f"--animate {sequence!r}: expected SUBJECT/ACTION such as 'Validate/S1/Walking 1 chunk0'")
     subject, action = sequence.rsplit("/", 1)
-    camera = camera or CAMERA_NAMES[0]
-    if camera not in CAMERA_NAMES:
-        raise UserError(f"--camera {camera!r}: expected one of {', '.join(CAMERA_NAMES)}")
     run = Run.open(run_uri)
     ensemble = Ensemble.load(run, iteration)
     source = open_source(run.config.data)
     chunks = [(s, a) for s, a in source.chunks if s == subject and (a == action or a.startswith(action))]
     if not chunks:
         raise UserError(f"--animate {sequence!r}: no such subject/action in {source.description}")
-    seqs = [s for s in read_sequences(source, chunks[:1]) if s[0][2] == camera and len(s[1])]
-    if not seqs:
-        raise UserError(f"--camera {camera}: {chunks[0][0]}/{chunks[0][1]} has no frames from it in "
-                        f"{source.description}; expected one of its cameras")
+    camera, seqs = _camera_track(read_sequences(source, chunks[:1]), camera, chunks[0], source.description)
     windows = make_windows(seqs, int(np.prod(run.config.model.widths)))
     _, ens, unc = ensemble.pose(windows, run.config.train.flip, method)
-    sk = ensemble.layout.skeleton
+    layout = ensemble.layout
+    sk, size = layout.skeleton, layout.image_size(camera)
     title = f"{chunks[0][0]} {chunks[0][1]} {camera}, {len(ensemble)} members, iteration {ensemble.iteration}"
-    return animate(image_coordinates(seqs[0][1]), ens, out, gt3d=windows.targets, spread=unc, title=title,
-                   parents=sk.parents, left=sk.left, right=sk.right)
+    return animate(image_coordinates(seqs[0][1], *size), ens, out, gt3d=windows.targets, spread=unc, title=title,
+                   parents=sk.parents, left=sk.left, right=sk.right, image_size=size)
+
+
+def _camera_track(seqs, camera, chunk, description):
+    """(camera, [its sequence]) of a chunk's sequences: the named camera's (the first one's by
+    default), or one line naming the cameras the data has for the chunk."""
+    names = list(dict.fromkeys(key[2] for key, _, _ in seqs))
+    camera = camera or (names[0] if names else None)
+    if camera not in names:
+        raise UserError(f"--camera {camera}: {chunk[0]}/{chunk[1]} in {description} has cameras "
+                        f"{', '.join(names) or 'none'}; expected one of them")
+    found = [s for s in seqs if s[0][2] == camera and len(s[1])]
+    if not found:
+        raise UserError(f"--camera {camera}: {chunk[0]}/{chunk[1]} has no frames from it in {description}; "
+                        "expected one of its cameras")
+    return camera, found
 
 
 # ----------------------------------------------------------------------------- a prediction file

@@ -8,7 +8,7 @@ docs/method.md, "Fitting to the 2D"). The semi-supervised pseudo-labels use the 
 """
 import numpy as np
 
-from .skeleton import PARENTS, bone_lengths
+from .skeleton import HUMANEVA, bone_lengths
 
 
 def fit_to_2d(pose, keypoints, focal=None):
@@ -114,17 +114,28 @@ def window_focals(table, cameras):
 
 def fit_windows(pose, windows, focals):
     """Each window's pose fitted onto its own 2D frame (`fit_to_2d`) with its camera's focal
-    length from a focal_table; the pose as is where the 2D is not in the 3D skeleton's order."""
-    if windows.inputs.shape[1] != len(PARENTS):
+    length from a focal_table; the pose as is where the 2D is not in the 3D skeleton's order
+    (a different joint count: the run's 2D joints are its skeleton's only where the counts agree)."""
+    if windows.inputs.shape[1] != pose.shape[1]:
         return pose
     return fit_to_2d(pose, windows.centre(), window_focals(focals, windows.key_per_target(2)))
 
 
-def subject_bones(targets, labelled, subjects):
-    """(N, 14) each window's reference bone lengths: the median over its subject's labelled
-    windows, or over all labelled windows where the subject has none."""
-    lengths = bone_lengths(targets[labelled])
-    out = np.empty((len(labelled), len(PARENTS) - 1), np.float32)
+def _parents(parents, joints, what):
+    """The skeleton's parents as an array, checked against the poses' joint count."""
+    parents = np.asarray(parents, dtype=int)
+    if len(parents) != joints:
+        raise ValueError(f"{what}: poses of {joints} joints for a skeleton of {len(parents)}")
+    return parents
+
+
+def subject_bones(targets, labelled, subjects, parents=HUMANEVA.parents):
+    """(N, J - 1) each window's reference bone lengths on the skeleton of `parents` (the run's):
+    the median over its subject's labelled windows, or over all labelled windows where the
+    subject has none."""
+    parents = _parents(parents, targets.shape[1], "subject_bones")
+    lengths = bone_lengths(targets[labelled], parents)
+    out = np.empty((len(labelled), len(parents) - 1), np.float32)
     out[:] = np.median(lengths, 0)
     for s in np.unique(subjects):
         mine = subjects[labelled] == s
@@ -133,15 +144,17 @@ def subject_bones(targets, labelled, subjects):
     return out
 
 
-def fit_bones(pose, lengths):
-    """Keep every bone's direction, give it the reference length, rebuild from the root.
+def fit_bones(pose, lengths, parents=HUMANEVA.parents):
+    """Keep every bone's direction, give it the reference length, rebuild from the root, on the
+    skeleton of `parents` (the run's; `subject_bones`' lengths).
 
     The ensemble's mean pose shrinks towards the mean pose and its bones with it; the subject's
     own bones undo that (measured on HumanEva: docs/method.md, semi-supervised ensembles).
     """
+    parents = _parents(parents, pose.shape[1], "fit_bones")
     out = np.zeros_like(pose)
-    for j in range(1, len(PARENTS)):   # parents come before children in this order
-        d = pose[:, j] - pose[:, PARENTS[j]]
+    for j in range(1, len(parents)):   # parents come before children (Skeleton's rule)
+        d = pose[:, j] - pose[:, parents[j]]
         norm = np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-6)
-        out[:, j] = out[:, PARENTS[j]] + d / norm * lengths[:, j - 1:j]
+        out[:, j] = out[:, parents[j]] + d / norm * lengths[:, j - 1:j]
     return out

@@ -1,4 +1,5 @@
-"""Named 2D keypoint layouts and the mapping from a detector's COCO-17 onto HumanEva-15.
+"""Named 2D keypoint layouts (COCO-17, HumanEva-15, Human3.6M-17) and the mapping from a
+detector's COCO-17 onto HumanEva-15.
 
 Detectors give COCO's 17 keypoints, while a run trained on HumanEva's 15 joints takes 15. The
 mapping keeps the 12 limb joints as they are and derives the other three (pelvis, thorax, head),
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import h36m
 from .errors import UserError
 from .skeleton import COCO_LEFT, COCO_RIGHT, HUMANEVA, LEFT, RIGHT
 
@@ -32,7 +34,8 @@ COCO = KeypointLayout(
     (tuple(COCO_LEFT), tuple(COCO_RIGHT)),
 )
 HUMANEVA15 = KeypointLayout("humaneva15", HUMANEVA.joint_names, (tuple(LEFT), tuple(RIGHT)))
-LAYOUTS = {"coco": COCO, "humaneva15": HUMANEVA15}
+H36M = KeypointLayout("h36m", h36m.SKELETON.joint_names, (h36m.SKELETON.left, h36m.SKELETON.right))
+LAYOUTS = {"coco": COCO, "humaneva15": HUMANEVA15, "h36m": H36M}
 
 # (HumanEva joint, COCO keypoint) pairs that are the same point: shoulders to ankles.
 DIRECT = ((2, 5), (3, 7), (4, 9), (5, 6), (6, 8), (7, 10), (8, 11), (9, 13), (10, 15), (11, 12), (12, 14), (13, 16))
@@ -92,19 +95,26 @@ def _identity(kp, conf=None):
     return kp, conf
 
 
-_MAPPINGS = {("coco", HUMANEVA15.num_joints): coco_to_humaneva}
+_MAPPINGS = {("coco", "humaneva15"): coco_to_humaneva}   # (source layout, run's layout) -> function
 
 
-def mapping(src_layout_name, num_joints_src, dst_joints):
+def mapping(src_layout_name, num_joints_src, dst_joints, dst_layout_name=None):
     """The function (kp, conf=None) -> (kp, conf) that maps 2D in the source layout onto a run's
-    2D layout of `dst_joints` joints: identity where the joint counts agree, coco_to_humaneva
-    for COCO-17 onto 15 joints, None where no mapping exists (an unnamed or unknown layout of
-    another width). A known layout_name whose joint count is not the keypoints' is refused, as
-    the file contradicts itself."""
+    2D layout (`dst_joints` joints, named `dst_layout_name` where the run knows it), or None where
+    no mapping exists. Where both layouts are named, the names decide: the same name is identity,
+    COCO-17 onto HumanEva-15 is coco_to_humaneva, anything else None (COCO-17 is not H36M-17
+    though both have 17 joints). Where either is unnamed, equal joint counts are taken as the run's
+    own layout, and COCO-17 onto 15 joints as HumanEva-15. A known layout_name whose joint count is
+    not the keypoints' is refused, as the file contradicts itself."""
     known = LAYOUTS.get(src_layout_name)
     if known is not None and known.num_joints != num_joints_src:
         raise UserError(f"layout_name: {src_layout_name!r} has {known.num_joints} joints but the keypoints have "
                         f"{num_joints_src}; expected a layout_name that matches the keypoints")
+    if src_layout_name is not None and dst_layout_name is not None:
+        if src_layout_name == dst_layout_name:
+            return _identity if num_joints_src == dst_joints else None
+        return _MAPPINGS.get((src_layout_name, dst_layout_name))
     if num_joints_src == dst_joints:
         return _identity
-    return _MAPPINGS.get((src_layout_name, dst_joints))
+    return next((f for (src, dst), f in _MAPPINGS.items()
+                 if src == src_layout_name and LAYOUTS[dst].num_joints == dst_joints), None)

@@ -49,11 +49,13 @@ class Dropout(nn.Module):
 
 
 class TemporalModel(nn.Module):
-    """Lifts 2D keypoint sequences (B, T, J_in, 2) to 3D poses (B, T', J_out, 3)."""
+    """Lifts 2D keypoint sequences (B, T, J_in, 2) to 3D poses (B, T', J_out, 3); J_out is the
+    run's skeleton's (`ensemble.model_args`), the input's joint count where none is given."""
 
-    def __init__(self, num_joints_in, num_joints_out=15, widths=(3, 3, 3), channels=1024,
+    def __init__(self, num_joints_in, num_joints_out=None, widths=(3, 3, 3), channels=1024,
                  dropout=0.25, momentum=0.1):
         super().__init__()
+        num_joints_out = num_joints_in if num_joints_out is None else num_joints_out
         widths = tuple(int(w) for w in widths)
         if not widths or any(w < 1 or w % 2 == 0 for w in widths):
             # Even widths have no centre frame: the residual slice and the output frame would be

@@ -7,7 +7,7 @@ user's pyplot backend and no figure is left open in pyplot's registry.
 
     plot_ensemble_size(study, out)        MPJPE / P-MPJPE vs number of members, +-1 std band
     plot_iterations(curve, out)           error vs training iteration, aggregates and members
-    plot_per_joint(spread_mm, error_mm, out)  per-joint error and ensemble spread (root left out)
+    plot_per_joint(spread_mm, error_mm, out, joint_names)  per-joint error and spread (root left out)
     plot_sparsification(curves, out)      sparsification curve vs oracle and random, with AUSE
     plot_heatmap(table, out, metric)      subject x action table as a heat map
     plot_reliability(study, out)          coverage of the error radii against q, clean and corrupted
@@ -25,8 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
-from .report import action_key
-from .skeleton import JOINT_NAMES
+from .report import ACTION_ORDER, action_key
 
 DPI = 120
 METRIC_LABEL = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "n_mpjpe": "N-MPJPE (mm)",
@@ -132,12 +131,17 @@ def plot_iterations(curve, out):
     return _save(fig, out)
 
 
-def plot_per_joint(spread_mm, error_mm, out, joint_names=JOINT_NAMES):
-    """Grouped bars per joint: the ensemble's mean error and the members' mean spread (mm).
+def plot_per_joint(spread_mm, error_mm, out, joint_names=None):
+    """Grouped bars per joint: the ensemble's mean error and the members' mean spread (mm), the
+    joints named by the run's skeleton (`joint_names`; "joint j" without).
 
     The root (joint 0) is left out: root-relative poses make both 0 there by construction.
     """
     error, spread = np.asarray(error_mm, dtype=float), np.asarray(spread_mm, dtype=float)
+    joint_names = [f"joint {j}" for j in range(len(error))] if joint_names is None else list(joint_names)
+    if not len(joint_names) == len(error) == len(spread):
+        raise ValueError(f"plot_per_joint: {len(joint_names)} joint names for {len(error)} errors and "
+                         f"{len(spread)} spreads")
     idx = np.arange(1, len(joint_names))
     fig = _figure((max(7.0, 0.7 * len(idx) + 1.5), 4.4))
     ax = fig.subplots()
@@ -198,15 +202,16 @@ def _subject_key(s):
     return (head, int(tail)) if tail.isdigit() else (s, -1)
 
 
-def plot_heatmap(table, out, metric="p_mpjpe"):
-    """Subject x action heat map of `metric` (mm) with each value written in its cell.
+def plot_heatmap(table, out, metric="p_mpjpe", order=ACTION_ORDER):
+    """Subject x action heat map of `metric` (mm) with each value written in its cell, actions in
+    the dataset's `order` (`report.action_order`) and any others after them.
 
     `table`: records {"subject", "action", metric, ...}. Combinations without a record are drawn
     grey and marked 'n/a'; a repeated (subject, action) keeps the frame-weighted mean.
     """
     label = METRIC_LABEL.get(metric, f"{metric} (mm)")
     subjects = sorted({str(r["subject"]) for r in table}, key=_subject_key)
-    actions = sorted({str(r["action"]) for r in table}, key=action_key)
+    actions = sorted({str(r["action"]) for r in table}, key=lambda a: action_key(a, order))
     total = np.zeros((len(subjects), len(actions)))
     weight = np.zeros_like(total)
     for r in table:
@@ -284,9 +289,10 @@ def plot_reliability(study, out):
 def save_all(evaluation, out_dir):
     """Every figure whose data is present in `evaluation`; returns the paths written.
 
-    Keys: "ensemble_size", "iterations", "per_joint" {"spread_mm", "error_mm"}, "sparsification",
-    "table", "uncertainty" -> ensemble_size.png, iterations.png, per_joint.png, sparsification.png,
-    heatmap_p_mpjpe.png, reliability.png.
+    Keys: "ensemble_size", "iterations", "per_joint" {"spread_mm", "error_mm", "joint_names"},
+    "sparsification", "table" (with "action_order", the dataset's), "uncertainty" ->
+    ensemble_size.png, iterations.png, per_joint.png, sparsification.png, heatmap_p_mpjpe.png,
+    reliability.png.
     """
     paths = []
 
@@ -299,11 +305,12 @@ def save_all(evaluation, out_dir):
         paths.append(plot_iterations(evaluation["iterations"], join("iterations.png")))
     if evaluation.get("per_joint"):
         pj = evaluation["per_joint"]
-        paths.append(plot_per_joint(pj["spread_mm"], pj["error_mm"], join("per_joint.png")))
+        paths.append(plot_per_joint(pj["spread_mm"], pj["error_mm"], join("per_joint.png"), pj.get("joint_names")))
     if evaluation.get("sparsification"):
         paths.append(plot_sparsification(evaluation["sparsification"], join("sparsification.png")))
     if evaluation.get("table"):
-        paths.append(plot_heatmap(evaluation["table"], join("heatmap_p_mpjpe.png")))
+        paths.append(plot_heatmap(evaluation["table"], join("heatmap_p_mpjpe.png"),
+                                  order=evaluation.get("action_order", ACTION_ORDER)))
     if (evaluation.get("uncertainty") or {}).get("calibrated"):
         paths.append(plot_reliability(evaluation["uncertainty"], join("reliability.png")))
     return paths

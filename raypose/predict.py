@@ -79,7 +79,8 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
     meta_out = {"ensemble_size": len(ensemble), "iteration": ensemble.iteration,
                 "aggregation": method, "config_hash": ensemble.config_hash, "flip_tta": flip,
                 "fit_2d_focal": None if focals is None else window_focals(focals, cams).tolist(),
-                "layout": layout.to_dict(), "units": "metres, camera coordinates, root-relative",
+                "layout": layout.to_dict(), "fps": layout.fps,   # the training data's frame rate (exports)
+                "units": "metres, camera coordinates, root-relative",
                 "quantiles": list(quantiles) if "radius" in arrays else None, "uncertainty_calibration": trust,
                 "input": {"file": os.fspath(input_path), "format": user.description, **ready.info},
                 "trajectory": root_info}

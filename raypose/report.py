@@ -11,8 +11,19 @@ import pandas as pd
 from .data.splits import action_name
 from .metrics import METRICS, _pair, _scale_align, _velocity_errors, per_joint_error, procrustes_align
 
-# HumanEva's conventional column order (VideoPose3D reports Walk, Jog, Box); others follow sorted.
-ACTION_ORDER = ("Walking", "Jog", "Box", "Gestures", "ThrowCatch", "Combo")
+# Each dataset's conventional column order (VideoPose3D reports HumanEva's Walk, Jog, Box first and
+# Human3.6M's 15 actions alphabetically, as in its tables); actions a dataset does not list follow, sorted.
+ACTION_ORDERS = {
+    "humaneva15": ("Walking", "Jog", "Box", "Gestures", "ThrowCatch", "Combo"),
+    "h36m": ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
+             "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether"),
+}
+ACTION_ORDER = ACTION_ORDERS["humaneva15"]
+
+
+def action_order(dataset):
+    """The column order of a dataset by its name (`Layout.dataset_name`); () for one without."""
+    return ACTION_ORDERS.get(dataset, ())
 
 
 def _record(r):
@@ -58,19 +69,22 @@ def evaluate_sequences(records):
     return g[cols]
 
 
-def action_key(a):
-    """Sort key: HumanEva's actions in `ACTION_ORDER`, any other after them, alphabetically."""
-    return (ACTION_ORDER.index(a), "") if a in ACTION_ORDER else (len(ACTION_ORDER), a)
+def action_key(a, order=ACTION_ORDER):
+    """Sort key: the dataset's actions in `order` (HumanEva's by default), any other after them,
+    alphabetically."""
+    order = tuple(order)
+    return (order.index(a), "") if a in order else (len(order), a)
 
 
-def summary_table(df, metrics=METRICS):
-    """The VideoPose3D-style report from `evaluate_sequences`' output.
+def summary_table(df, metrics=METRICS, order=ACTION_ORDER):
+    """The VideoPose3D-style report from `evaluate_sequences`' output, actions in the dataset's
+    `order` (`action_order`).
 
     Index (metric, subject) with a final subject row "All"; columns the actions and "Avg". "Avg"
     is the unweighted mean over actions and "All" the unweighted mean over subjects, as the field
     reports them (each action and subject counts once, however many frames it has).
     """
-    actions = sorted(df["action"].unique(), key=action_key)
+    actions = sorted(df["action"].unique(), key=lambda a: action_key(a, order))
     blocks = []
     for m in metrics:
         t = df.pivot(index="subject", columns="action", values=m).reindex(columns=actions)

@@ -274,8 +274,8 @@ class Run:
         if self.exists("layout.json"):
             return Layout.from_dict(self.read_json("layout.json"), source=self.path("layout.json"))
         from .data.source import open_source  # a run from before layout.json: its data's layout
-        source = open_source(self.config.data)
-        return Layout.of(source.num_joints_2d, source.symmetry)
+        from .train.driver import source_layout
+        return source_layout(open_source(self.config.data), self.config.data.keypoints)
 
     def focals(self):
         """{camera: focal length} the run fitted on its training windows; None where it has none

@@ -17,6 +17,7 @@ import numpy as np
 
 from .aggregate import aggregate, frame_spread, spread
 from .geometry import fit_bones, fit_to_2d
+from .skeleton import HUMANEVA
 
 
 def due(cfg, iteration):
@@ -30,11 +31,13 @@ def due(cfg, iteration):
     return cfg.mode == "schedule" or cfg.refresh or iteration == cfg.warmup
 
 
-def select(cfg, iteration, preds, labelled, seed, keypoints=None, bones=None, focal=None):
+def select(cfg, iteration, preds, labelled, seed, keypoints=None, bones=None, focal=None,
+           parents=HUMANEVA.parents):
     """Pseudo-labels for the next iteration.
 
-    preds: (K, N, 15, 3) the members' predictions on every training window; labelled: (N,) bool.
-    Returns (indices into the N windows, poses (k, 15, 3), weights (k,), info dict).
+    preds: (K, N, J, 3) the members' predictions on every training window; labelled: (N,) bool;
+    bones (N, J - 1) and `parents` (J,): the run's skeleton (`geometry.subject_bones`).
+    Returns (indices into the N windows, poses (k, J, 3), weights (k,), info dict).
     """
     unl = np.flatnonzero(~labelled)
     empty = (np.zeros(0, np.int64), np.zeros((0, *preds.shape[2:]), np.float32), np.zeros(0, np.float32))
@@ -60,5 +63,5 @@ def select(cfg, iteration, preds, labelled, seed, keypoints=None, bones=None, fo
             mean[pick] = fit_to_2d(mean[pick], np.asarray(keypoints)[unl[pick]],
                                    None if focal is None else focal[unl[pick]])
         if cfg.fit_bones and bones is not None:
-            mean[pick] = fit_bones(mean[pick], bones[unl[pick]])
+            mean[pick] = fit_bones(mean[pick], bones[unl[pick]], parents)
     return unl[pick], mean[pick].astype(np.float32), weights.astype(np.float32), info

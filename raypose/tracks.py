@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cameras import IMAGE_HEIGHT, IMAGE_WIDTH, normalize_screen
+from .cameras import normalize_screen
 from .errors import UserError
 from .gaps import fill_gaps, gap_summary
 from .keypoints import mapping
 
-DATASET_LAYOUTS = (None, "humaneva15")   # 2D in the training data's own layout: its image size is known
 CONFIDENCE_THRESHOLD = 0.3
 
 
@@ -27,26 +26,41 @@ class Ready:
     info: dict = field(default_factory=dict)
 
 
-def image_size(track, layout_name, where):
+def dataset_layouts(layout):
+    """The 2D layout names (None: unnamed) of 2D in the run's training data's own layout, whose
+    image size is then known: the run's 2D layout, else its dataset's name (HumanEva's before)."""
+    return (None, layout.name_2d or layout.dataset_name)
+
+
+def image_size(track, layout, layout_name, where):
     """(w, h) of the images a track's pixels are in: the flag's or the file's, else the training
-    data's own where the 2D is in its layout (HumanEva: 640x480); else the user's one line."""
+    data's own (`Layout.image_size` of the track's camera, or the one size all its cameras share;
+    HumanEva: 640x480) where the 2D is in the run's own layout; else the user's one line."""
     if track.image_size is not None:
         return tuple(float(v) for v in track.image_size), "given"
-    if layout_name in DATASET_LAYOUTS:
-        return (float(IMAGE_WIDTH), float(IMAGE_HEIGHT)), "the training data's"
-    raise UserError(f"{where}: no image size in the file (layout {layout_name!r}); expected --image-size W H, "
-                    "the pixel size of the images the keypoints were detected in")
+    expected = "expected --image-size W H, the pixel size of the images the keypoints were detected in"
+    if layout_name not in dataset_layouts(layout):
+        raise UserError(f"{where}: no image size in the file (layout {layout_name!r}); {expected}")
+    known = None if layout.dataset is None else layout.dataset["image_sizes"]
+    if known is None or track.camera in known:
+        size = layout.image_size(track.camera)
+    elif len({tuple(v) for v in known.values()}) == 1:
+        size = next(iter(known.values()))
+    else:
+        raise UserError(f"{where}: no image size in the file, and camera {track.camera!r} is none of the training "
+                        f"data's cameras ({', '.join(sorted(known)) or 'none recorded'}) of one image size; {expected}")
+    return tuple(float(v) for v in size), "the training data's"
 
 
 def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD, zoom=1.0):
     """`Ready` tracks of a `data.inputs.UserInput` for a run of `layout`, normalised 2D zoomed by
     `zoom` about the image centre (predict's field-of-view correction); one line for 2D the run
     cannot take, a track with no usable joint, or a missing image size."""
-    to_run = mapping(user.layout_name, user.num_joints, layout.joints_2d)
+    to_run = mapping(user.layout_name, user.num_joints, layout.joints_2d, layout.name_2d)
     if to_run is None:
         raise UserError(f"{input_path}: 2D in layout {user.layout_name or 'unnamed'} with {user.num_joints} joints, "
                         f"and no mapping onto the {layout.joints_2d} joints the run was trained on (layout.json); "
-                        "expected the run's own layout or COCO-17 keypoints for a 15-joint run")
+                        "expected the run's own layout or COCO-17 keypoints for a HumanEva-15 run")
     mapped = user.num_joints != layout.joints_2d
     ready = Ready(info={"input_layout": user.layout_name, "input_joints": user.num_joints,
                         "mapped": f"{user.layout_name} -> the run's {layout.joints_2d} joints" if mapped else None,
@@ -54,7 +68,7 @@ def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD, zoom=1.0):
     for t in user.tracks:
         key = (t.subject, t.action, t.camera)
         where = f"{input_path}: {t.subject}/{t.action} camera {t.camera}"
-        size, source = image_size(t, user.layout_name, where)
+        size, source = image_size(t, layout, user.layout_name, where)
         kp, conf = to_run(t.keypoints, t.confidence)
         kp, mask, distance = fill_gaps(kp, conf, threshold, where) if len(kp) else (kp, np.zeros(kp.shape[:2], bool),
                                                                                    np.zeros(kp.shape[:2], int))

@@ -28,7 +28,7 @@ GAP_FEATURES = ("log_gap", "gap_share")   # older calibrations lack them: they n
 GAP_CAP = 60           # frames: a joint's 2D this far from any observation says nothing more
 SMOOTH = 30            # frames either side over which the spread is also averaged (1 s at 60 Hz)
 SPREAD_FLOOR = 1e-3    # metres: a single member's spread (0) stays finite in log
-ROUGH_FLOOR = 1e-3     # normalised units (0.3 px at 640 wide)
+ROUGH_FLOOR = 1e-3     # normalised units (0.3 px at 640 wide, 0.5 px at 1000)
 ERROR_FLOOR = 1e-4     # metres
 RIDGE = 1e-3
 CENTRE = 2             # frames either side of the target for the local feature
@@ -214,14 +214,15 @@ def fit(scale_sets, conformal_sets, joints, info=None, use=FEATURES):
 
 def variants(windows, layout, seed=0):
     """[(name, windows)]: the calibration windows clean and corrupted (levels drawn per sequence,
-    seeds apart from evaluate's, so the test corruptions are never the calibration's draws)."""
-    s = 1000 + 10 * seed
+    seeds apart from evaluate's, so the test corruptions are never the calibration's draws), in
+    pixels of the run's images (`corrupt.image_width`)."""
+    s, width = 1000 + 10 * seed, corrupt.image_width(layout)
     return [("clean", windows),
-            ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s)),
-            ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s + 2)),
-            ("detector-like", corrupt.detector(windows, layout.left_2d, layout.right_2d, seed=s + 4)),
+            ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s, width=width)),
+            ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s + 2, width=width)),
+            ("detector-like", corrupt.detector(windows, layout.left_2d, layout.right_2d, seed=s + 4, width=width)),
             ("gaps 2-40% + gaussian 1-15px",
-             corrupt.dropped(corrupt.gaussian_mixed(windows, seed=s + 6),
+             corrupt.dropped(corrupt.gaussian_mixed(windows, seed=s + 6, width=width),
                              np.random.default_rng(s + 8).uniform(0.02, 0.4, len(windows.keys)), seed=s + 9))]
 
 

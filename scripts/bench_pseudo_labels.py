@@ -39,7 +39,7 @@ def main():
     run = Run.open(args.run)
     it, cfg = run.iteration(), run.config
     source = open_source(cfg.data)
-    train, _ = splits.select(source.chunks, cfg.data.split, cfg.data.actions)
+    train, _ = splits.select(source.chunks, cfg.data.split, cfg.data.actions, dataset=source.dataset)
     _, unlabelled = splits.labelled_split(train, args.fraction, cfg.train.seed)
     rf = int(np.prod(cfg.model.widths))
     w = make_windows(read_sequences(source, train), rf)          # every training chunk, 3D for scoring

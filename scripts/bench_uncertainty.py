@@ -57,7 +57,7 @@ def calibration_windows(run):
     from raypose.data.source import open_source
     cfg = run.config
     source = open_source(cfg.data)
-    train_keys, _ = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None)
+    train_keys, _ = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None, dataset=source.dataset)
     labelled, _ = splits.labelled_split(train_keys, cfg.semi.labelled_fraction, cfg.train.seed)
     u = cfg.uncertainty
     _, calib = splits.calibration_split(read_sequences(source, labelled), u.holdout, u.holdout_by, cfg.train.seed)

@@ -3,10 +3,11 @@ the synthetic COCO keypoints the mapping is measured on."""
 import numpy as np
 import pytest
 
+from raypose import h36m
 from raypose.cli import main
 from raypose.data import npz, synthetic
 from raypose.errors import UserError
-from raypose.keypoints import COCO, HUMANEVA15, LAYOUTS, coco_to_humaneva, mapping
+from raypose.keypoints import COCO, H36M, HUMANEVA15, LAYOUTS, coco_to_humaneva, mapping
 from raypose.skeleton import flip_permutation, mirror
 
 NAN = np.nan
@@ -23,8 +24,10 @@ LIMBS = {2: 5, 3: 7, 4: 9, 5: 6, 6: 8, 7: 10, 8: 11, 9: 13, 10: 15, 11: 12, 12: 
 
 
 def test_layouts():
-    assert set(LAYOUTS) == {"coco", "humaneva15"}
-    assert COCO.num_joints == 17 and HUMANEVA15.num_joints == 15
+    assert set(LAYOUTS) == {"coco", "humaneva15", "h36m"}
+    assert COCO.num_joints == 17 and HUMANEVA15.num_joints == 15 and H36M.num_joints == 17
+    assert H36M.names == h36m.SKELETON.joint_names and H36M.names[0] == "hip" and H36M.names[10] == "head"
+    assert H36M.symmetry == ((4, 5, 6, 11, 12, 13), (1, 2, 3, 14, 15, 16))
     assert COCO.symmetry == ((1, 3, 5, 7, 9, 11, 13, 15), (2, 4, 6, 8, 10, 12, 14, 16))
     assert HUMANEVA15.symmetry == ((2, 3, 4, 8, 9, 10), (5, 6, 7, 11, 12, 13))
     for lay in LAYOUTS.values():
@@ -109,6 +112,25 @@ def test_mapping_lookup():
         mapping("coco", 15, 15)
 
 
+def test_mapping_compares_names_where_both_are_known():
+    """Equal joint counts are not enough: COCO-17 given to an H36M-17 run is not its own layout."""
+    kp, conf = np.zeros((2, 17, 2)), np.ones((2, 17))
+    assert mapping("coco", 17, 17, "h36m") is None
+    assert mapping("h36m", 17, 17, "coco") is None
+    assert mapping("mpii_like", 17, 17, "h36m") is None            # a named layout raypose does not know
+    assert mapping("h36m", 17, 17, "h36m")(kp, conf) == (kp, conf)
+    assert mapping(None, 17, 17, "h36m")(kp, conf) == (kp, conf)   # unnamed, the run's count: the run's own
+    assert mapping("h36m", 17, 17, None)(kp, conf) == (kp, conf)   # a run that never recorded its name
+    assert mapping("coco", 17, 15, "humaneva15") is coco_to_humaneva
+    assert mapping("coco", 17, 15, "h36m") is None
+    assert mapping("h36m", 17, 15, "humaneva15") is None
+    assert mapping("humaneva15", 15, 15, "humaneva15") is not None
+    assert mapping("my_rig", 20, 20, "my_rig") is not None         # same custom name, same count
+    assert mapping("my_rig", 20, 21, "my_rig") is None
+    with pytest.raises(UserError, match="layout_name: 'h36m' has 17 joints but the keypoints have 15"):
+        mapping("h36m", 15, 15, "h36m")
+
+
 # ---- the synthetic COCO keypoints ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -154,8 +176,8 @@ def test_synthetic_face_geometry(both):
 
 
 def test_synthetic_bad_layout():
-    with pytest.raises(UserError, match="layout='h36m'"):
-        synthetic.generate(layout="h36m")
+    with pytest.raises(UserError, match="layout='openpose'"):
+        synthetic.generate(layout="openpose")
 
 
 def test_synth_cli_coco(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Read and write the VideoPose3D HumanEva npz layout, with schema checks and safe unpickling.
+"""Read and write VideoPose3D's npz layout (data_3d_<name>.npz, data_2d_<name>_<keypoints>.npz),
+checked against each other, the dataset's skeleton and its cameras, with safe unpickling.
 
 The npz files hold pickled dicts. `np.load(allow_pickle=True)` would run whatever a hostile
 file asks for, so object arrays go through an unpickler that only builds numpy arrays,
@@ -9,11 +10,13 @@ import os
 import pickle
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.lib.format as npformat
 
+from ..cameras import Camera, CameraSet
+from ..dataset import DATASETS, HUMANEVA_DATASET, resolve
 from ..errors import UserError
 from ..skeleton import LEFT, NUM_JOINTS, RIGHT
 
@@ -37,8 +40,9 @@ class _SafeUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
-def read_npz(path):
-    """All arrays of an npz as Python objects; object arrays are unpickled with the allow-list."""
+def read_npz(path, keys=None):
+    """All arrays of an npz (or only those named in `keys`) as Python objects; object arrays are
+    unpickled with the allow-list."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UserError(f"{path}: file not found")
@@ -46,7 +50,7 @@ def read_npz(path):
     try:
         with zipfile.ZipFile(path) as zf:
             for name in zf.namelist():
-                if not name.endswith(".npy"):
+                if not name.endswith(".npy") or (keys is not None and name[:-4] not in keys):
                     continue
                 fp = io.BytesIO(zf.read(name))
                 version = npformat.read_magic(fp)
@@ -127,10 +131,19 @@ def save_npz(path, **objects):
 
 @dataclass
 class PoseData:
-    """2D tracks per camera and world 3D poses, keyed subject -> action, checked for consistency."""
+    """2D tracks per camera and 3D poses, keyed subject -> action, checked for consistency.
+
+    positions_3d[subject][action] is a world (T, J, 3) array shared by the cameras, or a list of
+    (T, J, 3) arrays already in each camera's frame; `dataset` (raypose.dataset.Dataset, HumanEva
+    if not given) holds the skeleton and the cameras that turn world 3D into camera 3D."""
     positions_2d: dict
     positions_3d: dict | None
     metadata: dict = field(default_factory=dict)
+    dataset: object = None
+
+    def __post_init__(self):
+        if self.dataset is None:
+            self.dataset = HUMANEVA_DATASET
 
     @property
     def num_joints_2d(self):
@@ -141,19 +154,33 @@ class PoseData:
 
     @property
     def symmetry(self):
-        """(left, right) joint lists of the 2D layout, for flip augmentation of the input."""
+        """(left, right) joint lists of the 2D layout, for flip augmentation of the input: the
+        metadata's, else the skeleton's where the 2D has its joints, else HumanEva's."""
         sym = self.metadata.get("keypoints_symmetry")
         if sym is not None and len(sym) == 2:
             return [int(j) for j in sym[0]], [int(j) for j in sym[1]]
+        skeleton = self.dataset.skeleton
+        if self.num_joints_2d == skeleton.num_joints:
+            return list(skeleton.left), list(skeleton.right)
         return LEFT, RIGHT
 
+    def per_camera(self, subject, action):
+        """Whether that action's 3D is given per camera (camera coordinates) rather than in the world."""
+        return isinstance(self.positions_3d[subject][action], list)
+
+    def frames(self, subject, action):
+        """Frames of 3D of an action (its first camera's where the 3D is per camera)."""
+        pose = self.positions_3d[subject][action]
+        return len(pose[0] if isinstance(pose, list) else pose)
+
     def sequences(self):
-        """(subject, action, camera index, 2D (T,J,2), world 3D (T,15,3) or None), in key order."""
+        """(subject, action, camera index, 2D (T,J,2), 3D (T,J,3) or None), in key order; the 3D is
+        the world pose, or that camera's pose where `per_camera`."""
         for subject in self.positions_2d:
             for action in self.positions_2d[subject]:
                 pos3d = None if self.positions_3d is None else self.positions_3d[subject][action]
                 for cam, kp in enumerate(self.positions_2d[subject][action]):
-                    yield subject, action, cam, kp, pos3d
+                    yield subject, action, cam, kp, pos3d[cam] if isinstance(pos3d, list) else pos3d
 
 
 # The largest |x| or |y| a 2D keypoint may have, in pixels. HumanEva's images are 640 x 480 and
@@ -220,8 +247,8 @@ def load_2d(path):
             where = f"{path}: positions_2d[{subject!r}][{action!r}]"
             if isinstance(cams, np.ndarray) and cams.dtype == object:
                 cams = list(cams)
-            if not isinstance(cams, (list, tuple)) or not 1 <= len(cams) <= 3:
-                raise UserError(f"{where}: expected a list of 1 to 3 camera arrays")
+            if not isinstance(cams, (list, tuple)) or not cams:
+                raise UserError(f"{where}: expected a non-empty list of camera arrays")
             cams = [_check_array(kp, f"{where}[{c}]", 2, max_abs=MAX_PIXELS) for c, kp in enumerate(cams)]
             for c, kp in enumerate(cams):
                 if joints is None:
@@ -234,26 +261,62 @@ def load_2d(path):
     return pos2d, meta if isinstance(meta, dict) else {}
 
 
-def load_3d(path):
+def _poses(value, where):
+    """One action's 3D: a world (T, J, 3) array, or a list of them per camera."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:
+        value = list(value)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise UserError(f"{where}: an empty list; expected a (frames, joints, 3) array or one per camera")
+        return [_check_array(a, f"{where}[{c}]", 3) for c, a in enumerate(value)]
+    return _check_array(value, where, 3)
+
+
+def _joint_check(counts, dataset, path):
+    """`counts` {where: joints}: each the skeleton's count, or (with a keep list) a full file's."""
+    n = dataset.skeleton.num_joints
+    keep = dataset.keep if dataset.keep is not None and len(dataset.keep) == n else None
+    bad = [(w, j) for w, j in counts.items() if j != n and not (keep is not None and j > max(keep))]
+    if not bad:
+        return keep
+    also = f" (or more than {max(keep)}, of which {dataset.name} keeps {n})" if keep is not None else ""
+    if len(set(counts.values())) == 1:
+        raise UserError(f"{path}: 3D has {bad[0][1]} joints; expected the skeleton's {n}{also}")
+    raise UserError(f"{bad[0][0]}: 3D has {bad[0][1]} joints; expected {n} joints, the skeleton's{also}")
+
+
+def load_3d(path, dataset=None):
+    """3D poses subject -> action -> world (T, J, 3) array or per-camera list, reduced to the skeleton's
+    joints (the dataset's keep list: 32 -> 17 for h36m) and checked against its joint count."""
+    dataset = dataset or HUMANEVA_DATASET
     path = os.fspath(path)
-    pos3d = _read_nested(path, "positions_3d", "(frames, 15, 3) array")["positions_3d"]
+    pos3d = _read_nested(path, "positions_3d", "(frames, joints, 3) array or a list of them per camera")
+    pos3d, counts = pos3d["positions_3d"], {}
     for subject, actions in pos3d.items():
-        for action, arr in actions.items():
-            actions[action] = _check_array(arr, f"{path}: positions_3d[{subject!r}][{action!r}]",
-                                           3, joints=NUM_JOINTS)
+        for action, value in actions.items():
+            where = f"{path}: positions_3d[{subject!r}][{action!r}]"
+            actions[action] = value = _poses(value, where)
+            counts.update({f"{where}[{c}]": a.shape[1] for c, a in enumerate(value)} if isinstance(value, list)
+                          else {where: value.shape[1]})
+    keep = _joint_check(counts, dataset, path)
+    n = dataset.skeleton.num_joints
+
+    def reduce(a):
+        return a if a.shape[1] == n else np.ascontiguousarray(a[:, list(keep)])
+    for actions in pos3d.values():
+        for action, value in actions.items():
+            actions[action] = [reduce(a) for a in value] if isinstance(value, list) else reduce(value)
     return pos3d
 
 
-def load_humaneva(npz_dir, keypoints="gt"):
-    """Both files of a HumanEva npz directory, checked against each other."""
-    npz_dir = os.fspath(npz_dir)
-    if not os.path.isdir(npz_dir):
-        raise UserError(f"{npz_dir}: directory not found; expected the folder holding "
-                        f"{FILE_2D.format(keypoints)} and {FILE_3D}")
-    path_2d = os.path.join(npz_dir, FILE_2D.format(keypoints))
-    path_3d = os.path.join(npz_dir, FILE_3D)
-    pos2d, meta = load_2d(path_2d)
-    pos3d = load_3d(path_3d)
+def _match_keys(pos2d, pos3d, path_2d, path_3d, strict):
+    """Every 3D subject and action has 2D and the other way round; subjects with 2D only are left out
+    (returned), except with `strict` (HumanEva, whose two files hold the same subjects)."""
+    only_2d = [s for s in pos2d if s not in pos3d]
+    if only_2d and strict:
+        raise UserError(f"{path_3d}: subject {only_2d[0]!r} is missing; it is in {path_2d}")
+    for subject in only_2d:
+        del pos2d[subject]
     for a, b, pa, pb in ((pos2d, pos3d, path_2d, path_3d), (pos3d, pos2d, path_3d, path_2d)):
         for subject in a:
             if subject not in b:
@@ -261,11 +324,87 @@ def load_humaneva(npz_dir, keypoints="gt"):
             for action in a[subject]:
                 if action not in b[subject]:
                     raise UserError(f"{pb}: action {subject!r}/{action!r} is missing; it is in {pa}")
+    return only_2d
+
+
+def _match_frames(pos2d, pos3d, path_2d, path_3d):
+    """Each camera's 2D has at least its 3D's frames; extra 2D frames at the end are cut off, as
+    VideoPose3D does for Human3.6M's videos. Returns the number of 2D frames cut."""
+    cut = 0
     for subject, actions in pos2d.items():
         for action, cams in actions.items():
-            n3 = len(pos3d[subject][action])
+            pose = pos3d[subject][action]
+            if isinstance(pose, list) and len(pose) != len(cams):
+                raise UserError(f"{path_3d}: positions_3d[{subject!r}][{action!r}] has {len(pose)} cameras; "
+                                f"expected {len(cams)} as the 2D in {path_2d}")
             for c, kp in enumerate(cams):
-                if len(kp) != n3:
-                    raise UserError(f"{path_2d}: positions_2d[{subject!r}][{action!r}][{c}] has "
-                                    f"{len(kp)} frames, expected {n3} as in {path_3d}")
-    return PoseData(pos2d, pos3d, meta)
+                n3 = len(pose[c] if isinstance(pose, list) else pose)
+                if len(kp) < n3:
+                    raise UserError(f"{path_2d}: positions_2d[{subject!r}][{action!r}][{c}] has {len(kp)} "
+                                    f"frames, expected {n3} as in {path_3d} (or more: extra frames are cut)")
+                cut += len(kp) - n3
+                cams[c] = kp[:n3]
+    return cut
+
+
+def _sizes_from_metadata(pos2d, meta, path_2d, path_3d):
+    """Image sizes of 3D given per camera, from the 2D's metadata['video_metadata'][subject] {w, h}
+    (VideoPose3D's custom 2D files), as cameras without extrinsics."""
+    videos = meta.get("video_metadata") if isinstance(meta.get("video_metadata"), dict) else {}
+    per_subject = {}
+    for subject, actions in pos2d.items():
+        size = videos.get(subject)
+        if not (isinstance(size, dict) and all(isinstance(size.get(k), (int, np.integer)) for k in "wh")):
+            raise UserError(f"{path_3d}: 3D per camera, but no image size for subject {subject!r}; expected "
+                            f"--cameras FILE with res_w and res_h, or metadata['video_metadata'] in {path_2d}")
+        count = max(len(cams) for cams in actions.values())
+        per_subject[subject] = tuple(Camera(f"C{i + 1}", int(size["w"]), int(size["h"])) for i in range(count))
+    return CameraSet(f"{path_2d}: video_metadata", per_subject, in_camera_frame=True)
+
+
+def _check_cameras(data, path_2d, path_3d):
+    """Every camera the data uses is in the dataset's cameras, with extrinsics where its 3D is in
+    the world; 3D per camera without cameras takes image sizes from the 2D's metadata."""
+    dataset = data.dataset
+    world = [(s, a) for s in data.positions_3d for a in data.positions_3d[s] if not data.per_camera(s, a)]
+    if dataset.cameras is None:
+        if world:
+            raise UserError(f"{path_3d}: positions_3d[{world[0][0]!r}][{world[0][1]!r}] is in world coordinates "
+                            f"and dataset {dataset.name!r} has no cameras; expected --cameras FILE (or one "
+                            "3D array per camera)")
+        data.dataset = replace(dataset, cameras=_sizes_from_metadata(data.positions_2d, data.metadata,
+                                                                     path_2d, path_3d))
+        return
+    world = set(world)
+    for subject, actions in data.positions_2d.items():
+        for action, cams in actions.items():
+            for c in range(len(cams)):
+                cam = dataset.cameras.get(subject, c, f"{path_2d}: positions_2d[{subject!r}][{action!r}]")
+                if (subject, action) in world and not cam.has_pose:
+                    raise UserError(f"{dataset.cameras.name}: camera C{c + 1} of subject {subject!r} has no "
+                                    f"orientation and translation; expected them for the world 3D of {path_3d}")
+
+
+def load_dataset(npz_dir, keypoints="gt", dataset=None):
+    """A dataset directory's 2D and 3D files, checked against each other, the skeleton and the
+    cameras. `dataset` (raypose.dataset.Dataset) defaults to the one the file names give."""
+    npz_dir = os.fspath(npz_dir)
+    dataset = dataset or resolve(npz_dir)
+    path_2d, path_3d = dataset.file_2d(npz_dir, keypoints), dataset.file_3d(npz_dir)
+    if not os.path.isdir(npz_dir):
+        raise UserError(f"{npz_dir}: directory not found; expected the folder holding "
+                        f"{os.path.basename(path_2d)} and {os.path.basename(path_3d)}")
+    pos2d, meta = load_2d(path_2d)
+    pos3d = load_3d(path_3d, dataset)
+    left_out = _match_keys(pos2d, pos3d, path_2d, path_3d, strict=dataset.name == "humaneva15")
+    cut = _match_frames(pos2d, pos3d, path_2d, path_3d)
+    meta = dict(meta, **({"left_out_subjects": left_out} if left_out else {}),
+                **({"frames_cut_2d": cut} if cut else {}))
+    data = PoseData(pos2d, pos3d, meta, dataset)
+    _check_cameras(data, path_2d, path_3d)
+    return data
+
+
+def load_humaneva(npz_dir, keypoints="gt"):
+    """Both files of a HumanEva npz directory (data_2d_humaneva15_<keypoints>.npz, data_3d_humaneva15.npz)."""
+    return load_dataset(npz_dir, keypoints, DATASETS["humaneva15"])

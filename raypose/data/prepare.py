@@ -1,4 +1,4 @@
-"""`raypose prepare`: HumanEva npz -> checked frame table on disk, with a summary of what was written.
+"""`raypose prepare`: a dataset's npz files -> checked frame table on disk, with a summary of what was written.
 
 The output directory is itself a hive-partitioned Parquet dataset (subject=/action=/camera=), so
 Arrow, pandas, DuckDB and Ray read it as it is; its side files start with '_' so they skip them.
@@ -8,39 +8,48 @@ import os
 
 import pyarrow.dataset as pads
 
+from ..dataset import recognise, resolve
 from ..outputs import atomic_dir, check_replaceable, plain
 from . import splits
 from .csv import write_csv
-from .npz import FILE_2D, FILE_3D, load_humaneva
+from .npz import load_dataset
 from .table import CSV_FILE, KEY, METADATA_FILE, frame_table
 
 
 def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv=False,
-            overwrite=False):
+            overwrite=False, dataset=None, skeleton=None, cameras=None):
     """Returns a summary dict; the table carries a `split` column (train/test) for `split`.
 
-    `out` is new, empty, or (with `overwrite`) an earlier prepared directory; never the input
-    directory, one holding it, or one holding its npz files.
+    `dataset` (a name), `skeleton` and `cameras` (files) override what the file names give
+    (raypose.dataset.resolve). `out` is new, empty, or (with `overwrite`) an earlier prepared
+    directory; never the input directory, one holding it, or one holding its input files.
     """
-    inputs = (npz_dir, os.path.join(npz_dir, FILE_2D.format(keypoints)), os.path.join(npz_dir, FILE_3D))
+    name = dataset or recognise(npz_dir)   # file names only
+    inputs = (npz_dir, os.path.join(npz_dir, f"data_2d_{name}_{keypoints}.npz"),
+              os.path.join(npz_dir, f"data_3d_{name}.npz")) + tuple(p for p in (skeleton, cameras) if p)
     check_replaceable(out, overwrite, inputs, kind="prepared")   # before anything is read
-    data = load_humaneva(npz_dir, keypoints)
+    data = load_dataset(npz_dir, keypoints, resolve(npz_dir, name, skeleton, cameras))
     keys = [(s, a) for s in data.positions_2d for a in data.positions_2d[s]]
-    train, test = splits.select(keys, split, actions, source=os.fspath(npz_dir))
+    train, test = splits.select(keys, split, actions, source=os.fspath(npz_dir), dataset=data.dataset)
     part = {k: "train" for k in train} | {k: "test" for k in test}
     kept = [k for k in keys if k in part]
     table = frame_table(data, kept, split=part)
-    out = write_outputs(table, out, csv=csv, overwrite=overwrite,
-                        metadata=dict(data.metadata, num_joints=data.num_joints_2d), inputs=inputs)
+    meta = dict(data.metadata, num_joints=data.num_joints_2d, keypoints_symmetry=list(data.symmetry),
+                dataset=data.dataset.to_dict())
+    out = write_outputs(table, out, csv=csv, overwrite=overwrite, metadata=meta, inputs=inputs)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
     return {
         "out": out,
+        "dataset": data.dataset.name,
         "subjects": sorted({s for s, _ in kept}),
+        "left_out": list(data.metadata.get("left_out_subjects", [])),
         "actions": sorted({splits.action_name(a) for _, a in kept}),
         "chunks": len(kept),
-        "frames": int(sum(len(data.positions_3d[s][a]) for s, a in kept)),
+        "frames": int(sum(data.frames(s, a) for s, a in kept)),
+        "frames_cut_2d": int(data.metadata.get("frames_cut_2d", 0)),
         "rows": table.num_rows,
         "joints_2d": data.num_joints_2d,
+        "joints_3d": data.dataset.skeleton.num_joints,
         "train_chunks": len(train),
         "test_chunks": len(test),
         "bytes": size,
@@ -66,8 +75,9 @@ def write_outputs(table, out, csv=False, overwrite=False, metadata=None, inputs=
 
 def format_summary(summary):
     s = summary
-    return (f"wrote {s['out']}: {len(s['subjects'])} subjects ({', '.join(s['subjects'])}), "
+    left_out = f", left out (2D but no 3D): {', '.join(s['left_out'])}" if s.get("left_out") else ""
+    cut = f" ({s['frames_cut_2d']} extra 2D frames cut)" if s.get("frames_cut_2d") else ""
+    return (f"wrote {s['out']}: {len(s['subjects'])} subjects ({', '.join(s['subjects'])}){left_out}, "
             f"actions {', '.join(s['actions'])}, {s['chunks']} chunks "
-            f"({s['train_chunks']} train / {s['test_chunks']} test), {s['frames']} frames of 3D, "
+            f"({s['train_chunks']} train / {s['test_chunks']} test), {s['frames']} frames of 3D{cut}, "
             f"{s['rows']} rows ({s['joints_2d']} 2D joints), {s['bytes']:,} bytes")
-

@@ -1,4 +1,5 @@
-"""Where a run's frames come from: synthetic, an npz directory, or a prepared Parquet table.
+"""Where a run's frames come from: synthetic, an npz directory, or a prepared Parquet table,
+and the dataset (skeleton, cameras, subjects) they belong to.
 
 A prepared table is its directory (hive partitions plus _raypose.json); directories written
 before that layout hold the partitions under frames/ and the metadata in metadata.json.
@@ -14,9 +15,10 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
+from ..dataset import HUMANEVA_DATASET, Dataset, has_npz_files, resolve
 from ..errors import UserError
 from ..skeleton import LEFT, RIGHT
-from .npz import FILE_3D, PoseData, load_humaneva
+from .npz import PoseData, load_dataset
 from .table import METADATA_FILE, chunk_filter, frame_table, table_sequences
 
 
@@ -29,35 +31,47 @@ class Source:
     table: pa.Table | None  # in-memory frames (npz or synthetic input)
     parquet: str | None     # or a prepared Parquet dataset (local path or URI)
     description: str
+    dataset: Dataset = None  # skeleton, cameras, subjects; HumanEva if not given
+
+    def __post_init__(self):
+        if self.dataset is None:
+            self.dataset = HUMANEVA_DATASET
 
 
 def open_source(data_cfg):
+    """The Source of data.path; data.dataset / data.skeleton / data.cameras override what an npz
+    directory's file names and the built-in datasets give."""
     path = data_cfg.path
+    name, skeleton, cameras = (getattr(data_cfg, key, "") or None for key in ("dataset", "skeleton", "cameras"))
     if path == "synthetic":
+        if name not in (None, HUMANEVA_DATASET.name):
+            raise UserError(f"data.dataset {name!r}: --data synthetic is HumanEva's; expected a directory "
+                            f"written by raypose synth --layout {name} --out DIR")
         from .synthetic import generate
         pos2d, pos3d, meta = generate(frames=data_cfg.synthetic_frames, seed=data_cfg.synthetic_seed)
         what = f"synthetic ({data_cfg.synthetic_frames} frames, seed {data_cfg.synthetic_seed})"
         return _from_pose_data(PoseData(pos2d, pos3d, meta), what)
-    if "://" not in path and os.path.isfile(os.path.join(path, FILE_3D)):
-        return _from_pose_data(load_humaneva(path, data_cfg.keypoints), f"npz {path}")
-    return _from_parquet(path)
+    if "://" not in path and has_npz_files(path):
+        dataset = resolve(path, name, skeleton, cameras)
+        return _from_pose_data(load_dataset(path, data_cfg.keypoints, dataset), f"npz {path}")
+    return _from_parquet(path, name)
 
 
 def _from_pose_data(data, description):
     chunks = [(s, a) for s in data.positions_2d for a in data.positions_2d[s]]
-    return Source(chunks, data.num_joints_2d, data.symmetry, frame_table(data), None, description)
+    return Source(chunks, data.num_joints_2d, data.symmetry, frame_table(data), None, description, data.dataset)
 
 
-def _from_parquet(path):
+def _from_parquet(path, name=None):
     if "://" in path:
         fs, root = pafs.FileSystem.from_uri(path)
     else:
         if not os.path.isdir(path):
             raise UserError(f"{path}: data not found; expected 'synthetic', an npz directory with "
-                            f"{FILE_3D}, or a directory written by raypose prepare")
+                            "data_3d_<name>.npz, or a directory written by raypose prepare")
         fs, root = pafs.LocalFileSystem(), os.path.abspath(path)
     root = root.rstrip("/")
-    frames, meta = _layout(fs, root)
+    frames, meta_path = _layout(fs, root)
     expected = "expected a directory written by raypose prepare"
     try:
         ds = pads.dataset(frames, filesystem=fs, format="parquet", partitioning="hive")
@@ -67,12 +81,17 @@ def _from_parquet(path):
         raise UserError(f"{path}: not a prepared frame table ({type(e).__name__}: {first}); {expected}") from None
     if keys is None:
         raise UserError(f"{path}: no Parquet files found; {expected}")
-    meta = read_metadata(fs, meta)
+    meta = read_metadata(fs, meta_path)
+    dataset = (Dataset.from_dict(meta["dataset"], f"{meta_path}: dataset") if meta.get("dataset") is not None
+               else HUMANEVA_DATASET)   # tables prepared before other datasets: HumanEva
+    if name not in (None, dataset.name):
+        raise UserError(f"data.dataset {name!r}: {path} was prepared from dataset {dataset.name!r}; expected "
+                        f"{dataset.name!r} or no data.dataset")
     pairs = list(dict.fromkeys(zip(keys.column("subject").to_pylist(), keys.column("action").to_pylist())))
     sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
     nj = int(meta.get("num_joints", 15))
     uri = frames if "://" not in path else path.rstrip("/") + frames[len(root):]
-    return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}")
+    return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}", dataset)
 
 
 def _layout(fs, root):

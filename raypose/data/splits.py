@@ -38,17 +38,23 @@ def filter_actions(keys, actions):
     return [(s, a) for s, a in keys if any(a.startswith(p) for p in prefixes)]
 
 
-def split_chunks(keys, protocol):
+def split_chunks(keys, protocol, dataset=None):
     """(train, test) lists of (subject, action) in key order.
 
-    videopose3d: Train/* trains, Validate/* tests (the official HumanEva-I protocol).
+    videopose3d: the dataset's train and test subjects where it names them (Human3.6M: S1, S5, S6,
+    S7, S8 / S9, S11); otherwise (HumanEva, `dataset` None) Train/* trains and Validate/* tests,
+    the official HumanEva-I protocol.
     seed: the 2022 study's split: every subject key is a subject; for each action name with
     more than one chunk, the second chunk in key order tests, the rest train.
     """
     keys = list(keys)
     if protocol == "videopose3d":
-        train = [k for k in keys if k[0].startswith("Train/")]
-        test = [k for k in keys if k[0].startswith("Validate/")]
+        if dataset is not None and dataset.train_subjects is not None:
+            train = [k for k in keys if k[0] in dataset.train_subjects]
+            test = [k for k in keys if k[0] in (dataset.test_subjects or ())]
+        else:
+            train = [k for k in keys if k[0].startswith("Train/")]
+            test = [k for k in keys if k[0].startswith("Validate/")]
     elif protocol == "seed":
         seen, test_set = {}, set()
         for s, a in keys:
@@ -63,15 +69,31 @@ def split_chunks(keys, protocol):
     return train, test
 
 
-def select(keys, protocol, actions=None, source="data"):
+def select(keys, protocol, actions=None, source="data", dataset=None):
     """Split then filter by action; a choice that selects nothing is the user's error."""
-    train, test = split_chunks(keys, protocol)
-    train, test = filter_actions(train, actions), filter_actions(test, actions)
+    keys = list(keys)
+    train_all, test_all = split_chunks(keys, protocol, dataset)
+    train, test = filter_actions(train_all, actions), filter_actions(test_all, actions)
     if not train or not test:
         part = "training" if not train else "test"
         raise UserError(f"{source}: split {protocol!r} with actions {actions!r} selects no "
-                        f"{part} chunks; expected action prefixes such as Walk,Jog,Box")
+                        f"{part} chunks; {_expected(keys, train_all, test_all, part, protocol, dataset)}")
     return train, test
+
+
+def _expected(keys, train_all, test_all, part, protocol, dataset):
+    """What a split that selects nothing expected: HumanEva's action names, or the data's own."""
+    if dataset is None or dataset.name == "humaneva15":
+        return "expected action prefixes such as Walk,Jog,Box"
+    chunks = train_all if part == "training" else test_all
+    if not chunks and protocol == "videopose3d":
+        found = ", ".join(sorted({s for s, _ in keys}))
+        if dataset.train_subjects is None:
+            return f"expected subjects named Train/<name> and Validate/<name> (the data has {found}), or split seed"
+        wanted = dataset.train_subjects if part == "training" else dataset.test_subjects
+        return f"expected {part} subjects {', '.join(wanted or ())} (the data has {found})"
+    names = list(dict.fromkeys(action_name(a) for _, a in chunks or keys))[:3]
+    return f"expected action prefixes such as {','.join(names)}"
 
 
 def labelled_split(train_keys, fraction, seed):

@@ -1,13 +1,14 @@
 """The frame table: one row per (subject, action, camera, frame), and its on-disk names.
 
-The table is what Ray Data reads: 2D in pixels and normalised, and the 3D pose in that camera's
-coordinates, root-relative, so every row is a self-contained training target.
+The table is what Ray Data reads: 2D in pixels and normalised by that camera's image size, and
+the 3D pose in that camera's coordinates, root-relative, so every row is a self-contained training
+target. Cameras are named C1..Cn in the order of the 2D arrays.
 """
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..cameras import CAMERA_NAMES, normalize_screen, world_to_camera
+from ..cameras import HUMANEVA_CAMERAS, normalize_screen
 from ..errors import UserError
 from ..skeleton import ROOT
 
@@ -18,10 +19,30 @@ METADATA_FILE = "_raypose.json"
 CSV_FILE = "_frames.csv"
 
 
-def camera_pose(pose_world, subject, cam):
-    """World 3D (T, 15, 3) -> camera frame, root at 0: the target VideoPose3D trains on."""
-    p = world_to_camera(pose_world, subject, cam)
+def camera_pose(pose_world, subject, cam, cameras=None):
+    """World 3D (T, J, 3) -> camera `cam`'s frame (of `cameras`, HumanEva's if None), root at 0:
+    the target VideoPose3D trains on."""
+    p = (cameras or HUMANEVA_CAMERAS).get(subject, cam, f"subject {subject!r}").to_camera(pose_world)
     return p - p[:, ROOT:ROOT + 1]
+
+
+def root_relative(pose_cam):
+    p = np.asarray(pose_cam, dtype=np.float32)
+    return p - p[:, ROOT:ROOT + 1]
+
+
+def camera_sequences(data, keys=None):
+    """(subject, action, camera name, 2D pixels, 2D normalised, camera 3D root-relative or None) of a
+    PoseData, limited to the (subject, action) `keys` if given, in key order."""
+    keep = None if keys is None else set(keys)
+    for subject, action, cam, kp, pose in data.sequences():
+        if keep is not None and (subject, action) not in keep:
+            continue
+        w, h = data.dataset.image_size(subject, cam)
+        if pose is not None:
+            pose = (root_relative(pose) if data.per_camera(subject, action)
+                    else camera_pose(pose, subject, cam, data.dataset.cameras))
+        yield subject, action, f"C{cam + 1}", kp, normalize_screen(kp, w, h), pose
 
 
 def _fixed_list(arr):
@@ -34,22 +55,19 @@ def frame_table(data, keys=None, split=None):
 
     `split` is an optional dict (subject, action) -> 'train' / 'test' stored as a column.
     """
-    keep = None if keys is None else set(keys)
     parts = []
-    for subject, action, cam, kp, pose in data.sequences():
-        if keep is not None and (subject, action) not in keep:
-            continue
+    for subject, action, camera, kp, kp_norm, pose in camera_sequences(data, keys):
         t = len(kp)
         cols = {
             "subject": pa.array([subject] * t),
             "action": pa.array([action] * t),
-            "camera": pa.array([CAMERA_NAMES[cam]] * t),
+            "camera": pa.array([camera] * t),
             "frame": pa.array(np.arange(t, dtype=np.int32)),
             "keypoints_px": _fixed_list(kp),
-            "keypoints": _fixed_list(normalize_screen(kp)),
+            "keypoints": _fixed_list(kp_norm),
         }
         if pose is not None:
-            cols["pose_3d"] = _fixed_list(camera_pose(pose, subject, cam))
+            cols["pose_3d"] = _fixed_list(pose)
         if split is not None:
             cols["split"] = pa.array([split[(subject, action)]] * t)
         parts.append(pa.table(cols))
@@ -74,7 +92,7 @@ def chunk_filter(table, chunks):
 
 
 def table_sequences(table):
-    """Frame table -> [((subject, action, camera), 2D (T,J,2) normalised, 3D (T,15,3) or None)].
+    """Frame table -> [((subject, action, camera), 2D (T,J,2) normalised, 3D (T,J,3) or None)].
 
     Sorted by key and frame, so the result does not depend on file or block order.
     """
@@ -99,11 +117,5 @@ def table_sequences(table):
 
 def data_sequences(data, keys=None):
     """The same sequences straight from a PoseData, without a table, for in-memory use."""
-    keep = None if keys is None else set(keys)
-    out = []
-    for subject, action, cam, kp, pose in data.sequences():
-        if keep is not None and (subject, action) not in keep:
-            continue
-        out.append(((subject, action, CAMERA_NAMES[cam]), normalize_screen(kp),
-                    None if pose is None else camera_pose(pose, subject, cam)))
-    return out
+    return [((subject, action, camera), kp_norm, pose)
+            for subject, action, camera, _, kp_norm, pose in camera_sequences(data, keys)]

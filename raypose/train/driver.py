@@ -46,9 +46,9 @@ def _train(cfg, run, echo):
     if start:
         run.verify(start)   # a damaged member is the user's one line here, not a worker's traceback
     source = open_source(cfg.data)
-    layout = Layout.of(source.num_joints_2d, source.symmetry)
+    layout = source_layout(source, cfg.data.keypoints)
     train_keys, test = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None,
-                                     source=source.description)
+                                     source=source.description, dataset=source.dataset)
     labelled, unlabelled = splits.labelled_split(train_keys, cfg.semi.labelled_fraction, cfg.train.seed)
     deadline = time.time() + cfg.run.time_budget if cfg.run.time_budget else 0.0
     chunks = (labelled, unlabelled, test)
@@ -77,6 +77,15 @@ def _train(cfg, run, echo):
     finally:
         progress.close()
     return finish(run)
+
+
+def source_layout(source, keypoints="gt"):
+    """The run's layout from its data: the 2D joints and their symmetry, the dataset's skeleton,
+    frame rate and image sizes; the 2D layout's name where the 2D is the dataset's ground truth
+    (detections stay unnamed: their joint count says what they are, as before datasets)."""
+    dataset = source.dataset
+    name_2d = dataset.layout_2d if keypoints == "gt" else None
+    return Layout.of(source.num_joints_2d, source.symmetry, dataset.skeleton, dataset.to_dict(), name_2d)
 
 
 def _train_local(cfg, layout, run, source, chunks, deadline, progress):

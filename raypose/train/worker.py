@@ -72,7 +72,7 @@ class EnsembleWorker:
         if fit_2d and table is not None:
             self.focal = window_focals(table, cams)
         if self.semi and semi.fit_bones:
-            self.bones = subject_bones(w.targets, w.labelled, w.key_per_target(0))
+            self.bones = subject_bones(w.targets, w.labelled, w.key_per_target(0), self.layout.skeleton.parents)
 
     def resume(self):
         """Members (and pseudo-labels) from the latest complete iteration; that iteration.
@@ -137,7 +137,7 @@ class EnsembleWorker:
             preds = {k: p for r in reports for k, p in r.train_preds.items()}
             idx, pose, weight, info = select(self.cfg.semi, i, np.stack([preds[k] for k in sorted(preds)]),
                                              self.data.labelled, self.cfg.train.seed, self.centre,
-                                             self.bones, self.focal)
+                                             self.bones, self.focal, self.layout.skeleton.parents)
             self.data.set_pseudo(idx, pose, weight)
         elif self.semi and self.data.pseudo.any():   # kept from an earlier iteration, saved again
             idx, pose, weight = self.data.pseudo_labels()
