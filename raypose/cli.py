@@ -41,7 +41,8 @@ def _cmd_train(args):
 def _cmd_evaluate(args):
     from .evaluate import evaluate
     evaluate(args.run, iteration=args.iteration, method=args.aggregate, data=args.data,
-             split=args.split, tta=not args.no_tta, curve=not args.no_curve, device=args.device)
+             split=args.split, tta=not args.no_tta, curve=not args.no_curve, device=args.device,
+             dataset=args.dataset, skeleton=args.skeleton, cameras=args.cameras)
 
 
 def _cmd_plot(args):
@@ -161,7 +162,11 @@ def _add_evaluate(sub):
     q.add_argument("--run", required=True)
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
     q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (the default)")
-    q.add_argument("--data", help="evaluate on other data (npz dir, prepared dir, synthetic)")
+    q.add_argument("--data", help="evaluate on other data (npz dir, prepared dir, synthetic); its skeleton "
+                   "must be the run's")
+    q.add_argument("--dataset", help="with --data: the other data's dataset name (default: from its file names)")
+    q.add_argument("--skeleton", help="with --data: the other data's skeleton file, for a dataset of your own")
+    q.add_argument("--cameras", help="with --data: the other data's cameras file, for a dataset of your own")
     q.add_argument("--split", help="videopose3d or seed (default: the run's)")
     q.add_argument("--no-tta", action="store_true", help="no test-time flip averaging")
     q.add_argument("--no-curve", action="store_true", help="skip re-evaluating earlier iterations")

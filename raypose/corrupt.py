@@ -17,7 +17,8 @@ EVAL_CORRUPTIONS = {"gaussian 2px": ("gaussian", 2.0), "gaussian 6px": ("gaussia
                     "gaussian 10px": ("gaussian", 10.0), "detector-like": ("detector", None),
                     "gaps 10%": ("gaps", 0.1)}
 HUMANEVA_WIDTH = 640      # px: every HumanEva camera's, the width of a layout without a dataset
-GAP_FRAMES = (1, 45)      # a detector's misses: runs of 1 frame to 3/4 s at 60 Hz, log-uniform
+GAP_FRAMES = (1, 45)      # a detector's misses: runs of 1 to 45 frames at the dataset's rate (3/4 s at 60 Hz,
+                          # 0.9 s at 50 Hz), log-uniform
 WHOLE_FRAME_SHARE = 0.2   # of the gaps, the share where the whole person is lost, not one joint
 
 

@@ -133,7 +133,8 @@ def _metadata(path):
 def resolve(path, name=None, skeleton=None, cameras=None):
     """The Dataset of npz directory `path`: `name` (or the files' name), its skeleton (`skeleton`
     file, else the 3D file's metadata["skeleton"], else the built-in one) and its cameras
-    (`cameras` file, else the built-in ones, else none: 3D per camera)."""
+    (`cameras` file, else the built-in ones, else none: 3D per camera). A dataset of one's own
+    takes its frame rate and train/test subjects from the 3D file's metadata too."""
     name = name or recognise(path)
     base = DATASETS.get(name)
     file_3d = os.path.join(os.fspath(path), FILE_3D.format(name))
@@ -150,6 +151,11 @@ def resolve(path, name=None, skeleton=None, cameras=None):
     cams = read_cameras(cameras) if cameras else (base.cameras if base else None)
     if base is not None:
         return replace(base, skeleton=skel, cameras=cams)
+    train, test = _subjects(meta, file_3d)
+    return Dataset(name, skel, cams, train_subjects=train, test_subjects=test, fps=_fps(meta, file_3d))
+
+
+def _fps(meta, file_3d):
     fps = meta.get("fps", DEFAULT_FPS)
     try:
         ok = not isinstance(fps, bool) and math.isfinite(float(fps)) and float(fps) > 0
@@ -157,8 +163,55 @@ def resolve(path, name=None, skeleton=None, cameras=None):
         ok = False
     if not ok:
         raise UserError(f"{file_3d}: metadata['fps'] is {fps!r}; expected a number > 0")
-    return Dataset(name, skel, cams, fps=float(fps))
+    return float(fps)
 
+
+def _subjects(meta, file_3d):
+    """(train, test) subjects named by the metadata, or (None, None): both lists of distinct
+    subject names that do not overlap, or neither (the split then needs Train/ and Validate/ names)."""
+    given = {key: meta.get(key) for key in ("train_subjects", "test_subjects")}
+    if all(v is None for v in given.values()):
+        return None, None
+    expected = "expected both train_subjects and test_subjects, non-empty lists of distinct subject names"
+    for key, value in given.items():
+        if hasattr(value, "tolist"):
+            value = given[key] = value.tolist()
+        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+            raise UserError(f"{file_3d}: metadata[{key!r}] is {str(value)[:80]}; {expected}")
+        if len(set(value)) != len(value):
+            raise UserError(f"{file_3d}: metadata[{key!r}] names a subject twice; {expected}")
+    both = sorted(set(given["train_subjects"]) & set(given["test_subjects"]))
+    if both:
+        raise UserError(f"{file_3d}: subjects {both} are in both metadata['train_subjects'] and "
+                        "metadata['test_subjects']; expected each subject to train or test, not both")
+    return tuple(given["train_subjects"]), tuple(given["test_subjects"])
+
+
+def check_subjects(dataset, subjects, where):
+    """A dataset of one's own names only subjects its data has (a misspelt one would drop out of
+    the split silently)."""
+    if dataset.name in DATASETS or dataset.train_subjects is None:
+        return
+    for key in ("train_subjects", "test_subjects"):
+        missing = [s for s in getattr(dataset, key) if s not in subjects]
+        if missing:
+            raise UserError(f"{where}: metadata[{key!r}] names {missing} which the data does not have; expected "
+                            f"subjects of its positions_3d ({', '.join(sorted(subjects))})")
+
+
+def of_run(layout, where="layout.json"):
+    """The Dataset a run was trained on, from its layout alone (its skeleton and cameras files are
+    never read again: they may have moved or changed). None for a run from before datasets (no
+    dataset in layout.json: HumanEva, whose data's file names then decide as they did)."""
+    d = layout.dataset
+    if d is None:
+        return None
+    if d.get("skeleton") is not None:
+        return replace(Dataset.from_dict(d, f"{where}: dataset"), skeleton=layout.skeleton)
+    if d.get("name") in DATASETS:
+        return replace(DATASETS[d["name"]], skeleton=layout.skeleton)
+    raise UserError(f"{where}: dataset {d.get('name')!r} has no skeleton and cameras; expected the dataset "
+                    "that raypose train saves (train the run again)")
 
 
 def has_npz_files(path):

@@ -18,6 +18,7 @@ from .corrupt import EVAL_CORRUPTIONS
 from .data import splits
 from .data.source import open_source, read_sequences
 from .data.windows import make_windows
+from .dataset import of_run
 from .ensemble import Ensemble
 from .errors import UserError
 from .geometry import fit_windows
@@ -29,14 +30,28 @@ CURVE_POINTS = 8
 NOISE_PX = 5.0
 
 
-def eval_windows(cfg, data=None, split=None):
-    """Windows over the evaluation chunks of the run's data (or another data set / split)."""
-    data_cfg = cfg.data if data is None else dataclasses.replace(cfg.data, path=data)
-    source = open_source(data_cfg)
+def eval_windows(cfg, data=None, split=None, run_dataset=None, **files):
+    """Windows over the evaluation chunks of the run's data (read with the run's dataset,
+    `run_dataset`, where given) or of other data (`files`: its dataset, skeleton, cameras)."""
+    data_cfg = data_config(cfg, data, **files)
+    source = open_source(data_cfg, run_dataset if data is None else None)
     _, test = splits.select(source.chunks, split or data_cfg.split, data_cfg.actions or None,
                             source=source.description, dataset=source.dataset)
     windows = make_windows(read_sequences(source, test), int(np.prod(cfg.model.widths)))
     return windows, source
+
+
+def data_config(cfg, data=None, dataset=None, skeleton=None, cameras=None):
+    """The data config to evaluate on: the run's own, or `data` with its own dataset, skeleton and
+    cameras (given, else what its files say): the run's belong to the run's data, not to another's."""
+    given = {"dataset": dataset, "skeleton": skeleton, "cameras": cameras}
+    if data is None:
+        extra = next((key for key, value in given.items() if value), None)
+        if extra:
+            raise UserError(f"evaluate --{extra}: only with --data OTHER; expected no --{extra} for the run's "
+                            "own data (its dataset, skeleton and cameras are the run's, in layout.json)")
+        return cfg.data
+    return dataclasses.replace(cfg.data, path=data, **{key: value or "" for key, value in given.items()})
 
 
 def _records(windows, pose):
@@ -83,19 +98,20 @@ def size_study(preds, gt, methods, draws=STUDY_DRAWS, seed=0):
 
 
 def evaluate(run_uri, iteration=None, method=None, data=None, split=None, tta=True, echo=print,
-             curve=True, noise_px=NOISE_PX, device="cpu", corruptions=tuple(EVAL_CORRUPTIONS)):
+             curve=True, noise_px=NOISE_PX, device="cpu", corruptions=tuple(EVAL_CORRUPTIONS), **files):
     """Every table and study of one iteration's ensemble, its members run on `device`; merged
-    into metrics.json."""
+    into metrics.json. `files` (dataset, skeleton, cameras) describe other `data`."""
     from .calibration import calibration_report
 
     run = Run.open(run_uri)
     ensemble = Ensemble.load(run, iteration, device=device)
     method = check(method)   # an unknown name fails before any data is read
-    windows, source = eval_windows(run.config, data, split)
+    windows, source = eval_windows(run.config, data, split, of_run(ensemble.layout), **files)
     ensemble.layout.check_2d(windows.inputs.shape[1], f"{source.description}: its 2D")
     if windows.targets is None:
         raise UserError(f"{source.description}: the evaluation split has no 3D ground truth")
     check_3d(ensemble.layout, windows.targets.shape[1], f"{source.description}: its 3D")
+    check_skeleton(ensemble.layout, source.dataset.skeleton, source.description)
     preds, ens, unc, vspread = ensemble.estimate(windows, tta, method)
     gt = windows.targets
     table, summary = protocol(windows, ens)
@@ -136,6 +152,22 @@ def check_3d(layout, joints, where):
     if joints != layout.joints_3d:
         raise UserError(f"{where} has {joints} joints; expected {layout.joints_3d}, the run's skeleton "
                         f"{layout.skeleton.name!r} (layout.json)")
+
+
+def check_skeleton(layout, skeleton, where):
+    """The evaluation data's skeleton must be the run's (parents, left, right): with left and right
+    swapped, or other bones, every number would be wrong without a word."""
+    run = layout.skeleton
+    if skeleton.num_joints != run.num_joints:
+        diff = [f"{skeleton.num_joints} joints vs {run.num_joints}"]
+    else:
+        moved = [j for j, (a, b) in enumerate(zip(skeleton.parents, run.parents)) if a != b]
+        diff = [f"the parents of joints {moved}"] if moved else []
+        diff += [f"{side} {list(getattr(skeleton, side))} vs {list(getattr(run, side))}" for side in ("left", "right")
+                 if tuple(getattr(skeleton, side)) != tuple(getattr(run, side))]
+    if diff:
+        raise UserError(f"{where}: skeleton {skeleton.name!r} differs from the run's {run.name!r} (layout.json) in "
+                        f"{'; '.join(diff)}; expected the run's skeleton (--skeleton FILE for data of your own)")
 
 
 def action_order(source):

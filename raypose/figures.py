@@ -10,6 +10,7 @@ from .cameras import image_coordinates
 from .data.npz import read_npz
 from .data.source import open_source, read_sequences
 from .data.windows import make_windows
+from .dataset import of_run
 from .ensemble import Ensemble
 from .errors import UserError
 from .layout import Layout
@@ -67,7 +68,7 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None, overw
     subject, action = sequence.rsplit("/", 1)
     run = Run.open(run_uri)
     ensemble = Ensemble.load(run, iteration)
-    source = open_source(run.config.data)
+    source = open_source(run.config.data, of_run(ensemble.layout))   # the run's skeleton and cameras, not the files'
     chunks = [(s, a) for s, a in source.chunks if s == subject and (a == action or a.startswith(action))]
     if not chunks:
         raise UserError(f"--animate {sequence!r}: no such subject/action in {source.description}")

@@ -98,18 +98,33 @@ def _identity(kp, conf=None):
 _MAPPINGS = {("coco", "humaneva15"): coco_to_humaneva}   # (source layout, run's layout) -> function
 
 
-def mapping(src_layout_name, num_joints_src, dst_joints, dst_layout_name=None):
+def layout_of(joints, left, right):
+    """The name of the known layout with these joints and this left/right symmetry, or None: names a
+    run's 2D that was trained before runs recorded it (e.g. on COCO-ordered detections)."""
+    sym = (tuple(int(j) for j in left), tuple(int(j) for j in right))
+    return next((name for name, k in LAYOUTS.items() if k.num_joints == joints
+                 and (tuple(k.symmetry[0]), tuple(k.symmetry[1])) == sym), None)
+
+
+def mapping(src_layout_name, num_joints_src, dst_joints, dst_layout_name=None, where="layout_name"):
     """The function (kp, conf=None) -> (kp, conf) that maps 2D in the source layout onto a run's
     2D layout (`dst_joints` joints, named `dst_layout_name` where the run knows it), or None where
     no mapping exists. Where both layouts are named, the names decide: the same name is identity,
     COCO-17 onto HumanEva-15 is coco_to_humaneva, anything else None (COCO-17 is not H36M-17
     though both have 17 joints). Where either is unnamed, equal joint counts are taken as the run's
-    own layout, and COCO-17 onto 15 joints as HumanEva-15. A known layout_name whose joint count is
-    not the keypoints' is refused, as the file contradicts itself."""
+    own layout, and COCO-17 onto 15 joints as HumanEva-15; but COCO-17 onto a run's unnamed 17 is
+    refused (`where`: the input), as that run may have been trained on H36M-ordered 17. A known
+    layout_name whose joint count is not the keypoints' is refused, as the file contradicts itself."""
     known = LAYOUTS.get(src_layout_name)
     if known is not None and known.num_joints != num_joints_src:
         raise UserError(f"layout_name: {src_layout_name!r} has {known.num_joints} joints but the keypoints have "
                         f"{num_joints_src}; expected a layout_name that matches the keypoints")
+    if src_layout_name == COCO.name and dst_layout_name is None and dst_joints == COCO.num_joints:
+        raise UserError(f"{where}: COCO-17 keypoints, but the run's 2D layout is unknown (its layout.json names "
+                        "none for its 17 joints); expected 2D in the run's own layout: retrain on 2D whose "
+                        "metadata names its layout_name (of VideoPose3D's Human3.6M detections only "
+                        "data_2d_h36m_detectron_pt_coco.npz is COCO-ordered; CPN's are in Human3.6M's order), "
+                        "or, if the run's 2D was COCO-ordered, give the keypoints as an npz without layout_name")
     if src_layout_name is not None and dst_layout_name is not None:
         if src_layout_name == dst_layout_name:
             return _identity if num_joints_src == dst_joints else None

@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
-from .report import ACTION_ORDER, action_key
+from .report import ACTION_ORDER, action_key, subject_key
 
 DPI = 120
 METRIC_LABEL = {"mpjpe": "MPJPE (mm)", "p_mpjpe": "P-MPJPE (mm)", "n_mpjpe": "N-MPJPE (mm)",
@@ -196,12 +196,6 @@ def plot_sparsification(curves, out):
     return _save(fig, out)
 
 
-def _subject_key(s):
-    """'Validate/S10' sorts after 'Validate/S9'."""
-    head, _, tail = s.rpartition("S")
-    return (head, int(tail)) if tail.isdigit() else (s, -1)
-
-
 def plot_heatmap(table, out, metric="p_mpjpe", order=ACTION_ORDER):
     """Subject x action heat map of `metric` (mm) with each value written in its cell, actions in
     the dataset's `order` (`report.action_order`) and any others after them.
@@ -210,7 +204,7 @@ def plot_heatmap(table, out, metric="p_mpjpe", order=ACTION_ORDER):
     grey and marked 'n/a'; a repeated (subject, action) keeps the frame-weighted mean.
     """
     label = METRIC_LABEL.get(metric, f"{metric} (mm)")
-    subjects = sorted({str(r["subject"]) for r in table}, key=_subject_key)
+    subjects = sorted({str(r["subject"]) for r in table}, key=subject_key)
     actions = sorted({str(r["action"]) for r in table}, key=lambda a: action_key(a, order))
     total = np.zeros((len(subjects), len(actions)))
     weight = np.zeros_like(total)

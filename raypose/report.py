@@ -5,25 +5,29 @@ and action name, `summary_table` lays that out the way VideoPose3D reports Human
 columns, a subject "All" row, an "Avg" column) and `format_table` writes it as Markdown. The
 errors themselves come from `raypose.metrics` (metres, numpy).
 """
+import re
+
 import numpy as np
 import pandas as pd
 
 from .data.splits import action_name
+from .dataset import DATASETS, HUMANEVA_DATASET
 from .metrics import METRICS, _pair, _scale_align, _velocity_errors, per_joint_error, procrustes_align
 
-# Each dataset's conventional column order (VideoPose3D reports HumanEva's Walk, Jog, Box first and
-# Human3.6M's 15 actions alphabetically, as in its tables); actions a dataset does not list follow, sorted.
-ACTION_ORDERS = {
-    "humaneva15": ("Walking", "Jog", "Box", "Gestures", "ThrowCatch", "Combo"),
-    "h36m": ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
-             "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether"),
-}
-ACTION_ORDER = ACTION_ORDERS["humaneva15"]
+ACTION_ORDER = HUMANEVA_DATASET.action_order   # the default: HumanEva's Walk, Jog, Box, ... as VideoPose3D
 
 
 def action_order(dataset):
-    """The column order of a dataset by its name (`Layout.dataset_name`); () for one without."""
-    return ACTION_ORDERS.get(dataset, ())
+    """The column order of a built-in dataset by its name (`Layout.dataset_name`), from raypose.dataset
+    (Human3.6M's: h36m.ACTIONS); () for one without."""
+    return DATASETS[dataset].action_order if dataset in DATASETS else ()
+
+
+def subject_key(s):
+    """Natural order: digit runs compare as numbers, so S9 comes before S11 and 'Validate/S10' after
+    'Validate/S9'."""
+    parts = re.split(r"([0-9]+)", str(s))   # text, digits, text, ...: alike positions compare alike
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def _record(r):
@@ -88,7 +92,7 @@ def summary_table(df, metrics=METRICS, order=ACTION_ORDER):
     blocks = []
     for m in metrics:
         t = df.pivot(index="subject", columns="action", values=m).reindex(columns=actions)
-        t = t.sort_index()
+        t = t.reindex(sorted(t.index, key=subject_key))
         t["Avg"] = t[actions].mean(axis=1)
         t.loc["All"] = t.mean(axis=0)
         t.index = pd.MultiIndex.from_product([[m], t.index], names=["metric", "subject"])

@@ -273,9 +273,14 @@ class Run:
     def layout(self):
         if self.exists("layout.json"):
             return Layout.from_dict(self.read_json("layout.json"), source=self.path("layout.json"))
-        from .data.source import open_source  # a run from before layout.json: its data's layout
+        data = self.config.data   # a run from before layout.json (HumanEva's): its data's layout
+        named = [key for key in ("dataset", "skeleton", "cameras") if getattr(data, key)]
+        if named:   # runs of other datasets keep theirs in layout.json: their files are never read again
+            raise UserError(f"{self.path('layout.json')}: not found in a run of data.{named[0]} "
+                            f"{getattr(data, named[0])!r}; expected the layout.json that raypose train writes")
+        from .data.source import open_source
         from .train.driver import source_layout
-        return source_layout(open_source(self.config.data), self.config.data.keypoints)
+        return source_layout(open_source(data), data.keypoints)
 
     def focals(self):
         """{camera: focal length} the run fitted on its training windows; None where it has none

@@ -74,7 +74,11 @@ def _get(d, where, *keys):
 
 
 def _ints(value, where, key):
-    """A 1-D list of integers as a tuple of ints, or the user's one line."""
+    """A 1-D list of integers as a tuple of ints, or the user's one line. A boolean is refused, not
+    read as 0 or 1 (numpy would turn [-1, true, 1] into [-1, 1, 1])."""
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in value):
+        raise UserError(f"{where}: {key} is {_show(value)}, which holds a boolean; expected a list of joint "
+                        "indices (integers)")
     try:
         arr = np.asarray(value)
         ok = arr.ndim == 1 and arr.dtype.kind in "iuf" and bool(np.all(np.mod(arr, 1) == 0))

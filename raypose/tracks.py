@@ -11,7 +11,7 @@ import numpy as np
 from .cameras import normalize_screen
 from .errors import UserError
 from .gaps import fill_gaps, gap_summary
-from .keypoints import mapping
+from .keypoints import COCO, layout_of, mapping
 
 CONFIDENCE_THRESHOLD = 0.3
 
@@ -28,8 +28,11 @@ class Ready:
 
 def dataset_layouts(layout):
     """The 2D layout names (None: unnamed) of 2D in the run's training data's own layout, whose
-    image size is then known: the run's 2D layout, else its dataset's name (HumanEva's before)."""
-    return (None, layout.name_2d or layout.dataset_name)
+    image size is then known: the run's 2D layout, else its dataset's name (HumanEva's before).
+    Never COCO's: every detector's output is named so (a COCO JSON always is), from any video,
+    even where the run was trained on COCO-ordered detections of its dataset."""
+    own = layout.name_2d or layout.dataset_name
+    return (None,) + ((own,) if own != COCO.name else ())
 
 
 def image_size(track, layout, layout_name, where):
@@ -56,7 +59,8 @@ def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD, zoom=1.0):
     """`Ready` tracks of a `data.inputs.UserInput` for a run of `layout`, normalised 2D zoomed by
     `zoom` about the image centre (predict's field-of-view correction); one line for 2D the run
     cannot take, a track with no usable joint, or a missing image size."""
-    to_run = mapping(user.layout_name, user.num_joints, layout.joints_2d, layout.name_2d)
+    run_2d = layout.name_2d or layout_of(layout.joints_2d, layout.left_2d, layout.right_2d)
+    to_run = mapping(user.layout_name, user.num_joints, layout.joints_2d, run_2d, input_path)
     if to_run is None:
         raise UserError(f"{input_path}: 2D in layout {user.layout_name or 'unnamed'} with {user.num_joints} joints, "
                         f"and no mapping onto the {layout.joints_2d} joints the run was trained on (layout.json); "

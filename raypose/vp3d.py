@@ -152,7 +152,7 @@ def layout_for(arch, where, keypoints=None):
     if name not in LAYOUTS or LAYOUTS[name].num_joints != j_in:
         raise UserError(f"--keypoints {name}: {where} takes {j_in} 2D joints; expected --keypoints {KEYPOINTS[j_in]} "
                         f"(the {j_in}-joint layout raypose knows)")
-    return name, Layout.of(j_in, LAYOUTS[name].symmetry)
+    return name, Layout.of(j_in, LAYOUTS[name].symmetry, name_2d=name)   # predict tells COCO-17 by name
 
 
 def flags(arch):

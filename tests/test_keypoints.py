@@ -100,8 +100,10 @@ def test_mapping_commutes_with_mirroring():
 
 def test_mapping_lookup():
     kp, conf = np.zeros((2, 17, 2)), np.ones((2, 17))
-    same = mapping("coco", 17, 17)
+    same = mapping("coco", 17, 17, "coco")
     assert same(kp, conf) == (kp, conf)
+    with pytest.raises(UserError, match="the run's 2D layout is unknown"):   # may be H36M-17: not assumed COCO
+        mapping("coco", 17, 17)
     assert mapping(None, 15, 15)(kp) == (kp, None)
     assert mapping("humaneva15", 15, 15) is not None
     assert mapping("coco", 17, 15) is coco_to_humaneva

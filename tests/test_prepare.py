@@ -98,7 +98,8 @@ def test_seventeen_keypoint_input_keeps_its_width(synth_copy, tmp_path, capsys):
     for actions in pos2d.values():
         for a, cams in actions.items():
             actions[a] = [np.concatenate([kp, kp[:, :2]], axis=1) for kp in cams]
-    meta = dict(meta, num_joints=17, keypoints_symmetry=[[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]])
+    meta = dict(meta, layout_name="coco", num_joints=17,
+                keypoints_symmetry=[[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]])
     npz.save_2d(synth_copy / "data_2d_humaneva15_coco.npz", pos2d, meta)
     out = tmp_path / "p17"
     code, stdout, err = run_cli(capsys, "prepare", "--npz-dir", str(synth_copy), "--out", str(out),

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.lib.format as npformat
 
+from .. import h36m
 from ..cameras import Camera, CameraSet
 from ..dataset import DATASETS, HUMANEVA_DATASET, resolve
 from ..errors import UserError
+from ..keypoints import LAYOUTS
 from ..skeleton import LEFT, NUM_JOINTS, RIGHT
 
 FILE_2D = "data_2d_humaneva15_{}.npz"
 FILE_3D = "data_3d_humaneva15.npz"
+FULL_JOINTS = len(h36m.PARENTS_32)   # the joints of a 3D file that a dataset's keep list selects from
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -273,13 +276,14 @@ def _poses(value, where):
 
 
 def _joint_check(counts, dataset, path):
-    """`counts` {where: joints}: each the skeleton's count, or (with a keep list) a full file's."""
+    """`counts` {where: joints}: each the skeleton's count, or (with a keep list) the full file's, exactly
+    FULL_JOINTS (Human3.6M's 32): a file of 28..31 joints has the keep list's indices, but not its joints."""
     n = dataset.skeleton.num_joints
     keep = dataset.keep if dataset.keep is not None and len(dataset.keep) == n else None
-    bad = [(w, j) for w, j in counts.items() if j != n and not (keep is not None and j > max(keep))]
+    bad = [(w, j) for w, j in counts.items() if j != n and not (keep is not None and j == FULL_JOINTS)]
     if not bad:
         return keep
-    also = f" (or more than {max(keep)}, of which {dataset.name} keeps {n})" if keep is not None else ""
+    also = f" (or {FULL_JOINTS}, of which {dataset.name} keeps {n})" if keep is not None else ""
     if len(set(counts.values())) == 1:
         raise UserError(f"{path}: 3D has {bad[0][1]} joints; expected the skeleton's {n}{also}")
     raise UserError(f"{bad[0][0]}: 3D has {bad[0][1]} joints; expected {n} joints, the skeleton's{also}")
@@ -385,6 +389,22 @@ def _check_cameras(data, path_2d, path_3d):
                                     f"orientation and translation; expected them for the world 3D of {path_3d}")
 
 
+def _layout_name(pos2d, meta, keypoints, dataset, path_2d):
+    """The 2D's layout name, which a run keeps (Layout.name_2d) to tell COCO-17 from its own 17 joints:
+    the file's metadata['layout_name'] (VideoPose3D names its Human3.6M detections 'h36m' for CPN's and
+    'coco' for Detectron's COCO-pretrained ones), else the dataset's for its ground truth, else None
+    (unnamed detections). A known name whose joint count is not the 2D's is refused."""
+    name = meta.get("layout_name")
+    if not isinstance(name, str) or not name:
+        return dataset.layout_2d if keypoints == "gt" else None
+    joints = next(cams[0].shape[1] for actions in pos2d.values() for cams in actions.values())
+    known = LAYOUTS.get(name)
+    if known is not None and known.num_joints != joints:
+        raise UserError(f"{path_2d}: metadata['layout_name'] is {name!r}, a layout of {known.num_joints} joints, "
+                        f"but the 2D has {joints}; expected the layout of its joints, or no layout_name")
+    return name
+
+
 def load_dataset(npz_dir, keypoints="gt", dataset=None):
     """A dataset directory's 2D and 3D files, checked against each other, the skeleton and the
     cameras. `dataset` (raypose.dataset.Dataset) defaults to the one the file names give."""
@@ -395,6 +415,7 @@ def load_dataset(npz_dir, keypoints="gt", dataset=None):
         raise UserError(f"{npz_dir}: directory not found; expected the folder holding "
                         f"{os.path.basename(path_2d)} and {os.path.basename(path_3d)}")
     pos2d, meta = load_2d(path_2d)
+    dataset = replace(dataset, layout_2d=_layout_name(pos2d, meta, keypoints, dataset, path_2d))
     pos3d = load_3d(path_3d, dataset)
     left_out = _match_keys(pos2d, pos3d, path_2d, path_3d, strict=dataset.name == "humaneva15")
     cut = _match_frames(pos2d, pos3d, path_2d, path_3d)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from ..dataset import HUMANEVA_DATASET, Dataset, has_npz_files, resolve
+from ..dataset import HUMANEVA_DATASET, Dataset, check_subjects, has_npz_files, resolve
 from ..errors import UserError
 from ..skeleton import LEFT, RIGHT
 from .npz import PoseData, load_dataset
@@ -38,23 +38,27 @@ class Source:
             self.dataset = HUMANEVA_DATASET
 
 
-def open_source(data_cfg):
+def open_source(data_cfg, dataset=None):
     """The Source of data.path; data.dataset / data.skeleton / data.cameras override what an npz
-    directory's file names and the built-in datasets give."""
+    directory's file names and the built-in datasets give. `dataset`: a run's own (raypose.dataset.of_run)
+    to read the run's data with: those three keys and the files they name are then not read."""
     path = data_cfg.path
-    name, skeleton, cameras = (getattr(data_cfg, key, "") or None for key in ("dataset", "skeleton", "cameras"))
+    files = {} if dataset is not None else {
+        key: getattr(data_cfg, key, "") or None for key in ("dataset", "skeleton", "cameras")}
     if path == "synthetic":
-        if name not in (None, HUMANEVA_DATASET.name):
-            raise UserError(f"data.dataset {name!r}: --data synthetic is HumanEva's; expected a directory "
-                            f"written by raypose synth --layout {name} --out DIR")
+        if files.get("dataset") not in (None, HUMANEVA_DATASET.name):
+            raise UserError(f"data.dataset {files['dataset']!r}: --data synthetic is HumanEva's; expected a "
+                            f"directory written by raypose synth --layout {files['dataset']} --out DIR")
         from .synthetic import generate
         pos2d, pos3d, meta = generate(frames=data_cfg.synthetic_frames, seed=data_cfg.synthetic_seed)
         what = f"synthetic ({data_cfg.synthetic_frames} frames, seed {data_cfg.synthetic_seed})"
         return _from_pose_data(PoseData(pos2d, pos3d, meta), what)
     if "://" not in path and has_npz_files(path):
-        dataset = resolve(path, name, skeleton, cameras)
-        return _from_pose_data(load_dataset(path, data_cfg.keypoints, dataset), f"npz {path}")
-    return _from_parquet(path, name)
+        dataset = dataset or resolve(path, files["dataset"], files["skeleton"], files["cameras"])
+        data = load_dataset(path, data_cfg.keypoints, dataset)
+        check_subjects(data.dataset, set(data.positions_2d), dataset.file_3d(path))
+        return _from_pose_data(data, f"npz {path}")
+    return _from_parquet(path, files, dataset)
 
 
 def _from_pose_data(data, description):
@@ -62,7 +66,9 @@ def _from_pose_data(data, description):
     return Source(chunks, data.num_joints_2d, data.symmetry, frame_table(data), None, description, data.dataset)
 
 
-def _from_parquet(path, name=None):
+def _from_parquet(path, files=None, run_dataset=None):
+    """A prepared table: its frames, 2D layout and the dataset stored with it (a run's own
+    `run_dataset` where given). `files` (data.dataset, skeleton, cameras) must not ask for another."""
     if "://" in path:
         fs, root = pafs.FileSystem.from_uri(path)
     else:
@@ -84,14 +90,26 @@ def _from_parquet(path, name=None):
     meta = read_metadata(fs, meta_path)
     dataset = (Dataset.from_dict(meta["dataset"], f"{meta_path}: dataset") if meta.get("dataset") is not None
                else HUMANEVA_DATASET)   # tables prepared before other datasets: HumanEva
-    if name not in (None, dataset.name):
-        raise UserError(f"data.dataset {name!r}: {path} was prepared from dataset {dataset.name!r}; expected "
-                        f"{dataset.name!r} or no data.dataset")
+    _check_table_files(files or {}, dataset, path)
     pairs = list(dict.fromkeys(zip(keys.column("subject").to_pylist(), keys.column("action").to_pylist())))
     sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
     nj = int(meta.get("num_joints", 15))
     uri = frames if "://" not in path else path.rstrip("/") + frames[len(root):]
-    return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}", dataset)
+    return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}", run_dataset or dataset)
+
+
+def _check_table_files(files, dataset, path):
+    """A prepared table holds its dataset, skeleton and cameras: a data.dataset naming another, or
+    any skeleton or cameras file, would be silently ignored, so it is refused."""
+    name = files.get("dataset")
+    if name not in (None, dataset.name):
+        raise UserError(f"data.dataset {name!r}: {path} was prepared from dataset {dataset.name!r}; expected "
+                        f"{dataset.name!r} or no --dataset")
+    for key in ("skeleton", "cameras"):
+        if files.get(key):
+            raise UserError(f"data.{key} {files[key]}: {path} is a prepared table, which holds dataset "
+                            f"{dataset.name!r}'s {key} already; expected no --{key} (give it to raypose prepare "
+                            "--npz-dir, or point --data at the npz directory)")
 
 
 def _layout(fs, root):

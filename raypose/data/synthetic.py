@@ -492,18 +492,14 @@ def embed_32(pos17):
     return np.asarray(pos17)[:, _slot_sources()]
 
 
-def h36m_camera(subject, index):
-    """(R camera-to-world, t camera centre in metres) of H36M's published extrinsics."""
-    q, t_mm = h36m.EXTRINSICS[subject][index]
-    return cameras.quaternion_to_matrix(q), np.asarray(t_mm, dtype=np.float64) / 1000.0
-
-
 def project_h36m(points_world, subject, index):
-    """World points (..., 3) metres -> float32 pixels (..., 2): X_cam = R^T (X - t), then a pinhole
-    with the camera's focal and centre (VideoPose3D also applies the lens distortion; not here)."""
-    R, t = h36m_camera(subject, index)
-    cam = (np.asarray(points_world, dtype=np.float64) - t) @ R
-    return cameras.project(cam, h36m.INTRINSICS[index]["focal"], h36m.INTRINSICS[index]["centre"])
+    """World points (..., 3) metres -> float32 pixels (..., 2) in cameras.H36M_CAMERAS' camera: X_cam =
+    R^T (X - t) as Camera.to_camera, but kept in float64 up to the pixels (to_camera's float32 camera
+    coordinates would move them by ~1e-4 px), then a pinhole with the camera's focal and centre
+    (VideoPose3D also applies the lens distortion; not here)."""
+    cam = cameras.H36M_CAMERAS.get(subject, index)
+    R, t = cameras.quaternion_to_matrix(cam.orientation), np.asarray(cam.translation, dtype=np.float64)
+    return cameras.project((np.asarray(points_world, dtype=np.float64) - t) @ R, cam.focal, cam.centre)
 
 
 def _h36m_plan(frames, seed):

@@ -7,7 +7,9 @@ import time
 from .. import config as C
 from ..data import splits
 from ..data.source import open_source, read_sequences
+from ..dataset import of_run
 from ..errors import UserError
+from ..keypoints import LAYOUTS
 from ..layout import Layout
 from ..run import Run
 from .progress import Progress
@@ -22,6 +24,9 @@ def train(cfg, echo=print):
         if os.path.exists(cfg.run.out) and not os.path.isdir(cfg.run.out):
             raise UserError(f"--out {cfg.run.out}: is a file; expected a run directory (new or to resume)")
         cfg = C.with_values(cfg, {"run.out": os.path.abspath(cfg.run.out)})
+    files = {f"data.{key}": os.path.abspath(getattr(cfg.data, key)) for key in ("skeleton", "cameras")
+             if getattr(cfg.data, key) and "://" not in getattr(cfg.data, key)}
+    cfg = C.with_values(cfg, files)   # for the record: the run keeps its own copy in layout.json
     run = Run(cfg.run.out)
     run.acquire()   # one driver per run directory, whatever its config
     ok = False
@@ -45,7 +50,7 @@ def _train(cfg, run, echo):
         return finish(run)
     if start:
         run.verify(start)   # a damaged member is the user's one line here, not a worker's traceback
-    source = open_source(cfg.data)
+    source = open_source(cfg.data, None if new else of_run(run.layout))   # resumed: the run's skeleton, cameras
     layout = source_layout(source, cfg.data.keypoints)
     train_keys, test = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None,
                                      source=source.description, dataset=source.dataset)
@@ -81,10 +86,16 @@ def _train(cfg, run, echo):
 
 def source_layout(source, keypoints="gt"):
     """The run's layout from its data: the 2D joints and their symmetry, the dataset's skeleton,
-    frame rate and image sizes; the 2D layout's name where the 2D is the dataset's ground truth
-    (detections stay unnamed: their joint count says what they are, as before datasets)."""
+    frame rate and image sizes, and the 2D layout's name, which the data gives in the dataset's
+    layout_2d (data.npz.load_dataset: the 2D file's metadata['layout_name'], else the dataset's own
+    for its ground truth; None for unnamed detections; a prepared table keeps it) and `keypoints`
+    no longer decides. A known name of another joint count than the 2D's (a table prepared from
+    detections before names were kept) is dropped: unnamed, the 2D is taken by its joint count."""
     dataset = source.dataset
-    name_2d = dataset.layout_2d if keypoints == "gt" else None
+    name_2d = dataset.layout_2d
+    known = LAYOUTS.get(name_2d)
+    if known is not None and known.num_joints != source.num_joints_2d:
+        name_2d = None
     return Layout.of(source.num_joints_2d, source.symmetry, dataset.skeleton, dataset.to_dict(), name_2d)
 
 
