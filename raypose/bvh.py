@@ -22,8 +22,6 @@ docs/usage.md "Exporting poses" states them); pybvh builds, writes, reads and po
 import re
 
 import numpy as np
-from pybvh import Bvh, rotations
-from pybvh.bvhnode import BvhEndSite, BvhJoint, BvhRoot
 
 from .errors import UserError
 
@@ -224,6 +222,7 @@ def local_rotations(dirs, rest, lengths, parents):
 
 def skeleton_nodes(names, parents, offsets):
     """pybvh nodes in depth-first order (a leaf's End Site right after it), Euler order EULER."""
+    from pybvh.bvhnode import BvhEndSite, BvhJoint, BvhRoot  # imported here: only exports load pybvh
     kids = children_of(parents)
     made, nodes = {}, []
     for j in depth_first(parents):
@@ -245,6 +244,7 @@ def skeleton_nodes(names, parents, offsets):
 def build(pos_m, root_m, names, parents, left=(), right=(), fps=60.0):
     """(pybvh Bvh, normalised positions (T, J, 3) in camera metres) of one track: pos_m (T, J, 3)
     root-relative camera coordinates, root_m (T, 3) the root's position (zeros without a trajectory)."""
+    from pybvh import Bvh
     world = to_bvh(np.asarray(pos_m, np.float64) + np.asarray(root_m, np.float64)[:, None])
     root = parents.index(-1)
     lengths = bone_lengths(world, parents)
@@ -265,6 +265,7 @@ def continuous_euler(rot):
     jumps to the other branch where b passes +-pi/2, a half turn of a and c in one frame. Each frame
     takes, per joint, the solution nearest the previous frame's angles, each angle moved by a
     whole number of turns to the one nearest its previous value (unwrapped)."""
+    from pybvh import rotations
     first = rotations.rotmat_to_euler(rot, EULER)
     both = np.stack([first, first * [1, -1, 1] + [np.pi, np.pi, np.pi]], axis=-2)   # (T, J, 2, 3)
     out = np.empty_like(first)

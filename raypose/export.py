@@ -20,7 +20,7 @@ from .outputs import EXPORT_SUMMARY as SUMMARY
 from .outputs import atomic_dir, check_replaceable, plain
 
 FORMATS = ("bvh", "csv", "json")   # the CLI's --format choices
-DEFAULT_FPS = 60.0   # HumanEva-I's video rate; a prediction records none today
+DEFAULT_FPS = 60.0   # HumanEva-I's video rate, for predictions written before predict recorded "fps"
 UNITS = "metres, camera coordinates (x right, y down, z forward), positions root-relative (root at 0)"
 OPTIONAL = ("uncertainty", "radius", "filled", "trajectory")   # arrays a prediction may have beside positions_3d
 
@@ -167,13 +167,9 @@ def read_prediction(path):
 
 
 def recorded_fps(meta):
-    """A frame rate the prediction's metadata records (top level or its input's), else None."""
-    for where in (meta, meta.get("input") if isinstance(meta.get("input"), dict) else {}):
-        for key in ("fps", "frame_rate"):
-            v = where.get(key)
-            if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
-                return float(v)
-    return None
+    """The frame rate the prediction records (`predict` writes the run's "fps"), else None."""
+    v = meta.get("fps")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 else None
 
 
 def file_names(tracks, ext):

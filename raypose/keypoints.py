@@ -53,10 +53,10 @@ def coco_to_humaneva(kp, conf=None):
     (NaN if either source is). Head = the plain mean of the available face points (nose, eyes,
     ears; one with a NaN coordinate is left out; NaN only if all five are), not raised toward the
     top of the head: on the synthetic people the face points average ~5 cm in front of and ~3 cm
-    below the head joint, 5.8 px off in 2D on average, and the best raise (11% of thorax -> face)
-    takes off only 1.1 px, as most of the gap is the forward part, whose image depends on the
-    view; and those points are our own constants (synthetic.FACE_OFFSETS), so a fit on them would
-    not carry over to a detector. scripts/bench_coco_mapping.py measures the plain mean's cost.
+    below the head joint (5.9 px off in 2D on average: benchmarks/coco_mapping.json), and most of
+    that gap is the forward part, whose image depends on the view, not a raise; and those points
+    are our own constants (synthetic.FACE_OFFSETS), so a fit on them would not carry over to a
+    detector. scripts/bench_coco_mapping.py measures the plain mean's cost.
     A derived joint's confidence is the minimum of its sources' (for the head: of the face points
     in the mean; 0 where there is none).
     """

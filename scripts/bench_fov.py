@@ -93,6 +93,9 @@ def main():
     res = {**header(), "run": args.run, "run_focal": f_run, "wide_focal": WIDE,
            "frames": int(sum(len(c) for c in cams.values())), "conditions": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "real.npz")   # the same frames from HumanEva's own 2D and cameras
+        predict_file(args.run, os.path.join(args.real, "data_2d_humaneva15_gt.npz"), out, overwrite=True)
+        res["real_2d"] = score(out, cams)
         for name, cam3d, focal in conditions(cams, f_run):
             tracks = {}
             for (s, a, c), x in cam3d.items():
