@@ -13,6 +13,7 @@ from .data.windows import make_windows
 from .dataset import of_run
 from .ensemble import Ensemble
 from .errors import UserError
+from .export import camera_names
 from .layout import Layout
 from .outputs import check_out_file
 from .run import Run
@@ -111,7 +112,7 @@ def prediction_animation(pred_path, sequence, camera, out, overwrite=False):
     d = _read_prediction(pred_path)
     meta, skeleton = d["metadata"], d["skeleton"]
     subject, action = _sequence(d["positions_3d"], pred_path, sequence)
-    names = _camera_names(meta, subject, action, len(d["positions_3d"][subject][action]))
+    names = camera_names(meta, subject, action, len(d["positions_3d"][subject][action]))
     camera = camera or names[0]
     if camera not in names:
         raise UserError(f"--camera {camera}: {subject}/{action} in {pred_path} has cameras {', '.join(names)}; "
@@ -159,15 +160,6 @@ def _sequence(positions, path, sequence):
         some = ", ".join(repr(f"{s}/{a}") for s, a in near[:3]) + (", ..." if len(near) > 3 else "")
         raise UserError(f"--animate {sequence!r}: no such SUBJECT/ACTION in {path}; expected one such as {some}")
     return found[0]
-
-
-def _camera_names(meta, subject, action, count):
-    """The names of a track's cameras in the file's order, from the metadata's per-track input
-    info (C1, C2, ... where it has none)."""
-    prefix = f"{subject}/{action}/"
-    tracks = (meta.get("input") or {}).get("tracks") or {}
-    names = [k[len(prefix):] for k in tracks if k.startswith(prefix) and "/" not in k[len(prefix):]]
-    return names if len(names) == count else [f"C{c + 1}" for c in range(count)]
 
 
 def _track(d, name, subject, action, c, path):
