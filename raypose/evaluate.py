@@ -192,8 +192,9 @@ def radius_study(cal, conditions, groups, quantiles=QUANTILES):
     out = {}
     for name, w, ens, vspread in conditions:
         err = M.per_joint_error(ens, w.targets)
-        radius = cal.radius(w, vspread, levels)
-        rep = radius_report(radius, err, levels, quantiles, groups, cal.gaussian_sd(w, vspread))
+        scale = cal.scale(w, vspread)   # once: the radii and the Gaussian both scale it
+        radius = cal.radius_of(scale, levels)
+        rep = radius_report(radius, err, levels, quantiles, groups, cal.gaussian_sd(scale))
         user = radius[..., len(QCE_LEVELS):]
         out[name] = {**rep, **quick(ens, w.targets), **_filled_report(w, user, err, quantiles)}
     return out

@@ -164,7 +164,11 @@ class Calibration:
     def radius(self, windows, spread_nj, quantiles=QUANTILES):
         """(N, J, Q) metres: the true joint lies within radius[..., i] of the predicted one
         (root-relative) with probability quantiles[i]."""
-        return (self.scale(windows, spread_nj)[..., None] * self.factor(quantiles)).astype(np.float32)
+        return self.radius_of(self.scale(windows, spread_nj), quantiles)
+
+    def radius_of(self, scale, quantiles=QUANTILES):
+        """`radius` from scales (N, J) already computed (`scale`)."""
+        return (scale[..., None] * self.factor(quantiles)).astype(np.float32)
 
     def outside(self, windows, spread_nj):
         """(S,) per sequence of `windows`, the share of joint-frames (root left out) with a feature
@@ -186,9 +190,10 @@ class Calibration:
                        f"{'on' if tta else 'off'}")
         return why
 
-    def gaussian_sd(self, windows, spread_nj):
-        """(N, J) per-axis standard deviation of the isotropic Gaussian fitted to the same scores."""
-        return self.density_scale * self.scale(windows, spread_nj)
+    def gaussian_sd(self, scale):
+        """(N, J) per-axis standard deviation of the isotropic Gaussian fitted to the same scores,
+        from the scales (`scale`)."""
+        return self.density_scale * scale
 
 
 def fit(scale_sets, conformal_sets, joints, info=None, use=FEATURES):
