@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from .cameras import IMAGE_HEIGHT, IMAGE_WIDTH
 from .errors import UserError
 from .skeleton import HUMANEVA
 
@@ -37,7 +38,7 @@ PATH_COLOUR = "0.1"
 SPREAD_LABEL = "ensemble spread per joint (mm)"
 DEFAULT_SKELETON = HUMANEVA          # what `animate` draws where the caller names no skeleton
 LEFT, RIGHT = list(DEFAULT_SKELETON.left), list(DEFAULT_SKELETON.right)   # its sides
-DEFAULT_IMAGE_SIZE = (640, 480)      # and no image size: HumanEva's
+DEFAULT_IMAGE_SIZE = (IMAGE_WIDTH, IMAGE_HEIGHT)      # and no image size: HumanEva's
 
 
 def skeleton_limits(*arrays, margin=0.1):

@@ -23,6 +23,7 @@ import re
 
 import numpy as np
 
+from .cameras import FPS as DEFAULT_FPS
 from .errors import UserError
 
 CAMERA_TO_BVH = np.diag([1.0, -1.0, -1.0])   # its own inverse
@@ -241,7 +242,7 @@ def skeleton_nodes(names, parents, offsets):
     return nodes
 
 
-def build(pos_m, root_m, names, parents, left=(), right=(), fps=60.0):
+def build(pos_m, root_m, names, parents, left=(), right=(), fps=DEFAULT_FPS):
     """(pybvh Bvh, normalised positions (T, J, 3) in camera metres) of one track: pos_m (T, J, 3)
     root-relative camera coordinates, root_m (T, 3) the root's position (zeros without a trajectory)."""
     from pybvh import Bvh

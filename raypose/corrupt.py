@@ -10,13 +10,13 @@ import dataclasses
 
 import numpy as np
 
+from .cameras import IMAGE_WIDTH
 from .gaps import fill_gaps
 
 # evaluate's corruptions: name -> (kind, parameters)
 EVAL_CORRUPTIONS = {"gaussian 2px": ("gaussian", 2.0), "gaussian 6px": ("gaussian", 6.0),
                     "gaussian 10px": ("gaussian", 10.0), "detector-like": ("detector", None),
                     "gaps 10%": ("gaps", 0.1)}
-HUMANEVA_WIDTH = 640      # px: every HumanEva camera's, the width of a layout without a dataset
 GAP_FRAMES = (1, 45)      # a detector's misses: runs of 1 to 45 frames at the dataset's rate (3/4 s at 60 Hz,
                           # 0.9 s at 50 Hz), log-uniform
 WHOLE_FRAME_SHARE = 0.2   # of the gaps, the share where the whole person is lost, not one joint
@@ -27,7 +27,7 @@ def image_width(layout):
     the widest camera's where they differ (Human3.6M's are all 1000), HumanEva's 640 where the
     layout names no image size."""
     sizes = (layout.dataset or {}).get("image_sizes") or {}
-    return max((float(w) for w, _ in sizes.values()), default=HUMANEVA_WIDTH)
+    return max((float(w) for w, _ in sizes.values()), default=IMAGE_WIDTH)
 
 
 def _rows(windows):
@@ -50,7 +50,7 @@ def _replace(windows, inputs, gaps=None):
     return dataclasses.replace(windows, inputs=inputs[source].astype(np.float32), gaps=gaps)
 
 
-def gaussian(windows, sigma_px, seed=0, width=HUMANEVA_WIDTH):
+def gaussian(windows, sigma_px, seed=0, width=IMAGE_WIDTH):
     """White Gaussian noise of `sigma_px` (a number, or one per sequence) on every coordinate."""
     rng = np.random.default_rng(seed)
     sigma = np.broadcast_to(np.asarray(sigma_px, np.float64), (len(windows.keys),))[_rows(windows)]
@@ -58,14 +58,14 @@ def gaussian(windows, sigma_px, seed=0, width=HUMANEVA_WIDTH):
     return _replace(windows, windows.inputs + noise)
 
 
-def gaussian_mixed(windows, low_px=1.0, high_px=15.0, seed=0, width=HUMANEVA_WIDTH):
+def gaussian_mixed(windows, low_px=1.0, high_px=15.0, seed=0, width=IMAGE_WIDTH):
     """Gaussian noise of a level drawn per sequence, log-uniform in [low, high] pixels."""
     rng = np.random.default_rng(seed)
     sigma = np.exp(rng.uniform(np.log(low_px), np.log(high_px), len(windows.keys)))
     return gaussian(windows, sigma, seed + 1, width)
 
 
-def detector(windows, left, right, seed=0, width=HUMANEVA_WIDTH, jitter_px=2.0, outlier_rate=0.02,
+def detector(windows, left, right, seed=0, width=IMAGE_WIDTH, jitter_px=2.0, outlier_rate=0.02,
              outlier_px=(20.0, 80.0), swap_rate=0.01, swap_frames=(1, 6)):
     """What a 2D detector does to ground truth: `jitter_px` of noise, a share `outlier_rate` of
     joint-frames thrown `outlier_px` away in a random direction, and left/right confusions

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import bvh as B
+from .cameras import FPS
 from .data.npz import read_npz
 from .errors import UserError
-from .keypoints import LAYOUTS
+from .keypoints import LAYOUTS, layout_of
 from .outputs import EXPORT_SUMMARY as SUMMARY
 from .outputs import atomic_dir, check_replaceable, plain
 
 FORMATS = ("bvh", "csv", "json")   # the CLI's --format choices
-DEFAULT_FPS = 60.0   # HumanEva-I's video rate, for predictions written before predict recorded "fps"
+DEFAULT_FPS = float(FPS)   # HumanEva-I's video rate, for predictions written before predict recorded "fps"
 UNITS = "metres, camera coordinates (x right, y down, z forward), positions root-relative (root at 0)"
 OPTIONAL = ("uncertainty", "radius", "filled", "trajectory")   # arrays a prediction may have beside positions_3d
 
@@ -85,9 +86,12 @@ def names_2d(layout, names, path):
         raise UserError(f"{path}: metadata['layout']['joints_2d']: {n!r}; expected the run's number of 2D joints")
     if n == len(names):
         return names
-    sides = (tuple(layout.get("left_2d") or ()), tuple(layout.get("right_2d") or ()))
-    known = [k.names for k in LAYOUTS.values() if k.num_joints == n and k.symmetry == sides]
-    return tuple(known[0]) if known else tuple(f"kp{j}" for j in range(n))
+    try:   # the recorded name, else the layout its left/right pairs are (runs from before names)
+        name = layout.get("name_2d") or layout_of(n, layout.get("left_2d") or (), layout.get("right_2d") or ())
+    except (TypeError, ValueError):
+        name = None
+    known = LAYOUTS.get(name)
+    return tuple(known.names) if known and known.num_joints == n else tuple(f"kp{j}" for j in range(n))
 
 
 def _array(a, where, shape):

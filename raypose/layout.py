@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cameras import FPS as HUMANEVA_FPS
+from .cameras import IMAGE_HEIGHT, IMAGE_WIDTH
 from .errors import UserError
 from .skeleton import HUMANEVA, Skeleton, flip_permutation
-
-HUMANEVA_IMAGE_SIZE = (640, 480)   # raypose.cameras' IMAGE_WIDTH, IMAGE_HEIGHT: every HumanEva camera
-HUMANEVA_FPS = 60
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Layout:
     def image_size(self, camera_name):
         """(w, h) in pixels of the training data's images from that camera."""
         if self.dataset is None:
-            return HUMANEVA_IMAGE_SIZE
+            return IMAGE_WIDTH, IMAGE_HEIGHT
         sizes = self.dataset["image_sizes"]
         if camera_name not in sizes:
             raise UserError(f"layout.json: no image size for camera {camera_name!r} of dataset "

@@ -280,7 +280,7 @@ class Run:
                             f"{getattr(data, named[0])!r}; expected the layout.json that raypose train writes")
         from .data.source import open_source
         from .train.driver import source_layout
-        return source_layout(open_source(data), data.keypoints)
+        return source_layout(open_source(data))
 
     def focals(self):
         """{camera: focal length} the run fitted on its training windows; None where it has none

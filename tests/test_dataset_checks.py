@@ -46,7 +46,7 @@ def _write(folder, files_2d, joints_3d=32):
 
 def _layout(folder, kp):
     cfg = dataclasses.replace(DataConfig(), path=folder, keypoints=kp)
-    return source_layout(open_source(cfg), kp)
+    return source_layout(open_source(cfg))
 
 
 @pytest.fixture(scope="module")

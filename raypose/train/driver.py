@@ -51,7 +51,7 @@ def _train(cfg, run, echo):
     if start:
         run.verify(start)   # a damaged member is the user's one line here, not a worker's traceback
     source = open_source(cfg.data, None if new else of_run(run.layout))   # resumed: the run's skeleton, cameras
-    layout = source_layout(source, cfg.data.keypoints)
+    layout = source_layout(source)
     train_keys, test = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None,
                                      source=source.description, dataset=source.dataset)
     labelled, unlabelled = splits.labelled_split(train_keys, cfg.semi.labelled_fraction, cfg.train.seed)
@@ -84,13 +84,13 @@ def _train(cfg, run, echo):
     return finish(run)
 
 
-def source_layout(source, keypoints="gt"):
+def source_layout(source):
     """The run's layout from its data: the 2D joints and their symmetry, the dataset's skeleton,
     frame rate and image sizes, and the 2D layout's name, which the data gives in the dataset's
     layout_2d (data.npz.load_dataset: the 2D file's metadata['layout_name'], else the dataset's own
-    for its ground truth; None for unnamed detections; a prepared table keeps it) and `keypoints`
-    no longer decides. A known name of another joint count than the 2D's (a table prepared from
-    detections before names were kept) is dropped: unnamed, the 2D is taken by its joint count."""
+    for its ground truth; None for unnamed detections; a prepared table keeps it). A known name of
+    another joint count than the 2D's (a table prepared from detections before names were kept) is
+    dropped: unnamed, the 2D is taken by its joint count."""
     dataset = source.dataset
     name_2d = dataset.layout_2d
     known = LAYOUTS.get(name_2d)
