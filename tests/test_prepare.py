@@ -288,7 +288,7 @@ def test_2d_joint_count_differs_between_cameras(synth_copy, tmp_path, capsys):
         d["Train/S1"]["Jog 1 chunk0"][2] = d["Train/S1"]["Jog 1 chunk0"][2][:, :14]
     _rewrite(synth_copy / "data_2d_humaneva15_gt.npz", "positions_2d", drop)
     argv, out = _prep(synth_copy, tmp_path)
-    assert_user_error(capsys, argv, "positions_2d", "2D joints", out_dir=out)
+    assert_user_error(capsys, argv, "positions_2d", "14 joints, but other tracks have 15", out_dir=out)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

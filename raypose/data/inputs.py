@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cameras import CAMERA_NAMES
 from ..errors import UserError
-from .npz import MAX_PIXELS, _check_array, _nested, read_npz
+from .npz import MAX_PIXELS, _check_array, _nested, camera_arrays, read_npz
 
 FORMATS = ("a VideoPose3D .npz with positions_2d, or a COCO keypoint-results .json "
            "(a list of {image_id, category_id, keypoints, score})")
@@ -140,24 +139,10 @@ def _read_npz(path, size):
     meta = meta if isinstance(meta, dict) else {}
     videos = meta.get("video_metadata")
     videos = videos if isinstance(videos, dict) else {}
-    tracks, joints = [], None
-    for subject, actions in pos2d.items():
-        file_size = _video_size(videos.get(subject), f"{path}: metadata['video_metadata'][{subject!r}]")
-        for action, cams in actions.items():
-            where = f"{path}: positions_2d[{subject!r}][{action!r}]"
-            if isinstance(cams, np.ndarray) and cams.dtype == object:
-                cams = list(cams)
-            if not isinstance(cams, (list, tuple)) or not cams:
-                raise UserError(f"{where}: expected a non-empty list of per-camera (frames, joints, 2) arrays")
-            for c, arr in enumerate(cams):
-                kp = _track_array(arr, f"{where}[{c}]")
-                if joints is None:
-                    joints = kp.shape[1]
-                elif kp.shape[1] != joints:
-                    raise UserError(f"{where}[{c}]: {kp.shape[1]} joints, but other tracks have {joints}; "
-                                    "expected the same joint count everywhere")
-                name = CAMERA_NAMES[c] if c < len(CAMERA_NAMES) else f"C{c + 1}"
-                tracks.append(Track(str(subject), str(action), name, kp, None, size or file_size))
+    sizes = {s: _video_size(videos.get(s), f"{path}: metadata['video_metadata'][{s!r}]") for s in pos2d}
+    tracks = [Track(str(subject), str(action), f"C{c + 1}", kp, None, size or sizes[subject])
+              for subject, action, c, kp in camera_arrays(pos2d, path, _track_array)]
+    joints = tracks[0].keypoints.shape[1]
     if "num_joints" in meta and _int(meta["num_joints"]) != joints:
         raise UserError(f"{path}: metadata['num_joints'] is {meta['num_joints']!r} but the tracks have "
                         f"{joints} joints; expected them to agree")

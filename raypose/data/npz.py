@@ -239,11 +239,10 @@ def _read_nested(path, key, what):
     return content
 
 
-def load_2d(path):
-    """2D tracks (and metadata) from one npz; used for training input and for `predict`."""
-    path = os.fspath(path)
-    content = _read_nested(path, "positions_2d", "list of per-camera (frames, joints, 2) arrays")
-    pos2d = content["positions_2d"]
+def camera_arrays(pos2d, path, check):
+    """(subject, action, camera index, array) for every track of `positions_2d`, each array as
+    `check(array, where)` returns it; one line for an action that is not a list of cameras, or for
+    joint counts that differ between tracks. Training's reader and predict's (data.inputs) share it."""
     joints = None
     for subject, actions in pos2d.items():
         for action, cams in actions.items():
@@ -251,15 +250,25 @@ def load_2d(path):
             if isinstance(cams, np.ndarray) and cams.dtype == object:
                 cams = list(cams)
             if not isinstance(cams, (list, tuple)) or not cams:
-                raise UserError(f"{where}: expected a non-empty list of camera arrays")
-            cams = [_check_array(kp, f"{where}[{c}]", 2, max_abs=MAX_PIXELS) for c, kp in enumerate(cams)]
-            for c, kp in enumerate(cams):
+                raise UserError(f"{where}: expected a non-empty list of per-camera (frames, joints, 2) arrays")
+            for c, arr in enumerate(cams):
+                kp = check(arr, f"{where}[{c}]")
                 if joints is None:
                     joints = kp.shape[1]
                 elif kp.shape[1] != joints:
-                    raise UserError(f"{where}[{c}]: {kp.shape[1]} 2D joints, but other cameras "
-                                    f"have {joints}; expected the same joint count everywhere")
-            actions[action] = cams
+                    raise UserError(f"{where}[{c}]: {kp.shape[1]} joints, but other tracks have {joints}; "
+                                    "expected the same joint count everywhere")
+                yield subject, action, c, kp
+
+
+def load_2d(path):
+    """2D tracks (and metadata) from one npz; used for training input and for `predict`."""
+    path = os.fspath(path)
+    content = _read_nested(path, "positions_2d", "list of per-camera (frames, joints, 2) arrays")
+    pos2d = {}
+    for subject, action, _, kp in camera_arrays(content["positions_2d"], path,
+                                                lambda arr, where: _check_array(arr, where, 2, max_abs=MAX_PIXELS)):
+        pos2d.setdefault(subject, {}).setdefault(action, []).append(kp)
     meta = content.get("metadata", {})
     return pos2d, meta if isinstance(meta, dict) else {}
 

@@ -642,7 +642,7 @@ def is_synthetic_dir(path, names):
         used.update(owner)
     for dataset in used:
         try:
-            meta = npz.read_npz(os.path.join(path, FILES[dataset][0])).get("metadata")
+            meta = npz.read_npz(os.path.join(path, FILES[dataset][0]), keys=("metadata",)).get("metadata")
         except UserError:
             return False
         if not (isinstance(meta, dict) and meta.get("synthetic") is True):
