@@ -38,6 +38,16 @@ def _cmd_train(args):
     train(C.from_args(args))
 
 
+def _cmd_tune(args):
+    from . import config as C
+    from .search import read_space
+    from .tune import tune
+    space = read_space(args.space) if args.space else None
+    tune(C.from_args(args, base=None if args.config else C.with_values(C.Config(), {"train.iterations": 1000})),
+         args.data, args.budget_s, args.trials, args.out, space=space, search_time_s=args.search_time_s,
+         seed=args.seed)
+
+
 def _cmd_evaluate(args):
     from .evaluate import evaluate
     evaluate(args.run, iteration=args.iteration, method=args.aggregate, data=args.data,
@@ -125,6 +135,26 @@ def _add_train(sub):
     q.add_argument("--config", help="TOML config, e.g. raypose/configs/humaneva.toml")
     C.add_flags(q)   # every option with a flag, from raypose/config.py
     q.set_defaults(func=_cmd_train)
+
+
+def _add_tune(sub):
+    from . import config as C
+    q = sub.add_parser("tune", help="Ray Tune: the best ensemble config for a time budget, scored on a "
+                       "validation split of the training subjects (never the test split)")
+    q.add_argument("--data", required=True, help="npz directory, prepared table or 'synthetic' [data.path]")
+    q.add_argument("--budget-s", type=float, required=True, help="seconds of each trial (a whole raypose train)")
+    q.add_argument("--trials", type=int, required=True, help="configs to try")
+    q.add_argument("--out", required=True, help="the search's directory: best.toml, trials.csv, tune.png, "
+                   "trials/ (runs), tune_state/ (the same command resumes from it)")
+    q.add_argument("--space", help="TOML file of config keys and ranges (default: raypose's; docs/usage.md)")
+    q.add_argument("--config", help="base TOML config the draws apply to (default: raypose's defaults, "
+                   "1000 iterations so the budget decides)")
+    q.add_argument("--search-time-s", type=float, default=0.0, help="stop the whole search after this many "
+                   "seconds (0: when every trial has run)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key of the base, "
+                   "e.g. data.actions=Walk,Jog,Box or run.local=true")
+    q.set_defaults(func=_cmd_tune)
 
 
 def _add_predict(sub):
@@ -237,7 +267,7 @@ def build_parser():
                 "estimation, trained in parallel on Ray.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_prepare, _add_synth, _add_train, _add_predict, _add_evaluate, _add_plot, _add_demo,
-                _add_import_members, _add_export_member, _add_export):
+                _add_import_members, _add_export_member, _add_export, _add_tune):
         add(sub)
     return p
 

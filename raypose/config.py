@@ -66,6 +66,10 @@ class DataConfig:
     split: str = opt("videopose3d", "videopose3d (Train/* vs Validate/*) or seed (the 2022 split)", "split",
                      lambda v: v in ("videopose3d", "seed"), "videopose3d or seed")
     actions: str = opt("", "action prefixes, e.g. Walk,Jog,Box (empty: all)", "actions")
+    validation: float = opt(0.0, "share of every subject's training frames held out as a validation split (whole "
+                            "chunks where an action has several, else its last frames); the run is scored on it "
+                            "and never reads the test split (raypose tune sets it; 0: scored on the test split)",
+                            "validation", lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]")
     synthetic_frames: int = opt(3000, "frames of built-in synthetic data", None, _positive_int, INT1)
     synthetic_seed: int = opt(0, "seed of the synthetic data")
 
@@ -201,7 +205,7 @@ class Config:
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 REMOVED = set()   # keys older runs' config.toml may hold; read and ignored
 # Keys added after runs existed: left out of the hash at their defaults, so those runs still resume.
-HASHED_UNLESS_DEFAULT = (("data", "dataset"), ("data", "skeleton"), ("data", "cameras"))
+HASHED_UNLESS_DEFAULT = (("data", "dataset"), ("data", "skeleton"), ("data", "cameras"), ("data", "validation"))
 
 
 def fields():

@@ -308,3 +308,28 @@ def save_all(evaluation, out_dir):
     if (evaluation.get("uncertainty") or {}).get("calibrated"):
         paths.append(plot_reliability(evaluation["uncertainty"], join("reliability.png")))
     return paths
+
+
+def plot_search(histories, status, best, budget_s, out):
+    """raypose tune: each trial's validation P-MPJPE against the seconds it had used; trials the
+    scheduler stopped dashed, the best one drawn thick."""
+    fig = _figure((7, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    scores = [s for h in histories.values() for _, s in h]
+    for trial, h in sorted(histories.items()):
+        if not h:
+            continue
+        t, s = zip(*h)
+        mine = trial == best
+        ax.plot(t, s, "-" if status.get(trial) != "stopped" else "--", marker="o", markersize=3,
+                linewidth=2.5 if mine else 1, alpha=1 if mine else 0.6, color="C3" if mine else None,
+                label=f"best: {trial} ({s[-1]:.1f} mm)" if mine else None, zorder=3 if mine else 2)
+    ax.axvline(budget_s, color="0.5", linewidth=0.8, linestyle=":", label=f"budget {budget_s:g} s")
+    if scores:   # the first iterations of bad trials would squash the rest
+        ax.set_ylim(min(scores) * 0.95, min(max(scores), 3 * min(scores)) * 1.05)
+    ax.set_xlabel("seconds of the trial's budget used")
+    ax.set_ylabel("validation P-MPJPE (mm)")
+    ax.set_title(f"raypose tune: {len(histories)} trials (dashed: stopped early)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    return _save(fig, out)

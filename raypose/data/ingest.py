@@ -101,9 +101,11 @@ def _read_tasks(num_chunks):
 
 
 def datasets(source, labelled, unlabelled, test):
-    """{'train', 'eval'[, 'unlabelled']} sequence datasets of the run's chunk lists
+    """{'train'[, 'eval', 'unlabelled']} sequence datasets of the run's chunk lists
     (`splits.select` and `splits.labelled_split` chose them)."""
-    out = {"train": sequence_dataset(source, labelled), "eval": sequence_dataset(source, test)}
+    out = {"train": sequence_dataset(source, labelled)}
+    if test:   # none under data.validation: the workers carve theirs from the training chunks
+        out["eval"] = sequence_dataset(source, test)
     if unlabelled:
         out["unlabelled"] = sequence_dataset(source, unlabelled, with_3d=False)
     return out

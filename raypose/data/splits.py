@@ -149,6 +149,13 @@ def calibration_split(sequences, fraction, by="tail", seed=0):
     return train + tail_train, [s for s in sequences if s[0][:2] in held] + tail_calib
 
 
+def validation_split(sequences, fraction):
+    """(training, validation) sequences for `data.validation` (raypose tune): the held-out chunks
+    of `calibration_split(by="chunk")`, always the same draw (seed 0) whatever a trial's seed, so
+    every trial of a search is scored on the same frames; the test split plays no part."""
+    return calibration_split(sequences, fraction, by="chunk", seed=0)
+
+
 def calibration_tail(sequences, fraction):
     """(training, calibration) sequences: the last `fraction` of every labelled sequence's frames
     (rounded, none where that is under one frame, never all of them) calibrates the uncertainty.

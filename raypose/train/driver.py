@@ -15,8 +15,9 @@ from ..run import Run
 from .progress import Progress
 
 
-def train(cfg, echo=print):
-    """Train (or resume) the run described by cfg; returns the final iteration record."""
+def train(cfg, echo=print, on_record=None):
+    """Train (or resume) the run described by cfg; returns the final iteration record.
+    `on_record(i, record)` sees each iteration as it is committed (raypose tune reports it)."""
     cfg = C.finalize(cfg)
     if cfg.run.local and not cfg.run.members_per_worker:   # one process: members one after another
         cfg = C.with_values(cfg, {"run.members_per_worker": 1})
@@ -31,7 +32,7 @@ def train(cfg, echo=print):
     run.acquire()   # one driver per run directory, whatever its config
     ok = False
     try:
-        last = _train(cfg, run, echo)
+        last = _train(cfg, run, echo, on_record)
         ok = True
         return last
     finally:
@@ -42,7 +43,7 @@ def train(cfg, echo=print):
             run.release()
 
 
-def _train(cfg, run, echo):
+def _train(cfg, run, echo, on_record):
     new = run.check_config(cfg)
     start = run.latest()
     if start >= cfg.train.iterations:
@@ -55,6 +56,8 @@ def _train(cfg, run, echo):
     train_keys, test = splits.select(source.chunks, cfg.data.split, cfg.data.actions or None,
                                      source=source.description, dataset=source.dataset)
     labelled, unlabelled = splits.labelled_split(train_keys, cfg.semi.labelled_fraction, cfg.train.seed)
+    if cfg.data.validation:   # the workers score on frames carved from `labelled`: no test chunk is sent
+        test = []
     deadline = time.time() + cfg.run.time_budget if cfg.run.time_budget else 0.0
     chunks = (labelled, unlabelled, test)
     if cfg.run.local:
@@ -74,9 +77,10 @@ def _train(cfg, run, echo):
     run.clean_incomplete()
     echo(f"raypose: {cfg.train.members} members on {where}, {source.description}, split {cfg.data.split}: "
          f"{len(labelled)} train" + (f" + {len(unlabelled)} unlabelled ({cfg.semi.mode})" if unlabelled else "")
-         + f" / {len(test)} eval chunks; " + (f"resuming after iteration {start}" if start else "starting")
+         + (f" / {len(test)} eval chunks; " if test else
+            f" ({cfg.data.validation:.0%} of their frames held out to validate; the test split unread); ")+ (f"resuming after iteration {start}" if start else "starting")
          + (f"; time budget {cfg.run.time_budget:g}s" if cfg.run.time_budget else ""))
-    progress = Progress(run, cfg, start, echo)
+    progress = Progress(run, cfg, start, echo, on_record)
     try:
         wait(progress)
     finally:

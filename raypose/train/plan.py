@@ -177,3 +177,9 @@ def node_types_from_config(config, up=()):
             capped.append(NodeType(t.name, t.cpus, t.gpus, t.up, more))
         out = capped
     return rest + out
+
+
+def at_once(p, types):
+    """How many runs of plan `p` the cluster's node types hold side by side (raypose tune's
+    concurrent trials), at least one."""
+    return max(1, _capacity([t for t in types if t.nodes > 0], p.cpus, p.gpus) // p.workers)

@@ -21,8 +21,9 @@ def devices(record):
 class Progress:
     """Watches the run directory; works the same whether members run on Ray or in this process."""
 
-    def __init__(self, run, cfg, first, echo=print):
+    def __init__(self, run, cfg, first, echo=print, on_record=None):
         self.run, self.cfg, self.seen, self.echo = run, cfg, first, echo
+        self.on_record = on_record
         self.first, self.t0 = first, time.time()
         self.writer = None
         if run.local:
@@ -55,6 +56,8 @@ class Progress:
                       + f" mm  ensemble MPJPE {e['mpjpe_mm']:.1f} mm  P-MPJPE {e['p_mpjpe_mm']:.1f} mm"
                       + f"  (best member {min(r['member_p_mpjpe_mm']):.1f}){devices(r)}  {tail}")
             self._tensorboard(i, r)
+            if self.on_record:
+                self.on_record(i, r)
             if i == self.cfg.debug.kill_driver_at:   # tests: a driver killed at a known point
                 os.kill(os.getpid(), signal.SIGKILL)
 

@@ -46,7 +46,7 @@ def train_loop(loop_cfg):
     train = shard_sequences(ray.train.get_dataset_shard("train"), layout.joints_2d)
     if loop_cfg["unlabelled"]:   # 2D only: these chunks' 3D never reaches a worker
         train += shard_sequences(ray.train.get_dataset_shard("unlabelled"), layout.joints_2d)
-    evaluation = shard_sequences(ray.train.get_dataset_shard("eval"), layout.joints_2d)
+    evaluation = shard_sequences(ray.train.get_dataset_shard("eval"), layout.joints_2d) if loop_cfg["eval"] else []
     worker = EnsembleWorker(cfg, layout, Run(cfg.run.out), train, evaluation, ctx.get_world_rank(),
                             ctx.get_world_size(), device, ray.get_runtime_context().get_node_id(),
                             loop_cfg["deadline"], loop_cfg["lease"])
@@ -156,12 +156,16 @@ def ensure_ray(address):
     return ray
 
 
-def _trainer_class():
+def _trainer_class(in_actor):
     """TorchTrainer without Ray Train 2.60's placement-group cleaner, whose stop waits out a
     State API timeout at the end of every fit (measured here: 13-16 s, then 2-3 s without it).
-    The cleaner guards against a controller that dies while its driver lives on; a raypose
-    driver exits then, and Ray frees a finished job's placement groups itself."""
+    The cleaner guards against a controller that dies while its job lives on; a raypose
+    driver exits then, and Ray frees a finished job's placement groups itself. A driver that is
+    an actor (a raypose tune trial, killed when the scheduler stops it) keeps it: its workers'
+    placement group would otherwise hold their CPUs until the whole search ends."""
     from ray.train.torch import TorchTrainer
+    if in_actor:
+        return TorchTrainer
     try:
         from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
     except ImportError:   # another Ray: keep its defaults
@@ -243,8 +247,8 @@ def fit(cfg, layout, run, source, chunks, deadline):
     cfg = C.with_values(cfg, {"run.members_per_worker": p.members_per_worker})
     dsets = datasets(source, *chunks)
     loop_cfg = {"cfg": cfg.to_dict(), "layout": layout.to_dict(), "threads": p.threads,
-                "unlabelled": bool(chunks[1]), "deadline": deadline, "lease": run.lease_token}
-    trainer = _trainer_class()(
+                "unlabelled": bool(chunks[1]), "eval": bool(chunks[2]), "deadline": deadline, "lease": run.lease_token}
+    trainer = _trainer_class(ray.get_runtime_context().get_actor_id() is not None)(
         train_loop, train_loop_config=loop_cfg,
         torch_config=TorchConfig(backend="gloo"),   # the exchange is a few MB of numpy: CPU, whatever the devices
         scaling_config=ScalingConfig(num_workers=p.workers, use_gpu=p.use_gpu, resources_per_worker=p.resources),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import uncertainty as U
-from ..data.splits import calibration_split
+from ..data.splits import calibration_split, validation_split
 from ..data.windows import make_windows
 from ..geometry import focal_table, subject_bones, window_focals
 from ..run import CAMERAS
@@ -47,6 +47,8 @@ class EnsembleWorker:
         D.set_precision(device, cfg.train.precision)   # TF32 or not: a setting of the whole process
         rf = int(np.prod(cfg.model.widths))
         u = cfg.uncertainty
+        if cfg.data.validation:   # scored on frames carved from the training subjects (the driver sent no test)
+            train_seqs, eval_seqs = validation_split(train_seqs, cfg.data.validation)
         train_seqs, calib_seqs = calibration_split(train_seqs, u.holdout, u.holdout_by, cfg.train.seed)
         self.train_w, self.eval_w = make_windows(train_seqs, rf), make_windows(eval_seqs, rf)
         self.calib = U.variants(make_windows(calib_seqs, rf), layout, cfg.train.seed) if calib_seqs else []

@@ -1,0 +1,245 @@
+"""`raypose tune`: Ray Tune runs whole `raypose train` runs as trials and keeps the best config.
+
+Each trial is a Tune function that drives one run (its TorchTrainer, or its members in the trial
+with run.local) under the same time budget, scored after every iteration by the ensemble's
+P-MPJPE on a validation split carved from the training subjects; ASHA stops trials that trail
+at its rungs (budget/9, budget/3). The trial function holds no CPU of its own (Tune needs some
+resource: 1 MiB of Ray's logical memory): the run's workers ask for theirs, and the planner of
+`train` says how many runs fit side by side.
+Tune's state lives in OUT/tune_state, so the same command after a driver kill resumes.
+"""
+import json
+import logging
+import math
+import os
+import time
+
+from ray.tune import Callback
+
+from . import config as C
+from . import search as S
+from .errors import UserError
+
+STATE = "tune_state"
+SETTINGS = "search.json"
+
+
+def _trial(params, base, budget_s, root):
+    """One trial: a raypose train run in ROOT/trials/<trial id>, each committed iteration reported."""
+    from ray import tune
+
+    from .train.driver import train
+    trial = tune.get_context().get_trial_id()
+    cfg = S.trial_config(C.from_dict(base), params, budget_s, os.path.join(root, "trials", trial))
+    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+    with open(os.path.join(root, "logs", f"{trial}.log"), "a") as log:
+        def echo(line):
+            log.write(line + "\n")
+            log.flush()
+
+        def report(i, record, finished=False):
+            tune.report({S.SCORE: record["ensemble"]["p_mpjpe_mm"], "iteration": i, "finished": finished})
+        last = train(cfg, echo=echo, on_record=report)
+    report(last["iteration"], last, finished=True)
+
+
+def _dirname(trial):
+    return trial.trial_id
+
+
+def _status(result, budget_s):
+    """completed (the function returned, or the run's budget was spent), stopped, or error."""
+    if result.error is not None:
+        return "error"
+    m = result.metrics or {}
+    return "completed" if m.get("finished") or m.get("time_total_s", 0) >= budget_s else "stopped"
+
+
+def _short(params):
+    return " ".join(f"{k.split('.')[-1]}={','.join(map(str, v)) if isinstance(v, list) else _num(v)}"
+                    for k, v in S.plain_params(params).items())
+
+
+def _num(v):
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+class _Lines(Callback):
+    """One line per finished trial (a Tune callback, saved with the search: no closures)."""
+
+    def __init__(self, total, budget_s):
+        self.total, self.budget_s, self.done, self.best = total, budget_s, 0, None
+        self.told = set()
+
+    def on_experiment_end(self, trials, **info):   # trials the search's time limit ended
+        for trial in trials:
+            if trial.trial_id not in self.told and trial.last_result:
+                self._line(trial, None)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trial, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, trial.error_file)
+
+    def _line(self, trial, error):
+        self.told.add(trial.trial_id)
+        self.done += 1
+        m = trial.last_result or {}
+        score = m.get(S.SCORE)
+        used = m.get("time_total_s", 0.0)
+        if score is not None and error is None and (self.best is None or score < self.best[0]):
+            self.best = (score, trial.trial_id)
+        how = ("failed: " + _error_line(error) if error else
+               f"val P-MPJPE {score:.2f} mm after {used:.0f}s" + ("" if m.get("finished") or used >= self.budget_s
+                                                                  else " (stopped early)")
+               if score is not None else "stopped before its first iteration")
+        best = f"; best {self.best[0]:.2f} mm ({self.best[1]})" if self.best else ""
+        print(f"trial {self.done}/{self.total} {trial.trial_id}: {how}{best} | {_short(trial.config)}", flush=True)
+
+
+def _error_line(error_file):
+    """The last line of a trial's error: a UserError's one line, else the exception's."""
+    try:
+        with open(error_file) as f:
+            lines = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    except (OSError, TypeError):
+        return "see its error file"
+    mine = [ln.split("UserError: ", 1)[1] for ln in lines if "UserError: " in ln]
+    return (mine or lines or ["unknown error"])[-1]
+
+
+def _settings(base, data, budget_s, trials, space, seed):
+    """What a resumed search must repeat: the data, budget, trials, space and base config."""
+    d = base.to_dict()
+    d["run"].pop("out")
+    return {"data": data, "budget_s": budget_s, "trials": trials, "space": space, "seed": seed,
+            "validation": S.VALIDATION, "base": d}
+
+
+def _check_out(out, settings):
+    """True to resume: `out` holds this same search; new or empty: start one; anything else refused."""
+    if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
+        return False
+    path = os.path.join(out, SETTINGS)
+    if not os.path.isdir(out) or not os.path.isfile(path):
+        raise UserError(f"--out {out}: exists and is not a raypose search ({SETTINGS}); expected a new or "
+                        "empty directory, or a search to resume")
+    with open(path) as f:
+        before = json.load(f).get("settings")
+    if json.loads(json.dumps(settings)) != before:
+        keys = [k for k in settings if json.loads(json.dumps(settings[k])) != (before or {}).get(k)]
+        raise UserError(f"--out {out}: holds a search with other {', '.join(keys)}; expected the same "
+                        "command to resume it, or a new --out")
+    return True
+
+
+def _validation(base):
+    """The data checked as `train` checks it, and the held-out validation chunks and tails listed
+    (only the training chunks are read)."""
+    from .data import splits
+    from .data.source import open_source, read_sequences
+    source = open_source(base.data)
+    train_keys, _ = splits.select(source.chunks, base.data.split, base.data.actions or None,
+                                  source=source.description, dataset=source.dataset)
+    seqs = read_sequences(source, train_keys)
+    _, held = splits.validation_split(seqs, S.VALIDATION)
+    frames = {}
+    for (subject, action, _), kp, _ in held:
+        frames[f"{subject}/{action}"] = len(kp)
+    return {"share": S.VALIDATION, "frames": sum(frames.values()),
+            "train_frames": sum(len(kp) for (_, _, c), kp, _ in seqs if c == seqs[0][0][2]),
+            "held_out": frames}
+
+
+def _concurrency(base, space):
+    """Trials at once: as many runs of the largest ensemble as the planner fits in the cluster."""
+    import ray
+
+    from .train.plan import at_once
+    from .train.run import cluster_types, plan_for
+    if base.run.local:
+        return None   # each trial holds its CPUs (tune.with_resources): Ray alone decides
+    members = space.get("train.members", {})
+    most = max(next(iter(members.values()))) if members else base.train.members
+    cfg = C.with_values(base, {"train.members": most, "run.members_per_worker": 1})
+    types = cluster_types(ray)
+    return at_once(plan_for(cfg, types), types)
+
+
+def tune(base, data, budget_s, trials, out, space=None, search_time_s=0.0, seed=0):
+    """Search, or resume the search in `out`; writes best.toml, trials.csv, tune.png, search.json there."""
+    from ray import tune as T
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from .train.run import ensure_ray
+    if not (budget_s > 0 and math.isfinite(budget_s)):
+        raise UserError(f"--budget-s {budget_s}: expected seconds > 0 per trial")
+    if trials < 1:
+        raise UserError(f"--trials {trials}: expected an integer >= 1")
+    out = os.path.abspath(out)
+    data = data if data == "synthetic" or "://" in data else os.path.abspath(data)
+    base = C.with_values(base, {"data.path": data, "run.out": os.path.join(out, "trials")})
+    space = S.check_space(space or S.DEFAULT_SPACE)
+    S.trial_config(base, {k: _first(v) for k, v in space.items()}, budget_s, out)   # the base's own checks
+    settings = _settings(base, data, budget_s, trials, space, seed)
+    resume = _check_out(out, settings)
+    validation = _validation(base)
+    os.makedirs(out, exist_ok=True)
+    S.write_json(os.path.join(out, SETTINGS), {"settings": settings, "validation": validation})
+    ensure_ray(base.run.address)
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)   # a trial's error is its line below
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # Tune's own tables: one line per trial is ours
+    resources = {"CPU": max(1.0, base.run.cpus_per_member * base.train.members)} if base.run.local else {"memory": 2 ** 20}
+    trainable = T.with_resources(T.with_parameters(_trial, base=base.to_dict(), budget_s=budget_s, root=out),
+                                 resources)
+    at_once = _concurrency(base, space)
+    print(f"raypose tune: {trials} trials of {budget_s:g}s, " + (f"{at_once} at a time, " if at_once else "")
+          + f"scored on {validation['frames']} validation frames of the training subjects "
+          f"({len(validation['held_out'])} chunks and tails); the test split is not read"
+          + ("; resuming" if resume else ""), flush=True)
+    path = os.path.join(out, STATE)
+    if resume and T.Tuner.can_restore(path):
+        tuner = T.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    else:
+        tuner = T.Tuner(trainable, param_space=S.tune_space(space), tune_config=T.TuneConfig(
+            metric=S.SCORE, mode="min", num_samples=trials, time_budget_s=search_time_s or None,
+            trial_dirname_creator=_dirname, search_alg=BasicVariantGenerator(random_state=seed,
+                                                                             max_concurrent=at_once or 0),
+            scheduler=ASHAScheduler(time_attr="time_total_s", max_t=2 * budget_s + 60,
+                                    grace_period=budget_s / 9, reduction_factor=3)),
+            run_config=T.RunConfig(name=STATE, storage_path=out, verbose=0,
+                                   callbacks=[_Lines(trials, budget_s)]))
+    t0 = time.time()
+    grid = tuner.fit()
+    return _finish(out, grid, base, budget_s, space, settings, validation, time.time() - t0)
+
+
+def _first(spec):
+    kind, values = next(iter(spec.items()))
+    return values[0]
+
+
+def _finish(out, grid, base, budget_s, space, settings, validation, wall_s):
+    rows, histories = [], {}
+    for result in grid:
+        trial = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
+        frame = result.metrics_dataframe
+        history = []
+        if frame is not None and len(frame) and S.SCORE in frame:
+            frame = frame.drop_duplicates("iteration")
+            history = [(float(t), float(s)) for t, s in zip(frame["time_total_s"], frame[S.SCORE])]
+        histories[trial] = history
+        rows.append(S.trial_row(trial, {k: result.config[k] for k in space}, history, _status(result, budget_s),
+                                budget_s))
+    best = S.write_outputs(out, rows, histories, base, budget_s, space)
+    S.write_json(os.path.join(out, SETTINGS), {"settings": settings, "validation": validation,
+                                               "wall_s": wall_s, "best": best,
+                                               "trials": [S.no_nan(r) for r in rows]})
+    if best is None:
+        raise UserError(f"{out}: no trial finished an iteration (see {os.path.join(out, 'logs')}); "
+                        "expected a budget that fits at least one iteration")
+    print(f"best: trial {best['trial']}, validation P-MPJPE {best[S.SCORE]:.2f} mm; wrote "
+          f"{os.path.join(out, 'best.toml')}, trials.csv, tune.png", flush=True)
+    return best
