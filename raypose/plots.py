@@ -325,8 +325,12 @@ def plot_search(histories, status, best, budget_s, out):
                 linewidth=2.5 if mine else 1, alpha=1 if mine else 0.6, color="C3" if mine else None,
                 label=f"best: {trial} ({s[-1]:.1f} mm)" if mine else None, zorder=3 if mine else 2)
     ax.axvline(budget_s, color="0.5", linewidth=0.8, linestyle=":", label=f"budget {budget_s:g} s")
-    if scores:   # the first iterations of bad trials would squash the rest
-        ax.set_ylim(min(scores) * 0.95, min(max(scores), 3 * min(scores)) * 1.05)
+    if scores:   # log: a bad trial's first iterations would squash the rest
+        ax.set_yscale("log")
+        ax.set_ylim(min(scores) * 0.95, max(scores) * 1.05)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("seconds of the trial's budget used")
     ax.set_ylabel("validation P-MPJPE (mm)")
     ax.set_title(f"raypose tune: {len(histories)} trials (dashed: stopped early)")

@@ -65,37 +65,37 @@ def _num(v):
 
 
 class _Lines(Callback):
-    """One line per finished trial (a Tune callback, saved with the search: no closures)."""
+    """One line per finished trial (a Tune callback, saved with the search: no closures). The
+    count and the best so far come from the trials themselves, so a resumed search goes on."""
 
     def __init__(self, total, budget_s):
-        self.total, self.budget_s, self.done, self.best = total, budget_s, 0, None
-        self.told = set()
+        self.total, self.budget_s, self.told = total, budget_s, set()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trials, trial, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trials, trial, trial.error_file)
 
     def on_experiment_end(self, trials, **info):   # trials the search's time limit ended
         for trial in trials:
             if trial.trial_id not in self.told and trial.last_result:
-                self._line(trial, None)
+                self._line(trials, trial, None)
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._line(trial, None)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trial, trial.error_file)
-
-    def _line(self, trial, error):
+    def _line(self, trials, trial, error):
         self.told.add(trial.trial_id)
-        self.done += 1
+        done = sum(t is trial or t.trial_id in self.told or t.status in ("TERMINATED", "ERROR") for t in trials)
         m = trial.last_result or {}
-        score = m.get(S.SCORE)
-        used = m.get("time_total_s", 0.0)
-        if score is not None and error is None and (self.best is None or score < self.best[0]):
-            self.best = (score, trial.trial_id)
+        score, used = m.get(S.SCORE), m.get("time_total_s", 0.0)
+        scored = [((t.last_result or {}).get(S.SCORE), t.trial_id) for t in trials
+                  if (t is trial and error is None) or t.status == "TERMINATED"]
+        best = min(((s, i) for s, i in scored if s is not None), default=None)
         how = ("failed: " + _error_line(error) if error else
                f"val P-MPJPE {score:.2f} mm after {used:.0f}s" + ("" if m.get("finished") or used >= self.budget_s
                                                                   else " (stopped early)")
                if score is not None else "stopped before its first iteration")
-        best = f"; best {self.best[0]:.2f} mm ({self.best[1]})" if self.best else ""
-        print(f"trial {self.done}/{self.total} {trial.trial_id}: {how}{best} | {_short(trial.config)}", flush=True)
+        best = f"; best {best[0]:.2f} mm ({best[1]})" if best else ""
+        print(f"trial {done}/{self.total} {trial.trial_id}: {how}{best} | {_short(trial.config)}", flush=True)
 
 
 def _error_line(error_file):
@@ -113,6 +113,7 @@ def _settings(base, data, budget_s, trials, space, seed):
     """What a resumed search must repeat: the data, budget, trials, space and base config."""
     d = base.to_dict()
     d["run"].pop("out")
+    d["run"].pop("address")   # where the cluster is, not what is searched
     return {"data": data, "budget_s": budget_s, "trials": trials, "space": space, "seed": seed,
             "validation": S.VALIDATION, "base": d}
 
@@ -178,6 +179,8 @@ def tune(base, data, budget_s, trials, out, space=None, search_time_s=0.0, seed=
         raise UserError(f"--budget-s {budget_s}: expected seconds > 0 per trial")
     if trials < 1:
         raise UserError(f"--trials {trials}: expected an integer >= 1")
+    if not (search_time_s >= 0 and math.isfinite(search_time_s)):
+        raise UserError(f"--search-time-s {search_time_s}: expected seconds >= 0 (0: no limit)")
     out = os.path.abspath(out)
     data = data if data == "synthetic" or "://" in data else os.path.abspath(data)
     base = C.with_values(base, {"data.path": data, "run.out": os.path.join(out, "trials")})

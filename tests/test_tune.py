@@ -1,6 +1,7 @@
 """raypose tune: a tiny search on synthetic data writes a config `train` takes, resumes after its
 driver is killed, and scores only on frames of the training subjects (a test split changed
 beyond recognition changes nothing)."""
+import argparse
 import json
 import os
 import shutil
@@ -58,7 +59,7 @@ def _table(out):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_search_writes_resumes_and_never_reads_the_test_split(ray_local, tmp_path):
+def test_search_writes_resumes_and_never_reads_the_test_split(ray_local, tmp_path, capsys):
     from raypose.tune import tune
     data = tmp_path / "npz"
     write_synthetic(data, frames=1200, seed=0)
@@ -83,10 +84,10 @@ def test_search_writes_resumes_and_never_reads_the_test_split(ray_local, tmp_pat
     stamp = record.stat().st_mtime_ns
     assert not (out / "best.toml").exists()
 
-    again = subprocess.run(_tune_cmd(data, out, tmp_path / "space.toml"), capture_output=True, text=True,
-                           env=env, timeout=240)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "resuming" in again.stdout and "best: trial" in again.stdout, again.stdout
+    capsys.readouterr()
+    tune(C.from_args(_args(BASE)), str(data), 900, 2, out, space=S.read_space(tmp_path / "space.toml"))
+    again = capsys.readouterr().out   # the same command, in this process
+    assert "resuming" in again and "trial 2/2" in again and "best: trial" in again, again
     assert record.stat().st_mtime_ns == stamp   # the finished trial was not trained again
     resumed = _table(out)
     assert len(resumed) == 2 and {r["status"] for r in resumed} == {"completed"}
@@ -113,9 +114,8 @@ def test_search_writes_resumes_and_never_reads_the_test_split(ray_local, tmp_pat
 
 
 def _args(flags):
-    import argparse
-    ns = argparse.Namespace(config=None, set=[flags[i + 1] for i in range(0, len(flags), 2)])
-    return ns
+    """The base config `raypose tune` makes of these --set flags (the same settings, so it resumes)."""
+    return argparse.Namespace(config=None, set=[flags[i + 1] for i in range(0, len(flags), 2)])
 
 
 def test_validation_split_is_carved_from_training_chunks(synth_dir):
