@@ -78,6 +78,9 @@ def check_space(space, source="space"):
         if name in ("data.validation", "run.time_budget", "run.out"):
             raise UserError(f"{source}: {key}: set by raypose tune itself; expected a key of the model, "
                             "training or run")
+        if kind in ("uniform", "loguniform") and f.type is not float or kind == "randint" and f.type is not int:
+            raise UserError(f"{source}: {key}: {kind} draws {'numbers' if kind != 'randint' else 'integers'}, "
+                            f"and {name} takes {f.type.__name__}; expected a list of values")
         if kind == "loguniform" and min(values) <= 0:
             raise UserError(f"{source}: {key}: loguniform needs low > 0, got {values}")
         for v in values:

@@ -24,23 +24,43 @@ STATE = "tune_state"
 SETTINGS = "search.json"
 
 
+USED = "used_s"   # a trial's clock: seconds of its budget spent, summed over a resumed search's attempts
+
+
 def _trial(params, base, budget_s, root):
-    """One trial: a raypose train run in ROOT/trials/<trial id>, each committed iteration reported."""
+    """One trial: a raypose train run in ROOT/trials/<trial id>, each committed iteration reported.
+    A trial resumed after a driver kill trains for what is left of its budget (ROOT/logs/<id>.json)."""
     from ray import tune
 
+    from .run import Run
     from .train.driver import train
     trial = tune.get_context().get_trial_id()
-    cfg = S.trial_config(C.from_dict(base), params, budget_s, os.path.join(root, "trials", trial))
-    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+    out, clock = os.path.join(root, "trials", trial), os.path.join(root, "logs", f"{trial}.json")
+    os.makedirs(os.path.dirname(clock), exist_ok=True)
+    used, t0 = _used(clock), time.time()
+
+    def report(i, record, finished=False):
+        spent = used + time.time() - t0
+        S.write_json(clock, {USED: spent})
+        tune.report({S.SCORE: record["ensemble"]["p_mpjpe_mm"], "iteration": i, USED: spent, "finished": finished})
+    its = Run(out).iterations() if os.path.isdir(out) else []
+    if its and budget_s - used < 1:   # its budget was spent before the kill: its last record stands
+        return report(its[-1], Run(out).record(its[-1]), finished=True)
+    cfg = S.trial_config(C.from_dict(base), params, max(1.0, budget_s - used), out)
     with open(os.path.join(root, "logs", f"{trial}.log"), "a") as log:
         def echo(line):
             log.write(line + "\n")
             log.flush()
-
-        def report(i, record, finished=False):
-            tune.report({S.SCORE: record["ensemble"]["p_mpjpe_mm"], "iteration": i, "finished": finished})
         last = train(cfg, echo=echo, on_record=report)
     report(last["iteration"], last, finished=True)
+
+
+def _used(clock):
+    try:
+        with open(clock) as f:
+            return float(json.load(f)[USED])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def _dirname(trial):
@@ -52,7 +72,7 @@ def _status(result, budget_s):
     if result.error is not None:
         return "error"
     m = result.metrics or {}
-    return "completed" if m.get("finished") or m.get("time_total_s", 0) >= budget_s else "stopped"
+    return "completed" if m.get("finished") or m.get(USED, 0) >= budget_s else "stopped"
 
 
 def _short(params):
@@ -71,6 +91,12 @@ class _Lines(Callback):
     def __init__(self, total, budget_s):
         self.total, self.budget_s, self.told = total, budget_s, set()
 
+    def get_state(self):   # kept in the search's state: a resumed search does not tell a trial twice
+        return {"told": sorted(self.told)}
+
+    def set_state(self, state):
+        self.told = set(state.get("told", ()))
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._line(trials, trial, None)
 
@@ -79,14 +105,14 @@ class _Lines(Callback):
 
     def on_experiment_end(self, trials, **info):   # trials the search's time limit ended
         for trial in trials:
-            if trial.trial_id not in self.told and trial.last_result:
+            if trial.trial_id not in self.told and S.SCORE in (trial.last_result or {}):
                 self._line(trials, trial, None)
 
     def _line(self, trials, trial, error):
         self.told.add(trial.trial_id)
         done = sum(t is trial or t.trial_id in self.told or t.status in ("TERMINATED", "ERROR") for t in trials)
         m = trial.last_result or {}
-        score, used = m.get(S.SCORE), m.get("time_total_s", 0.0)
+        score, used = m.get(S.SCORE), m.get(USED, 0.0)
         scored = [((t.last_result or {}).get(S.SCORE), t.trial_id) for t in trials
                   if (t is trial and error is None) or t.status == "TERMINATED"]
         best = min(((s, i) for s, i in scored if s is not None), default=None)
@@ -109,13 +135,13 @@ def _error_line(error_file):
     return (mine or lines or ["unknown error"])[-1]
 
 
-def _settings(base, data, budget_s, trials, space, seed):
-    """What a resumed search must repeat: the data, budget, trials, space and base config."""
+def _settings(base, data, budget_s, trials, space, seed, search_time_s):
+    """What a resumed search must repeat: the data, budget, trials, space, seed, time limit and base config."""
     d = base.to_dict()
     d["run"].pop("out")
     d["run"].pop("address")   # where the cluster is, not what is searched
     return {"data": data, "budget_s": budget_s, "trials": trials, "space": space, "seed": seed,
-            "validation": S.VALIDATION, "base": d}
+            "search_time_s": search_time_s, "validation": S.VALIDATION, "base": d}
 
 
 def _check_out(out, settings):
@@ -159,12 +185,16 @@ def _concurrency(base, space):
 
     from .train.plan import at_once
     from .train.run import cluster_types, plan_for
-    if base.run.local:
-        return None   # each trial holds its CPUs (tune.with_resources): Ray alone decides
+    types = cluster_types(ray)
+    if base.run.local:   # each trial holds its CPUs (tune.with_resources): Ray alone decides
+        most = max((t.cpus for t in types), default=0)
+        if base.run.cpus_per_member > most:
+            raise UserError(f"run.cpus_per_member {base.run.cpus_per_member:g}: a local trial holds that many "
+                            f"CPUs, and no node has more than {most:g}; expected at most {most:g}")
+        return None
     members = space.get("train.members", {})
     most = max(next(iter(members.values()))) if members else base.train.members
     cfg = C.with_values(base, {"train.members": most, "run.members_per_worker": 1})
-    types = cluster_types(ray)
     return at_once(plan_for(cfg, types), types)
 
 
@@ -181,23 +211,27 @@ def tune(base, data, budget_s, trials, out, space=None, search_time_s=0.0, seed=
         raise UserError(f"--trials {trials}: expected an integer >= 1")
     if not (search_time_s >= 0 and math.isfinite(search_time_s)):
         raise UserError(f"--search-time-s {search_time_s}: expected seconds >= 0 (0: no limit)")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: expected an integer >= 0")
     out = os.path.abspath(out)
     data = data if data == "synthetic" or "://" in data else os.path.abspath(data)
     base = C.with_values(base, {"data.path": data, "run.out": os.path.join(out, "trials")})
+    if base.run.local:   # a local trial trains with as many threads as the CPUs it holds
+        base = C.with_values(base, {"run.cpus_per_member": base.run.cpus_per_member or 1})
     space = S.check_space(space or S.DEFAULT_SPACE)
     S.trial_config(base, {k: _first(v) for k, v in space.items()}, budget_s, out)   # the base's own checks
-    settings = _settings(base, data, budget_s, trials, space, seed)
+    settings = _settings(base, data, budget_s, trials, space, seed, search_time_s)
     resume = _check_out(out, settings)
     validation = _validation(base)
+    ensure_ray(base.run.address)
+    at_once = _concurrency(base, space)   # the last check that can refuse: nothing is written before it
     os.makedirs(out, exist_ok=True)
     S.write_json(os.path.join(out, SETTINGS), {"settings": settings, "validation": validation})
-    ensure_ray(base.run.address)
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)   # a trial's error is its line below
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # Tune's own tables: one line per trial is ours
-    resources = {"CPU": max(1.0, base.run.cpus_per_member * base.train.members)} if base.run.local else {"memory": 2 ** 20}
+    resources = {"CPU": base.run.cpus_per_member} if base.run.local else {"memory": 2 ** 20}
     trainable = T.with_resources(T.with_parameters(_trial, base=base.to_dict(), budget_s=budget_s, root=out),
                                  resources)
-    at_once = _concurrency(base, space)
     print(f"raypose tune: {trials} trials of {budget_s:g}s, " + (f"{at_once} at a time, " if at_once else "")
           + f"scored on {validation['frames']} validation frames of the training subjects "
           f"({len(validation['held_out'])} chunks and tails); the test split is not read"
@@ -210,7 +244,7 @@ def tune(base, data, budget_s, trials, out, space=None, search_time_s=0.0, seed=
             metric=S.SCORE, mode="min", num_samples=trials, time_budget_s=search_time_s or None,
             trial_dirname_creator=_dirname, search_alg=BasicVariantGenerator(random_state=seed,
                                                                              max_concurrent=at_once or 0),
-            scheduler=ASHAScheduler(time_attr="time_total_s", max_t=2 * budget_s + 60,
+            scheduler=ASHAScheduler(time_attr=USED, max_t=2 * budget_s + 60,
                                     grace_period=budget_s / 9, reduction_factor=3)),
             run_config=T.RunConfig(name=STATE, storage_path=out, verbose=0,
                                    callbacks=[_Lines(trials, budget_s)]))
@@ -227,12 +261,14 @@ def _first(spec):
 def _finish(out, grid, base, budget_s, space, settings, validation, wall_s):
     rows, histories = [], {}
     for result in grid:
+        if not result.config:   # never started (the search's time limit came first): nothing to tell
+            continue
         trial = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
         frame = result.metrics_dataframe
         history = []
         if frame is not None and len(frame) and S.SCORE in frame:
             frame = frame.drop_duplicates("iteration")
-            history = [(float(t), float(s)) for t, s in zip(frame["time_total_s"], frame[S.SCORE])]
+            history = [(float(t), float(s)) for t, s in zip(frame[USED], frame[S.SCORE])]
         histories[trial] = history
         rows.append(S.trial_row(trial, {k: result.config[k] for k in space}, history, _status(result, budget_s),
                                 budget_s))

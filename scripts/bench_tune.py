@@ -2,7 +2,7 @@
 hand-picked humaneva_10min.toml (chosen over a dozen runs scored on Validate/*, the test split)?
 
     python scripts/bench_tune.py [--real ../shared/data/humaneva] [--budget 545] [--search-time 4800]
-        [--trials 40] [--reference-run RUN] [--json benchmarks/tune.json]
+        [--trials 40] [--reference-run RUN] [--json benchmarks/tune.json] [--figure docs/images/tune_humaneva.png]
 
 1. The hand-picked config on the search's validation split (its score on the same footing as the trials').
 2. The search: real HumanEva-I Walk, Jog, Box; every trial a whole `raypose train` with --budget seconds
@@ -63,6 +63,7 @@ def main():
     ap.add_argument("--out", default="bench_out/tune")
     ap.add_argument("--reuse", action="store_true", help="keep finished runs and the search in --out")
     ap.add_argument("--json", default="benchmarks/tune.json")
+    ap.add_argument("--figure", default="docs/images/tune_humaneva.png", help="a copy of the search's tune.png")
     args = ap.parse_args()
     if not os.path.isfile(os.path.join(args.real, "data_3d_humaneva15.npz")):
         print(f"real HumanEva not found at {args.real}: skipped")
@@ -99,6 +100,8 @@ def main():
           f"found {res['found']['test_p_mpjpe']:.2f} mm vs hand-picked {res['handpicked']['test_p_mpjpe']:.2f} mm "
           f"(x{res['found_over_handpicked_test']:.3f})")
     write(args.json, res)
+    os.makedirs(os.path.dirname(os.path.abspath(args.figure)), exist_ok=True)
+    shutil.copyfile(os.path.join(search, "tune.png"), args.figure)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,10 @@ def test_search_writes_resumes_and_never_reads_the_test_split(ray_local, tmp_pat
     tune(C.from_args(_args(BASE)), str(data), 900, 2, out, space=S.read_space(tmp_path / "space.toml"))
     again = capsys.readouterr().out   # the same command, in this process
     assert "resuming" in again and "trial 2/2" in again and "best: trial" in again, again
-    assert record.stat().st_mtime_ns == stamp   # the finished trial was not trained again
+    assert first not in again.split("best: trial")[0]   # the finished trial is neither told nor trained again
+    log = (out / "logs" / f"{first}.log").read_text()
+    assert log.count("raypose:") == 1 and "already complete" not in log, log
+    assert record.stat().st_mtime_ns == stamp
     resumed = _table(out)
     assert len(resumed) == 2 and {r["status"] for r in resumed} == {"completed"}
     assert len({r["train.lr"] for r in resumed}) == 2 and all(r["iterations"] == 2 for r in resumed)
@@ -139,7 +142,8 @@ def test_space_files_and_their_errors(tmp_path):
                                "train.lr_decay": {"uniform": [0.9, 0.99]}}
     for text, expected in (("train.nope = [1]", "unknown"), ("train.members = [0, 2]", "train.members"),
                            ("train.lr = {normal = [1, 2]}", "expected a list"), ("run.time_budget = [5]", "set by"),
-                           ("train.lr = {loguniform = [0, 1]}", "low > 0"), ("x = ", "not valid TOML")):
+                           ("train.lr = {loguniform = [0, 1]}", "low > 0"), ("x = ", "not valid TOML"),
+                           ("train.members = {uniform = [2, 6]}", "takes int")):
         f.write_text(text)
         with pytest.raises(UserError, match=expected):
             S.read_space(f)
