@@ -88,9 +88,10 @@ def test_search_writes_resumes_and_never_reads_the_test_split(ray_local, tmp_pat
     tune(C.from_args(_args(BASE)), str(data), 900, 2, out, space=S.read_space(tmp_path / "space.toml"))
     again = capsys.readouterr().out   # the same command, in this process
     assert "resuming" in again and "trial 2/2" in again and "best: trial" in again, again
-    assert first not in again.split("best: trial")[0]   # the finished trial is neither told nor trained again
+    # the finished trial is not trained again (Tune may run its function once more if the kill came
+    # before it saved the search: its run is then found complete at once)
     log = (out / "logs" / f"{first}.log").read_text()
-    assert log.count("raypose:") == 1 and "already complete" not in log, log
+    assert log.count("starting") == 1 and "resuming after" not in log, log
     assert record.stat().st_mtime_ns == stamp
     resumed = _table(out)
     assert len(resumed) == 2 and {r["status"] for r in resumed} == {"completed"}
