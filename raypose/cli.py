@@ -138,7 +138,6 @@ def _add_train(sub):
 
 
 def _add_tune(sub):
-    from . import config as C
     q = sub.add_parser("tune", help="Ray Tune: the best ensemble config for a time budget, scored on a "
                        "validation split of the training subjects (never the test split)")
     q.add_argument("--data", required=True, help="npz directory, prepared table or 'synthetic' [data.path]")

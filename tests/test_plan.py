@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from raypose.errors import UserError
-from raypose.train.plan import NodeType, _slots, node_types_from_config, plan
+from raypose.train.plan import NodeType, _slots, at_once, node_types_from_config, plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -178,3 +178,14 @@ def test_only_this_fits_placement_group_counts(monkeypatch):
     assert ray_run._placed(p, set()) and not ray_run._placed(p, {"a"})
     monkeypatch.setattr(ray_run, "_groups", lambda: {"c": {**ours, "bundles": {0: ours["bundles"][0]}}})
     assert not ray_run._placed(p, set())   # one bundle: not this plan's two workers
+
+
+def test_tune_runs_as_many_trials_at_once_as_the_node_types_hold():
+    """raypose tune's concurrency: whole runs of the largest ensemble side by side, at least one."""
+    laptop = [NodeType("box", cpus=2, driver=True)]
+    assert at_once(plan(6, laptop), laptop) == 1   # a run shares the node's CPUs
+    gpus = [NodeType("head", cpus=8, driver=True), NodeType("gpu", cpus=32, gpus=8, up=1)]
+    assert at_once(plan(4, gpus), gpus) == 1   # a run's 4 workers take the node's 32 CPUs between them
+    assert at_once(plan(4, gpus, cpus_per_member=4), gpus) == 2   # 4 CPUs each: two runs share the node
+    two = [NodeType("head", cpus=8, driver=True), NodeType("gpu", cpus=32, gpus=8, up=2)]
+    assert at_once(plan(3, two), two) == 2   # 10 CPUs a worker: 3 workers a node

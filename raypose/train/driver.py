@@ -78,7 +78,8 @@ def _train(cfg, run, echo, on_record):
     echo(f"raypose: {cfg.train.members} members on {where}, {source.description}, split {cfg.data.split}: "
          f"{len(labelled)} train" + (f" + {len(unlabelled)} unlabelled ({cfg.semi.mode})" if unlabelled else "")
          + (f" / {len(test)} eval chunks; " if test else
-            f" ({cfg.data.validation:.0%} of their frames held out to validate; the test split unread); ")+ (f"resuming after iteration {start}" if start else "starting")
+            f" ({cfg.data.validation:.0%} of their frames held out to validate; the test split unread); ")
+         + (f"resuming after iteration {start}" if start else "starting")
          + (f"; time budget {cfg.run.time_budget:g}s" if cfg.run.time_budget else ""))
     progress = Progress(run, cfg, start, echo, on_record)
     try:
