@@ -14,6 +14,7 @@ import tomllib
 from . import config as C
 from .data.npz import atomic_write
 from .errors import UserError
+from .outputs import plain
 
 KINDS = ("choice", "uniform", "loguniform", "randint")
 VALIDATION = 0.2   # of every subject's training frames: whole chunks where an action has several
@@ -109,17 +110,12 @@ def best_config(base, params, budget_s, out):
                                            "data.validation": 0.0}))
 
 
-def plain_params(params):
-    return {k: (list(v) if isinstance(v, (list, tuple)) else v.item() if hasattr(v, "item") else v)
-            for k, v in params.items()}
-
-
 def write_text(path, text):
     return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_json(path, obj):
-    return write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    return write_text(path, json.dumps(plain(obj), indent=1, sort_keys=True) + "\n")   # NaN as null
 
 
 def trial_row(trial_id, params, history, status, budget_s):
@@ -129,18 +125,13 @@ def trial_row(trial_id, params, history, status, budget_s):
     last = history[-1][1] if history else math.nan
     return {"trial": trial_id, "status": status, SCORE: last, "iterations": len(history),
             "time_s": history[-1][0] if history else 0.0, "budget_s": budget_s,
-            "stopped_early": status == "stopped", **plain_params(params)}
+            "stopped_early": status == "stopped", **plain(params)}
 
 
 def read_trials(out):
     """The trials table a finished search left in search.json."""
     with open(os.path.join(out, "search.json")) as f:
         return json.load(f)["trials"]
-
-
-def no_nan(row):
-    """A row for JSON: a trial that never scored has None, not NaN."""
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
 def write_outputs(out, rows, histories, base, budget_s, space):

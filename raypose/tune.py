@@ -19,6 +19,7 @@ from ray.tune import Callback
 from . import config as C
 from . import search as S
 from .errors import UserError
+from .outputs import plain
 
 STATE = "tune_state"
 SETTINGS = "search.json"
@@ -77,7 +78,7 @@ def _status(result, budget_s):
 
 def _short(params):
     return " ".join(f"{k.split('.')[-1]}={','.join(map(str, v)) if isinstance(v, list) else _num(v)}"
-                    for k, v in S.plain_params(params).items())
+                    for k, v in plain(params).items())
 
 
 def _num(v):
@@ -275,7 +276,7 @@ def _finish(out, grid, base, budget_s, space, settings, validation, wall_s):
     best = S.write_outputs(out, rows, histories, base, budget_s, space)
     S.write_json(os.path.join(out, SETTINGS), {"settings": settings, "validation": validation,
                                                "wall_s": wall_s, "best": best,
-                                               "trials": [S.no_nan(r) for r in rows]})
+                                               "trials": rows})
     if best is None:
         raise UserError(f"{out}: no trial finished an iteration (see {os.path.join(out, 'logs')}); "
                         "expected a budget that fits at least one iteration")
