@@ -2,9 +2,9 @@
 import argparse
 import sys
 
-from .errors import UserError
-from .tracks import CONFIDENCE_THRESHOLD
-from .uncertainty import QUANTILES
+from raypose.ensemble.uncertainty import QUANTILES
+from raypose.errors import UserError
+from raypose.interop.tracks import CONFIDENCE_THRESHOLD
 
 
 class _Parser(argparse.ArgumentParser):
@@ -13,7 +13,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_prepare(args):
-    from .data.prepare import format_summary, prepare
+    from raypose.data.prepare import format_summary, prepare
     summary = prepare(args.npz_dir, args.out, keypoints=args.keypoints, split=args.split,
                       actions=args.actions, csv=args.csv, overwrite=args.overwrite, dataset=args.dataset,
                       skeleton=args.skeleton, cameras=args.cameras)
@@ -21,27 +21,27 @@ def _cmd_prepare(args):
 
 
 def _cmd_synth(args):
-    from .data.synthetic import write_synthetic
+    from raypose.data.synthetic import write_synthetic
     paths = write_synthetic(args.out, frames=args.frames, seed=args.seed, overwrite=args.overwrite,
                             layout=args.layout)
     print("wrote " + ", ".join(paths))
 
 
 def _cmd_demo(args):
-    from .demo import run_demo
+    from raypose.commands.demo import run_demo
     run_demo(args.out, **{"data.synthetic_frames": args.frames, "data.synthetic_seed": args.seed})
 
 
 def _cmd_train(args):
-    from . import config as C
-    from .train.driver import train
+    from raypose import config as C
+    from raypose.train.driver import train
     train(C.from_args(args))
 
 
 def _cmd_tune(args):
-    from . import config as C
-    from .search import read_space
-    from .tune import tune
+    from raypose import config as C
+    from raypose.tune.search import read_space
+    from raypose.tune.tuner import tune
     space = read_space(args.space) if args.space else None
     tune(C.from_args(args, base=None if args.config else C.with_values(C.Config(), {"train.iterations": 1000})),
          args.data, args.budget_s, args.trials, args.out, space=space, search_time_s=args.search_time_s,
@@ -49,14 +49,14 @@ def _cmd_tune(args):
 
 
 def _cmd_evaluate(args):
-    from .evaluate import evaluate
+    from raypose.evaluation.evaluate import evaluate
     evaluate(args.run, iteration=args.iteration, method=args.aggregate, data=args.data,
              split=args.split, tta=not args.no_tta, curve=not args.no_curve, device=args.device,
              dataset=args.dataset, skeleton=args.skeleton, cameras=args.cameras)
 
 
 def _cmd_plot(args):
-    from .figures import animation, prediction_animation, run_plots
+    from raypose.commands.plot import animation, prediction_animation, run_plots
     if args.pred:
         if not args.animate:
             raise UserError("plot --pred: needs --animate SUBJECT/ACTION --out FILE.gif; expected a track of the file")
@@ -74,7 +74,7 @@ def _cmd_plot(args):
 
 
 def _cmd_predict(args):
-    from .predict import predict_file
+    from raypose.commands.predict import predict_file
     path = predict_file(args.run, args.input, args.out, iteration=args.iteration, method=args.aggregate,
                         flip=not args.no_tta, fit_2d=args.fit_2d, focal=args.focal, overwrite=args.overwrite,
                         device=args.device, quantiles=args.quantiles, image_size=args.image_size,
@@ -84,20 +84,20 @@ def _cmd_predict(args):
 
 
 def _cmd_import_members(args):
-    from .vp3d import import_members
+    from raypose.interop.vp3d import import_members
     for line in import_members(args.files, args.out, data=args.data, overwrite=args.overwrite,
                                keypoints=args.keypoints):
         print(line)
 
 
 def _cmd_export_member(args):
-    from .vp3d import export_member
+    from raypose.interop.vp3d import export_member
     for line in export_member(args.run, args.member, args.out, iteration=args.iteration, overwrite=args.overwrite):
         print(line)
 
 
 def _cmd_export(args):
-    from .export import export_file, format_summary
+    from raypose.interop.export import export_file, format_summary
     print(format_summary(export_file(args.poses, args.format, args.out, overwrite=args.overwrite, fps=args.fps)))
 
 
@@ -130,7 +130,7 @@ def _add_synth(sub):
 
 
 def _add_train(sub):
-    from . import config as C
+    from raypose import config as C
     q = sub.add_parser("train", help="train an ensemble (resumes an interrupted run)")
     q.add_argument("--config", help="TOML config, e.g. raypose/configs/humaneva.toml")
     C.add_flags(q)   # every option with a flag, from raypose/config.py
@@ -251,7 +251,7 @@ def _add_export_member(sub):
 
 
 def _add_export(sub):
-    from .export import FORMATS
+    from raypose.interop.export import FORMATS
     q = sub.add_parser("export", help="a prediction as BVH (one file per track), CSV or JSON")
     q.add_argument("poses", metavar="POSES.npz", help="a file `raypose predict` wrote")
     q.add_argument("--format", required=True, choices=FORMATS)

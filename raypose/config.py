@@ -12,9 +12,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 
-from .errors import UserError
+from raypose.errors import UserError
 
-PRECISIONS = ("fp32", "tf32", "bf16")   # train.precision; raypose/train/device.py gives them meaning
+PRECISIONS = ("fp32", "tf32", "bf16")   # train.precision; raypose/model/device.py gives them meaning
 SEMI_DEFAULT_FRACTION = 0.4   # the 2022 study's labelled share, when semi is on and none is given
 
 

@@ -7,10 +7,12 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 
-from .errors import UserError
+from raypose.errors import UserError
+from raypose.npzfile import _umask, read_npz
 
 
 def _has(path, files=(), dirs=()):
@@ -23,9 +25,26 @@ def _is_prepared(path, names):   # _raypose.json, or the old layout: metadata.js
 
 
 def _is_synthetic(path, names):
-    """Only raypose synth's files, its 2D marked synthetic (real HumanEva or Human3.6M files have the same names)."""
-    from .data.synthetic import is_synthetic_dir
-    return is_synthetic_dir(path, names)
+    """Only raypose synth's files: every name a data_2d_<dataset>_*.npz or data_3d_<dataset>.npz, and each
+    dataset's 2D gt file present and marked synthetic in its metadata (real HumanEva or Human3.6M files
+    have the same names, never the mark)."""
+    used = set()
+    for name in names:
+        m = _SYNTH_NAME.fullmatch(name)
+        if not m or not os.path.isfile(os.path.join(path, name)):
+            return False
+        used.add(m.group(1) or m.group(2))
+    for dataset in used:
+        try:
+            meta = read_npz(os.path.join(path, f"data_2d_{dataset}_gt.npz"), keys=("metadata",)).get("metadata")
+        except UserError:
+            return False
+        if not (isinstance(meta, dict) and meta.get("synthetic") is True):
+            return False
+    return bool(used)
+
+
+_SYNTH_NAME = re.compile(r"data_2d_([A-Za-z0-9]+)_\w+\.npz|data_3d_([A-Za-z0-9]+)\.npz")
 
 
 EXPORT_SUMMARY = "raypose_export.json"   # raypose export's summary: "files" lists what it wrote
@@ -139,7 +158,6 @@ def atomic_dir(out, overwrite=False, inputs=(), kind=None):
     rename stays on one file system and is atomic. The folder gets the user's usual mode
     (0o777 & ~umask), not mkdtemp's private 0o700.
     """
-    from .data.npz import _umask
     out = os.path.abspath(os.fspath(out))
     check_replaceable(out, overwrite, inputs, kind)
     parent, name = os.path.split(out)

@@ -23,9 +23,9 @@ import uuid
 import numpy as np
 import pyarrow.fs as pafs
 
-from . import config as C
-from .errors import UserError
-from .layout import Layout
+from raypose import config as C
+from raypose.datasets.layout import Layout
+from raypose.errors import UserError
 
 CAMERAS = "cameras.json"   # focal lengths fitted on the training windows (geometry.focal_table)
 LEASE = "lease.json"       # the one driver that may write the run (host, pid, start, last renewal)
@@ -278,8 +278,7 @@ class Run:
         if named:   # runs of other datasets keep theirs in layout.json: their files are never read again
             raise UserError(f"{self.path('layout.json')}: not found in a run of data.{named[0]} "
                             f"{getattr(data, named[0])!r}; expected the layout.json that raypose train writes")
-        from .data.source import open_source
-        from .train.driver import source_layout
+        from raypose.data.source import open_source, source_layout
         return source_layout(open_source(data))
 
     def focals(self):

@@ -1,5 +1,5 @@
 """Benchmark: what a detector's COCO-17 keypoints cost a run trained on HumanEva's 15 joints,
-through the documented mapping (raypose.keypoints.coco_to_humaneva).
+through the documented mapping (raypose.datasets.keypoints.coco_to_humaneva).
 
     python scripts/bench_coco_mapping.py [--out bench_out/coco_mapping] [--reuse] [--json benchmarks/coco_mapping.json]
 
@@ -24,13 +24,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import header, write  # noqa: E402
 
 from raypose import config as C  # noqa: E402
-from raypose.cameras import CAMERA_NAMES, normalize_screen  # noqa: E402
 from raypose.data import splits, synthetic  # noqa: E402
 from raypose.data.table import camera_pose  # noqa: E402
 from raypose.data.windows import make_windows  # noqa: E402
-from raypose.ensemble import Ensemble  # noqa: E402
-from raypose.evaluate import protocol  # noqa: E402
-from raypose.keypoints import HEAD, PELVIS, THORAX, mapping  # noqa: E402
+from raypose.datasets.cameras import CAMERA_NAMES, normalize_screen  # noqa: E402
+from raypose.datasets.keypoints import HEAD, PELVIS, THORAX, mapping  # noqa: E402
+from raypose.ensemble.ensemble import Ensemble  # noqa: E402
+from raypose.evaluation.evaluate import protocol  # noqa: E402
 from raypose.run import Run  # noqa: E402
 from raypose.train.driver import train  # noqa: E402
 

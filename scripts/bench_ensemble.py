@@ -19,10 +19,10 @@ import torch
 from benchlib import REAL_DEFAULT, data_sets, header, write
 
 from raypose import config as C
-from raypose.aggregate import AGGREGATES, aggregate
-from raypose.ensemble import Ensemble, model_args
-from raypose.evaluate import eval_windows, evaluate, quick
-from raypose.model import TemporalModel
+from raypose.ensemble.aggregate import AGGREGATES, aggregate
+from raypose.ensemble.ensemble import Ensemble, model_args
+from raypose.evaluation.evaluate import eval_windows, evaluate, quick
+from raypose.model.temporal import TemporalModel
 from raypose.run import Run
 from raypose.train.driver import train
 

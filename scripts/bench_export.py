@@ -23,13 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import REAL_DEFAULT, header, write  # noqa: E402
 from pybvh import read_bvh_file  # noqa: E402
 
-from raypose import bvh as B  # noqa: E402
-from raypose.cameras import world_to_camera  # noqa: E402
+from raypose.commands.predict import predict_file  # noqa: E402
 from raypose.data.npz import load_2d, load_3d, read_npz, save_2d, save_npz  # noqa: E402
-from raypose.export import export_file  # noqa: E402
-from raypose.layout import Layout  # noqa: E402
-from raypose.predict import predict_file  # noqa: E402
-from raypose.skeleton import HUMANEVA  # noqa: E402
+from raypose.datasets.cameras import world_to_camera  # noqa: E402
+from raypose.datasets.layout import Layout  # noqa: E402
+from raypose.datasets.skeleton import HUMANEVA  # noqa: E402
+from raypose.interop import bvh as B  # noqa: E402
+from raypose.interop.export import export_file  # noqa: E402
 
 SEQUENCES = "Validate/S2/Walking 1 chunk0,Validate/S3/Box 1 chunk0,Validate/S1/Gestures 1 chunk0"
 

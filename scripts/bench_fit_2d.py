@@ -17,11 +17,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchlib import header, write  # noqa: E402
 
-from raypose.aggregate import DEFAULT_AGGREGATE, aggregate  # noqa: E402
-from raypose.corrupt import gaussian  # noqa: E402
-from raypose.ensemble import Ensemble  # noqa: E402
-from raypose.evaluate import eval_windows, protocol  # noqa: E402
-from raypose.geometry import fit_windows  # noqa: E402
+from raypose.ensemble.aggregate import DEFAULT_AGGREGATE, aggregate  # noqa: E402
+from raypose.ensemble.corrupt import gaussian  # noqa: E402
+from raypose.ensemble.ensemble import Ensemble  # noqa: E402
+from raypose.evaluation.evaluate import eval_windows, protocol  # noqa: E402
+from raypose.model.geometry import fit_windows  # noqa: E402
 from raypose.run import Run  # noqa: E402
 
 

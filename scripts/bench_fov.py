@@ -21,12 +21,12 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import REAL_DEFAULT, header, write  # noqa: E402
 
-from raypose import metrics as M  # noqa: E402
-from raypose.calibration import coverage  # noqa: E402
-from raypose.cameras import CAMERA_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH, image_coordinates, world_to_camera  # noqa: E402
+from raypose.commands.predict import predict_file  # noqa: E402
 from raypose.data.npz import load_3d, read_npz, save_2d  # noqa: E402
-from raypose.evaluate import eval_windows  # noqa: E402
-from raypose.predict import predict_file  # noqa: E402
+from raypose.datasets.cameras import CAMERA_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH, image_coordinates, world_to_camera  # noqa: E402
+from raypose.evaluation import metrics as M  # noqa: E402
+from raypose.evaluation.calibration import coverage  # noqa: E402
+from raypose.evaluation.evaluate import eval_windows  # noqa: E402
 from raypose.run import Run  # noqa: E402
 
 WIDE = 1.4   # normalised focal length (f in pixels x 2 / width) of a phone-like wide lens

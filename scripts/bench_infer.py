@@ -22,10 +22,10 @@ from raypose.data.npz import PoseData
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
-from raypose.ensemble import Ensemble, model_args
-from raypose.layout import Layout
-from raypose.model import TemporalModel
-from raypose.skeleton import LEFT, RIGHT
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.ensemble.ensemble import Ensemble, model_args
+from raypose.model.temporal import TemporalModel
 
 
 def main():

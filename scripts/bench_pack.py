@@ -25,9 +25,9 @@ from raypose.data.npz import PoseData
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
-from raypose.layout import Layout
-from raypose.model import TemporalModel
-from raypose.skeleton import LEFT, RIGHT
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.model.temporal import TemporalModel
 from raypose.train.losses import weighted_mpjpe_loss
 from raypose.train.member import TrainSet
 from raypose.train.packed import PackedMembers

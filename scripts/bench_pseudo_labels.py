@@ -19,14 +19,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 from benchlib import header, write
 
-from raypose.aggregate import aggregate, frame_spread, spread
-from raypose.calibration import spearman
 from raypose.data import splits
 from raypose.data.source import open_source, read_sequences
 from raypose.data.windows import make_windows
-from raypose.ensemble import Ensemble
-from raypose.geometry import fit_bones, fit_to_2d, focal_table, subject_bones, window_focals
-from raypose.metrics import mpjpe, p_mpjpe
+from raypose.ensemble.aggregate import aggregate, frame_spread, spread
+from raypose.ensemble.ensemble import Ensemble
+from raypose.evaluation.calibration import spearman
+from raypose.evaluation.metrics import mpjpe, p_mpjpe
+from raypose.model.geometry import fit_bones, fit_to_2d, focal_table, subject_bones, window_focals
 from raypose.run import Run
 
 

@@ -18,9 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchlib import REAL_DEFAULT, data_sets, header, write
 
 from raypose import config as C
-from raypose.aggregate import aggregate
-from raypose.ensemble import Ensemble
-from raypose.evaluate import eval_windows, protocol
+from raypose.ensemble.aggregate import aggregate
+from raypose.ensemble.ensemble import Ensemble
+from raypose.evaluation.evaluate import eval_windows, protocol
 from raypose.run import Run
 from raypose.train.driver import train
 

@@ -27,10 +27,10 @@ from raypose.data.npz import PoseData
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
-from raypose.layout import Layout
-from raypose.model import TemporalModel
-from raypose.skeleton import LEFT, RIGHT
-from raypose.train import device as D
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.model import device as D
+from raypose.model.temporal import TemporalModel
 from raypose.train.losses import mpjpe_loss
 from raypose.train.member import Member, TrainSet
 

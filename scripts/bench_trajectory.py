@@ -16,11 +16,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import REAL_DEFAULT, header, write  # noqa: E402
 
-from raypose.cameras import CAMERA_NAMES, world_to_camera  # noqa: E402
 from raypose.data.npz import load_3d  # noqa: E402
-from raypose.ensemble import Ensemble  # noqa: E402
-from raypose.evaluate import eval_windows  # noqa: E402
-from raypose.geometry import trajectory, window_focals  # noqa: E402
+from raypose.datasets.cameras import CAMERA_NAMES, world_to_camera  # noqa: E402
+from raypose.ensemble.ensemble import Ensemble  # noqa: E402
+from raypose.evaluation.evaluate import eval_windows  # noqa: E402
+from raypose.model.geometry import trajectory, window_focals  # noqa: E402
 from raypose.run import Run  # noqa: E402
 
 

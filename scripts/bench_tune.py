@@ -23,13 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import REAL_DEFAULT, header, write  # noqa: E402
 
 from raypose import config as C  # noqa: E402
-from raypose import search as S  # noqa: E402
-from raypose.aggregate import DEFAULT_AGGREGATE, aggregate  # noqa: E402
-from raypose.ensemble import Ensemble  # noqa: E402
-from raypose.evaluate import eval_windows, protocol  # noqa: E402
+from raypose.ensemble.aggregate import DEFAULT_AGGREGATE, aggregate  # noqa: E402
+from raypose.ensemble.ensemble import Ensemble  # noqa: E402
+from raypose.evaluation.evaluate import eval_windows, protocol  # noqa: E402
 from raypose.run import Run  # noqa: E402
 from raypose.train.driver import train  # noqa: E402
-from raypose.tune import tune  # noqa: E402
+from raypose.tune import search as S  # noqa: E402
+from raypose.tune.tuner import tune  # noqa: E402
 
 HANDPICKED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "raypose", "configs",
                           "humaneva_10min.toml")

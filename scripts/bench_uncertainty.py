@@ -20,13 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import REAL_DEFAULT, header, write  # noqa: E402
 
 from raypose import config as C  # noqa: E402
-from raypose import uncertainty as U  # noqa: E402
-from raypose.aggregate import DEFAULT_AGGREGATE, spread  # noqa: E402
 from raypose.data import splits  # noqa: E402
 from raypose.data.source import read_sequences  # noqa: E402
 from raypose.data.windows import make_windows  # noqa: E402
-from raypose.ensemble import Ensemble  # noqa: E402
-from raypose.evaluate import (  # noqa: E402
+from raypose.ensemble import uncertainty as U  # noqa: E402
+from raypose.ensemble.aggregate import DEFAULT_AGGREGATE, spread  # noqa: E402
+from raypose.ensemble.ensemble import Ensemble  # noqa: E402
+from raypose.evaluation.evaluate import (  # noqa: E402
     corrupted_estimates,
     eval_windows,
     protocol,

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from raypose.aggregate import AGGREGATES, aggregate, frame_spread, geometric_median, spread
-from raypose.calibration import calibration_report, sparsification, spearman, spearman_per_joint
+from raypose.ensemble.aggregate import AGGREGATES, aggregate, frame_spread, geometric_median, spread
 from raypose.errors import UserError
-from raypose.metrics import p_mpjpe
+from raypose.evaluation.calibration import calibration_report, sparsification, spearman, spearman_per_joint
+from raypose.evaluation.metrics import p_mpjpe
 
 
 def members(k=5, n=400, shared=0.02, own=0.015, seed=0):

@@ -1,10 +1,10 @@
-"""raypose.animation: the skeleton animation is a GIF with one image per frame drawn."""
+"""raypose.viz.animation: the skeleton animation is a GIF with one image per frame drawn."""
 import numpy as np
 import pytest
 
-from raypose import animation
+from raypose.datasets.skeleton import NUM_JOINTS, PARENTS
 from raypose.errors import UserError
-from raypose.skeleton import NUM_JOINTS, PARENTS
+from raypose.viz import animation
 
 
 def gif_frames(path):

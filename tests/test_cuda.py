@@ -13,8 +13,8 @@ import pytest
 import torch
 from test_member import LAYOUT, small_cfg
 
-from raypose.metrics import mpjpe
-from raypose.train import device as D
+from raypose.evaluation.metrics import mpjpe
+from raypose.model import device as D
 from raypose.train.member import Member, TrainSet, draw_sample, train_members
 
 pytestmark = [pytest.mark.cuda,

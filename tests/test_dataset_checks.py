@@ -13,18 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raypose import dataset, h36m, keypoints, plots, report
 from raypose.cli import main
 from raypose.config import DataConfig
 from raypose.data import npz
-from raypose.data.inputs import read_2d
-from raypose.data.source import open_source
+from raypose.data.source import open_source, source_layout
+from raypose.datasets import h36m, keypoints
+from raypose.datasets import registry as dataset
+from raypose.datasets.keypoints import COCO
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import read_skeleton
 from raypose.errors import UserError
-from raypose.keypoints import COCO
-from raypose.layout import Layout
-from raypose.skeleton import read_skeleton
-from raypose.tracks import prepare
-from raypose.train.driver import source_layout
+from raypose.evaluation import report
+from raypose.interop.inputs import read_2d
+from raypose.interop.tracks import prepare
+from raypose.viz import plots
 
 SYM_H36M = [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]
 SYM_COCO = [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]]

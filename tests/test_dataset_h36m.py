@@ -19,7 +19,7 @@ from raypose.data import npz
 from raypose.data.prepare import prepare
 from raypose.data.source import open_source, read_sequences
 from raypose.data.table import table_sequences
-from raypose.dataset import DATASETS, recognise, resolve
+from raypose.datasets.registry import DATASETS, recognise, resolve
 from raypose.errors import UserError
 
 KEEP = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]

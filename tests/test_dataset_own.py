@@ -13,15 +13,15 @@ import shutil
 import numpy as np
 import pytest
 
-from raypose.cameras import EXTRINSICS
 from raypose.cli import main
 from raypose.config import DataConfig
 from raypose.data.npz import read_npz
 from raypose.data.source import open_source
-from raypose.dataset import resolve
+from raypose.datasets.cameras import EXTRINSICS
+from raypose.datasets.registry import resolve
+from raypose.datasets.skeleton import HUMANEVA
 from raypose.errors import UserError
 from raypose.run import Run
-from raypose.skeleton import HUMANEVA
 
 SUBJECTS = {"Train/S1": "S1", "Train/S2": "S2", "Train/S3": "S3",
             "Validate/S1": "S4", "Validate/S2": "S5", "Validate/S3": "S6"}

@@ -18,13 +18,13 @@ from raypose.data.npz import PoseData, save_2d
 from raypose.data.synthetic import generate
 from raypose.data.table import data_sequences
 from raypose.data.windows import make_windows
-from raypose.ensemble import Ensemble
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.ensemble.ensemble import Ensemble
 from raypose.errors import UserError
-from raypose.inference import predict_windows
-from raypose.layout import Layout
+from raypose.model import device as D
+from raypose.model.inference import predict_windows
 from raypose.run import Run
-from raypose.skeleton import LEFT, RIGHT
-from raypose.train import device as D
 from raypose.train.driver import train
 from raypose.train.member import Member, TrainSet, batch_bounds, draw_sample, train_on_device
 from raypose.train.progress import devices

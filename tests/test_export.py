@@ -10,12 +10,12 @@ import pytest
 from pybvh import read_bvh_file
 from pybvh.rotations import euler_to_rotmat
 
-from raypose import bvh as B
 from raypose.cli import main
 from raypose.data.npz import load_2d, read_npz, save_2d, save_npz
-from raypose.export import FORMATS
-from raypose.keypoints import COCO
-from raypose.skeleton import HUMANEVA
+from raypose.datasets.keypoints import COCO
+from raypose.datasets.skeleton import HUMANEVA
+from raypose.interop import bvh as B
+from raypose.interop.export import FORMATS
 
 P = HUMANEVA.parents
 J = len(P)

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
+from raypose.data.gaps import fill_gaps, gap_summary
 from raypose.errors import UserError
-from raypose.gaps import fill_gaps, gap_summary
 
 NAN = np.nan
 

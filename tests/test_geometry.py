@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from raypose import cameras, skeleton
 from raypose.data import npz, splits, windows
+from raypose.datasets import cameras, skeleton
+from raypose.datasets.skeleton import bone_lengths
 from raypose.errors import UserError
-from raypose.geometry import (
+from raypose.model.geometry import (
     ALL_CAMERAS,
     fit_bones,
     fit_focal,
@@ -15,7 +16,6 @@ from raypose.geometry import (
     subject_bones,
     window_focals,
 )
-from raypose.skeleton import bone_lengths
 
 
 def test_skeleton_tables():
@@ -222,7 +222,7 @@ def test_fit_windows_puts_every_joint_on_its_input_ray():
 
 
 def test_trajectory_recovers_the_root_of_an_exact_projection():
-    from raypose.geometry import trajectory
+    from raypose.model.geometry import trajectory
     rng = np.random.default_rng(0)
     pose = rng.normal(0, 0.3, (20, 15, 3))
     pose[:, 0] = 0

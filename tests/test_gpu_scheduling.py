@@ -116,7 +116,7 @@ def test_a_workers_user_error_reaches_the_user_as_its_one_line(monkeypatch):
     from ray.exceptions import RayTaskError
     from ray.train.v2.api.exceptions import WorkerGroupError
 
-    from raypose.train.device import worker_device
+    from raypose.model.device import worker_device
     from raypose.train.driver import _user_error
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # as on this CPU machine
     try:

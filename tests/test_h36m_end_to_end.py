@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from raypose import h36m
 from raypose.cli import main
 from raypose.data.npz import read_npz
+from raypose.datasets import h36m
 from raypose.run import Run
 
 TINY = ["--channels", "16", "--members", "2", "--iterations", "1", "--epochs", "1",

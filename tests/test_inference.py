@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from raypose.data.windows import make_windows
-from raypose.inference import predict_windows
-from raypose.layout import Layout
-from raypose.model import TemporalModel
-from raypose.skeleton import COCO_LEFT, COCO_RIGHT, LEFT, RIGHT, flip_permutation, mirror
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import COCO_LEFT, COCO_RIGHT, LEFT, RIGHT, flip_permutation, mirror
+from raypose.model.inference import predict_windows
+from raypose.model.temporal import TemporalModel
 
 
 def small_model(j_in=15, seed=0):

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from raypose.data.inputs import COCO_SYMMETRY, read_2d, read_frame_order
 from raypose.data.npz import MAX_PIXELS, load_2d, save_2d, save_npz
 from raypose.errors import UserError
+from raypose.interop.inputs import COCO_SYMMETRY, read_2d, read_frame_order
 
 HUMANEVA_META = {"layout_name": "humaneva15", "num_joints": 15,
                  "keypoints_symmetry": [[2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]]}

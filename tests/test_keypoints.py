@@ -3,12 +3,12 @@ the synthetic COCO keypoints the mapping is measured on."""
 import numpy as np
 import pytest
 
-from raypose import h36m
 from raypose.cli import main
-from raypose.data import npz, synthetic
+from raypose.data import motion, npz, synthetic
+from raypose.datasets import h36m
+from raypose.datasets.keypoints import COCO, H36M, HUMANEVA15, LAYOUTS, coco_to_humaneva, mapping
+from raypose.datasets.skeleton import flip_permutation, mirror
 from raypose.errors import UserError
-from raypose.keypoints import COCO, H36M, HUMANEVA15, LAYOUTS, coco_to_humaneva, mapping
-from raypose.skeleton import flip_permutation, mirror
 
 NAN = np.nan
 
@@ -161,10 +161,10 @@ def test_synthetic_coco_layout(both):
 def test_synthetic_face_geometry(both):
     (_, p3, _), _ = both
     x = p3["Train/S1"]["Walking 1 chunk0"].astype(np.float64)
-    face = synthetic.face_points(x)
+    face = motion.face_points(x)
     head = x[:, 14]
     np.testing.assert_allclose(np.linalg.norm(face - head[:, None], axis=-1),
-                               np.broadcast_to(np.linalg.norm(synthetic.FACE_OFFSETS, axis=-1), face.shape[:2]))
+                               np.broadcast_to(np.linalg.norm(motion.FACE_OFFSETS, axis=-1), face.shape[:2]))
     velocity = np.gradient(x[:, 0, :2], axis=0)
     ahead = ((face[:, 0, :2] - head[:, :2]) * velocity).sum(-1)
     assert (ahead > 0).mean() > 0.9                             # the nose leads the walk

@@ -89,7 +89,7 @@ def test_incomplete_iteration_is_discarded(tmp_path):
 
 def test_training_again_keeps_the_evaluation(tmp_path):
     """Bug: `train` on a finished run rewrote metrics.json and lost `evaluate`'s part."""
-    from raypose.evaluate import evaluate
+    from raypose.evaluation.evaluate import evaluate
     out = tmp_path / "e"
     quiet(local(out))
     evaluate(str(out), echo=lambda s: None, curve=False, noise_px=0)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from raypose import config as C
-from raypose.layout import Layout
-from raypose.metrics import mpjpe
-from raypose.skeleton import LEFT, RIGHT
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.evaluation.metrics import mpjpe
 from raypose.train.member import Member, TrainSet, draw_sample
 
 

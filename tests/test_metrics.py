@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from raypose.metrics import METRICS, mpjpe, mpjve, n_mpjpe, p_mpjpe, per_joint_error, procrustes_align
+from raypose.evaluation.metrics import METRICS, mpjpe, mpjve, n_mpjpe, p_mpjpe, per_joint_error, procrustes_align
 
 
 def _rotation(rng):
@@ -97,8 +97,8 @@ def test_metrics_names_its_protocols_and_needs_neither_pandas_nor_torch():
     import subprocess
     import sys
 
-    import raypose.metrics as M
+    import raypose.evaluation.metrics as M
     assert all(callable(getattr(M, m)) for m in METRICS)
-    code = ("import sys, raypose.metrics; "
+    code = ("import sys, raypose.evaluation.metrics; "
             "assert not {'pandas', 'torch'} & set(sys.modules), sorted({'pandas', 'torch'} & set(sys.modules))")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from raypose.model import TemporalModel
+from raypose.model.temporal import TemporalModel
 
 
 def small_model(j_in=15, j_out=15, widths=(3, 3, 3), channels=32, seed=0):
@@ -116,7 +116,7 @@ def test_gemm_strided_form_equals_conv_kernels_in_training():
 
 
 def test_fast_dropout_is_dropout():
-    from raypose.model import Dropout
+    from raypose.model.temporal import Dropout
     torch.manual_seed(0)
     x = torch.ones(300, 1000, requires_grad=True)
     drop = Dropout(0.25).train()

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from runs import tiny_config
 
-from raypose.cameras import normalize_screen
 from raypose.cli import main
 from raypose.data.npz import load_2d, read_npz, save_2d
 from raypose.data.synthetic import FOCAL_PX
 from raypose.data.windows import make_windows
-from raypose.ensemble import Ensemble
-from raypose.geometry import _translation
+from raypose.datasets.cameras import normalize_screen
+from raypose.ensemble.ensemble import Ensemble
+from raypose.model.geometry import _translation
 from raypose.run import Run
 from raypose.train.driver import train
 
@@ -65,7 +65,7 @@ def test_predict_writes_the_contract(run_dir, synth_dir, tmp_path, capsys):
 def test_predict_writes_the_root_trajectory(run_dir, synth_dir, tmp_path):
     """With the run's fitted focal lengths (its own cameras), `trajectory` is the root in camera
     coordinates: near the synthetic people's true one even for these tiny members."""
-    from raypose.cameras import world_to_camera
+    from raypose.datasets.cameras import world_to_camera
     inp = str(synth_dir / "data_2d_humaneva15_gt.npz")
     assert main(["predict", "--run", str(run_dir), "--input", inp, "--out", str(tmp_path / "p.npz")]) == 0
     d = read_npz(tmp_path / "p.npz")
@@ -281,7 +281,7 @@ def test_predict_flips_with_the_runs_own_2d_layout(synth_copy, tmp_path):
     """Bug: predict took left/right from the input file and fell back to HumanEva's lists, so a
     run trained on 17 COCO keypoints mirrored wrongly for input without metadata."""
     from raypose.data import npz
-    from raypose.skeleton import COCO_LEFT, COCO_RIGHT
+    from raypose.datasets.skeleton import COCO_LEFT, COCO_RIGHT
     pos2d, meta = npz.load_2d(synth_copy / "data_2d_humaneva15_gt.npz")
     for actions in pos2d.values():
         for a, cams in actions.items():

@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from raypose.model import TemporalModel
+from raypose.model.temporal import TemporalModel
 from raypose.train.losses import weighted_mpjpe_loss
 from raypose.train.packed import PackedMembers
 
@@ -40,7 +40,7 @@ def test_train_packed_matches_members_and_resumes_like_them(synth_dir):
     from raypose import config as C
     from raypose.data.source import open_source, read_sequences
     from raypose.data.windows import make_windows
-    from raypose.layout import Layout
+    from raypose.datasets.layout import Layout
     from raypose.train.member import Member, TrainSet, draw_sample, train_members
 
     cfg = C.with_values(C.Config(), {"data.path": str(synth_dir), "model.channels": 16, "model.dropout": 0.0,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from raypose import figures
 from raypose.cli import main
+from raypose.commands import plot as figures
 from raypose.data.npz import load_2d, read_npz, save_2d, save_npz
 
 Image = pytest.importorskip("PIL.Image")

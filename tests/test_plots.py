@@ -1,11 +1,11 @@
-"""raypose.plots: every figure is a readable PNG."""
+"""raypose.viz.plots: every figure is a readable PNG."""
 import os
 
 import matplotlib.image
 import numpy as np
 
-from raypose import plots
-from raypose.skeleton import NUM_JOINTS
+from raypose.datasets.skeleton import NUM_JOINTS
+from raypose.viz import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -48,7 +48,7 @@ def per_joint():
 
 
 def sparsification():
-    from raypose.calibration import sparsification as sp
+    from raypose.evaluation.calibration import sparsification as sp
     rng = np.random.default_rng(0)
     e = rng.gamma(3, 10, 500)
     return sp(e * rng.lognormal(0, 0.5, 500), e)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from raypose.cli import main
 from raypose.data.npz import MAX_PIXELS, read_npz, save_2d, save_npz
-from raypose.ensemble import Ensemble
+from raypose.ensemble.ensemble import Ensemble
 
 J = 15   # the tiny run's 2D and 3D joints (HumanEva)
 

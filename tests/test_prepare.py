@@ -12,8 +12,8 @@ import pytest
 from raypose.cli import main
 from raypose.data import npz, table
 from raypose.data.source import open_source, read_sequences
+from raypose.datasets.skeleton import NUM_JOINTS
 from raypose.errors import UserError
-from raypose.skeleton import NUM_JOINTS
 
 
 def run_cli(capsys, *argv):

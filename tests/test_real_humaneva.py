@@ -3,9 +3,9 @@ import numpy as np
 import pyarrow.dataset as pads
 from conftest import real_humaneva
 
-from raypose.cameras import CAMERA_NAMES, world_to_camera
 from raypose.cli import main
 from raypose.data import npz
+from raypose.datasets.cameras import CAMERA_NAMES, world_to_camera
 
 
 def fit_intrinsics(cam_points, pixels):

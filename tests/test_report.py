@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from raypose.data.splits import action_name
-from raypose.report import ACTION_ORDER, evaluate_sequences, format_table, summary_table
+from raypose.evaluation.report import ACTION_ORDER, evaluate_sequences, format_table, summary_table
 
 
 def _poses(rng, t=20, j=15):

@@ -9,8 +9,8 @@ from raypose import config as C
 from raypose.cli import main
 from raypose.data import npz, splits
 from raypose.run import Run
-from raypose.semi import select
 from raypose.train.driver import train
+from raypose.train.semi import select
 
 
 def semi_config(out, data, **kw):

@@ -1,5 +1,5 @@
 """Issue 16: everything downstream of the data takes the skeleton and the dataset from the run's
-layout. A 17-joint Human3.6M-like skeleton (built here, not raypose.h36m's) goes through the
+layout. A 17-joint Human3.6M-like skeleton (built here, not raypose.datasets.h36m's) goes through the
 geometric fits, the flip, the corruptions and radii, the tables, the plots, the animation, and,
 through the CLI, predict and evaluate of runs built here from untrained members."""
 import types
@@ -10,21 +10,25 @@ import torch
 from runs import tiny_config
 
 from raypose import config as C
-from raypose import corrupt, plots, report, semi, tracks
-from raypose import uncertainty as U
-from raypose.animation import animate
 from raypose.cli import main
 from raypose.data.npz import read_npz, save_2d
 from raypose.data.windows import make_windows
-from raypose.ensemble import Ensemble, model_args
+from raypose.datasets.keypoints import HUMANEVA15
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import Skeleton, bone_lengths, mirror
+from raypose.ensemble import corrupt
+from raypose.ensemble import uncertainty as U
+from raypose.ensemble.ensemble import Ensemble, model_args
 from raypose.errors import UserError
-from raypose.geometry import ALL_CAMERAS, fit_bones, fit_windows, subject_bones
-from raypose.keypoints import HUMANEVA15
-from raypose.layout import Layout
-from raypose.model import TemporalModel
+from raypose.evaluation import report
+from raypose.interop import tracks
+from raypose.model.geometry import ALL_CAMERAS, fit_bones, fit_windows, subject_bones
+from raypose.model.temporal import TemporalModel
 from raypose.run import Run, member_name, torch_bytes
-from raypose.skeleton import Skeleton, bone_lengths, mirror
+from raypose.train import semi
 from raypose.train.member import TrainSet
+from raypose.viz import plots
+from raypose.viz.animation import animate
 
 NAMES = ("hip", "r_hip", "r_knee", "r_foot", "l_hip", "l_knee", "l_foot", "spine", "thorax", "neck", "head",
          "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist")

@@ -8,12 +8,21 @@ import numpy as np
 import pytest
 
 from raypose import config as C
-from raypose import h36m
 from raypose.cli import build_parser, main
 from raypose.data.npz import save_npz
+from raypose.datasets import h36m
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import (
+    HUMANEVA,
+    LEFT,
+    NUM_JOINTS,
+    PARENTS,
+    RIGHT,
+    Skeleton,
+    flip_permutation,
+    read_skeleton,
+)
 from raypose.errors import UserError
-from raypose.layout import Layout
-from raypose.skeleton import HUMANEVA, LEFT, NUM_JOINTS, PARENTS, RIGHT, Skeleton, flip_permutation, read_skeleton
 
 GOOD = {"parents": [-1, 0, 1, 0, 3], "joints_left": [1, 2], "joints_right": [3, 4]}
 # (what is wrong, the file's dict, a piece of the one line that says so)
@@ -201,7 +210,7 @@ def test_flags(tmp_path, capsys):
 
 def test_bad_skeleton_file_through_train(tmp_path, capsys):
     """`raypose train --skeleton bad.json`: exit 2 and one line before any training starts, nothing written
-    (data.skeleton reaches read_skeleton through raypose/dataset.py's resolve)."""
+    (data.skeleton reaches read_skeleton through raypose/datasets/registry.py's resolve)."""
     from raypose.data.synthetic import write_synthetic
     data = tmp_path / "npz"
     write_synthetic(data, frames=600)

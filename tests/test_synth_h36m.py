@@ -9,9 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from raypose import h36m
 from raypose.cli import main
 from raypose.data import npz, synthetic
+from raypose.datasets import h36m
+from raypose.outputs import _is_synthetic
 
 FILES = ("data_2d_h36m_gt.npz", "data_3d_h36m.npz")
 ACTIONS = {"Directions 1", "Directions 2", "Posing 1", "Posing 2", "Walking 1", "Walking 2"}
@@ -210,12 +211,12 @@ def test_overwrite_replaces_a_former_h36m_synth(synth, tmp_path):
 
 def test_is_synthetic_dir(synth, tmp_path):
     out = synth[0]
-    assert synthetic.is_synthetic_dir(out, os.listdir(out))
-    assert not synthetic.is_synthetic_dir(out, os.listdir(out) + ["notes.txt"])
+    assert _is_synthetic(out, os.listdir(out))
+    assert not _is_synthetic(out, os.listdir(out) + ["notes.txt"])
     real = tmp_path / "real"
     real.mkdir()
     npz.save_2d(real / FILES[0], synth[1]["positions_2d"], {"num_joints": 17})   # a real file: no "synthetic"
-    assert not synthetic.is_synthetic_dir(real, os.listdir(real))
+    assert not _is_synthetic(real, os.listdir(real))
 
 
 def _weighted_sums(pos2d, pos3d):

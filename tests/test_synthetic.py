@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from raypose import cameras
 from raypose.data import npz, synthetic
+from raypose.datasets import cameras
+from raypose.datasets.skeleton import NUM_JOINTS, bone_lengths
 from raypose.errors import UserError
-from raypose.skeleton import NUM_JOINTS, bone_lengths
 
 SUBJECTS = {"Train/S1", "Train/S2", "Train/S3", "Validate/S1", "Validate/S2", "Validate/S3"}
 ACTIONS = {"Walking 1 chunk0", "Walking 1 chunk1", "Jog 1 chunk0", "Jog 1 chunk1",

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 from raypose import config as C
-from raypose import search as S
 from raypose.data import splits
 from raypose.data.npz import load_humaneva
 from raypose.data.synthetic import write_synthetic
 from raypose.data.table import data_sequences
 from raypose.errors import UserError
+from raypose.tune import search as S
 
 SPACE = 'model.channels = [12, 16]\n"train.lr" = {loguniform = [1e-3, 4e-3]}\n'
 BASE = ["--set", "data.actions=Walk,Jog,Box", "--set", "train.members=2", "--set", "train.iterations=2",
@@ -60,7 +60,7 @@ def _table(out):
 @pytest.mark.ray
 @pytest.mark.slow
 def test_search_writes_resumes_and_never_reads_the_test_split(ray_local, tmp_path, capsys):
-    from raypose.tune import tune
+    from raypose.tune.tuner import tune
     data = tmp_path / "npz"
     write_synthetic(data, frames=1200, seed=0)
     (tmp_path / "space.toml").write_text(SPACE)

@@ -3,14 +3,14 @@ answer, the calibration split, and the figures evaluate reports. Numpy only, no 
 import numpy as np
 import pytest
 
-from raypose import corrupt
-from raypose import uncertainty as U
-from raypose.calibration import QCE_LEVELS, coverage, gaussian_nll, gaussian_radius, qce, radius_report
+from raypose.data.gaps import fill_gaps
 from raypose.data.splits import calibration_split, calibration_tail
 from raypose.data.windows import make_windows
-from raypose.gaps import fill_gaps
-from raypose.layout import Layout
-from raypose.skeleton import LEFT, RIGHT
+from raypose.datasets.layout import Layout
+from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.ensemble import corrupt
+from raypose.ensemble import uncertainty as U
+from raypose.evaluation.calibration import QCE_LEVELS, coverage, gaussian_nll, gaussian_radius, qce, radius_report
 
 LAYOUT = Layout.of(15, (LEFT, RIGHT))
 

@@ -20,13 +20,13 @@ import pytest
 import torch
 from torch import nn
 
-from raypose.cameras import normalize_screen
 from raypose.cli import main
 from raypose.data.npz import read_npz, save_2d
 from raypose.data.windows import make_windows
-from raypose.ensemble import Ensemble
+from raypose.datasets.cameras import normalize_screen
+from raypose.ensemble.ensemble import Ensemble
+from raypose.interop.vp3d import dense_filters
 from raypose.run import Run
-from raypose.vp3d import dense_filters
 
 # VideoPose3D's HumanEva-15 skeleton (common/humaneva_dataset.py) and COCO-17 keypoint symmetry
 HE_LEFT, HE_RIGHT = [2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]

@@ -1,5 +1,5 @@
 """The frame table as the seed project's CSV, for users whose tools predate the Parquet table."""
-from .table import fixed_list_numpy
+from raypose.data.table import fixed_list_numpy
 
 
 def write_csv(table, path):

@@ -13,7 +13,7 @@ import functools
 import numpy as np
 import pyarrow as pa
 
-from .table import KEY, chunk_filter, table_sequences
+from raypose.data.table import KEY, chunk_filter, table_sequences
 
 READ_TASKS_PER_CPU = 2   # a few files per task: one task per file costs more in scheduling than in reading
 

@@ -5,118 +5,22 @@ The npz files hold pickled dicts. `np.load(allow_pickle=True)` would run whateve
 file asks for, so object arrays go through an unpickler that only builds numpy arrays,
 scalars and plain containers.
 """
-import io
 import os
-import pickle
-import tempfile
-import zipfile
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import numpy.lib.format as npformat
 
-from .. import h36m
-from ..cameras import Camera, CameraSet
-from ..dataset import DATASETS, HUMANEVA_DATASET, resolve
-from ..errors import UserError
-from ..keypoints import LAYOUTS
-from ..skeleton import LEFT, NUM_JOINTS, RIGHT
+from raypose.datasets import h36m
+from raypose.datasets.cameras import Camera, CameraSet
+from raypose.datasets.keypoints import LAYOUTS
+from raypose.datasets.registry import DATASETS, HUMANEVA_DATASET, resolve
+from raypose.datasets.skeleton import LEFT, NUM_JOINTS, RIGHT
+from raypose.errors import UserError
+from raypose.npzfile import _atomic_savez, _object, read_npz, save_npz  # noqa: F401 (save_npz: this module's writers)
 
 FILE_2D = "data_2d_humaneva15_{}.npz"
 FILE_3D = "data_3d_humaneva15.npz"
 FULL_JOINTS = len(h36m.PARENTS_32)   # the joints of a 3D file that a dataset's keep list selects from
-
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "str"),
-    ("builtins", "int"), ("builtins", "float"), ("builtins", "bool"), ("builtins", "complex"),
-}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) in _ALLOWED or (module == "numpy" and name.endswith("DType")):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def read_npz(path, keys=None):
-    """All arrays of an npz (or only those named in `keys`) as Python objects; object arrays are
-    unpickled with the allow-list."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: file not found")
-    out = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for name in zf.namelist():
-                if not name.endswith(".npy") or (keys is not None and name[:-4] not in keys):
-                    continue
-                fp = io.BytesIO(zf.read(name))
-                version = npformat.read_magic(fp)
-                read_header = (npformat.read_array_header_1_0 if version == (1, 0)
-                               else npformat.read_array_header_2_0)
-                shape, fortran, dtype = read_header(fp)
-                if dtype.hasobject:
-                    obj = _SafeUnpickler(fp).load()
-                    if isinstance(obj, np.ndarray) and obj.shape == () and obj.dtype.hasobject:
-                        obj = obj.item()
-                else:
-                    fp.seek(0)
-                    obj = npformat.read_array(fp, allow_pickle=False)
-                out[name[:-4]] = obj
-    except UserError:
-        raise
-    except pickle.UnpicklingError as e:
-        raise UserError(f"{path}: unsafe or corrupt pickled object ({e}); expected numpy arrays, dicts, "
-                        "lists, strings and numbers only") from None
-    except zipfile.BadZipFile:
-        raise UserError(f"{path}: not an npz file (expected a zip archive of .npy arrays)") from None
-    except Exception as e:  # truncated members, bad headers, zlib errors
-        raise UserError(f"{path}: unreadable or truncated npz ({type(e).__name__}: {e})") from None
-    return out
-
-
-def _umask():
-    """The process's umask. Reading it means setting it: os.umask is process-global, so another
-    thread creating a file in between would get mode 0o666/0o777; fine in the CLI and the driver,
-    which create files from one thread."""
-    old = os.umask(0)
-    os.umask(old)
-    return old
-
-
-def atomic_write(path, write, suffix=".tmp"):
-    """`write(f)` fills a temporary file in `path`'s folder, which is then renamed to `path`: readers
-    see all or nothing. The file gets the user's usual mode (0o666 & ~umask), not mkstemp's 0o600."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=suffix)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _atomic_savez(path, **arrays):
-    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays), ".npz.tmp")
-
-
-def _object(value):
-    arr = np.empty((), dtype=object)
-    arr[()] = value
-    return arr
-
 
 def save_2d(path, positions_2d, metadata):
     return _atomic_savez(path, positions_2d=_object(positions_2d), metadata=_object(metadata))
@@ -126,18 +30,12 @@ def save_3d(path, positions_3d):
     return _atomic_savez(path, positions_3d=_object(positions_3d))
 
 
-def save_npz(path, **objects):
-    """Write dicts/arrays as an npz in the VideoPose3D style (dicts become object arrays)."""
-    return _atomic_savez(path, **{k: _object(v) if isinstance(v, (dict, list)) else v
-                                  for k, v in objects.items()})
-
-
 @dataclass
 class PoseData:
     """2D tracks per camera and 3D poses, keyed subject -> action, checked for consistency.
 
     positions_3d[subject][action] is a world (T, J, 3) array shared by the cameras, or a list of
-    (T, J, 3) arrays already in each camera's frame; `dataset` (raypose.dataset.Dataset, HumanEva
+    (T, J, 3) arrays already in each camera's frame; `dataset` (raypose.datasets.registry.Dataset, HumanEva
     if not given) holds the skeleton and the cameras that turn world 3D into camera 3D."""
     positions_2d: dict
     positions_3d: dict | None
@@ -416,7 +314,7 @@ def _layout_name(pos2d, meta, keypoints, dataset, path_2d):
 
 def load_dataset(npz_dir, keypoints="gt", dataset=None):
     """A dataset directory's 2D and 3D files, checked against each other, the skeleton and the
-    cameras. `dataset` (raypose.dataset.Dataset) defaults to the one the file names give."""
+    cameras. `dataset` (raypose.datasets.registry.Dataset) defaults to the one the file names give."""
     npz_dir = os.fspath(npz_dir)
     dataset = dataset or resolve(npz_dir)
     path_2d, path_3d = dataset.file_2d(npz_dir, keypoints), dataset.file_3d(npz_dir)

@@ -8,12 +8,12 @@ import os
 
 import pyarrow.dataset as pads
 
-from ..dataset import recognise, resolve
-from ..outputs import atomic_dir, check_replaceable, plain
-from . import splits
-from .csv import write_csv
-from .npz import load_dataset
-from .table import CSV_FILE, KEY, METADATA_FILE, frame_table
+from raypose.data import splits
+from raypose.data.csv import write_csv
+from raypose.data.npz import load_dataset
+from raypose.data.table import CSV_FILE, KEY, METADATA_FILE, frame_table
+from raypose.datasets.registry import recognise, resolve
+from raypose.outputs import atomic_dir, check_replaceable, plain
 
 
 def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv=False,
@@ -21,7 +21,7 @@ def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv
     """Returns a summary dict; the table carries a `split` column (train/test) for `split`.
 
     `dataset` (a name), `skeleton` and `cameras` (files) override what the file names give
-    (raypose.dataset.resolve). `out` is new, empty, or (with `overwrite`) an earlier prepared
+    (raypose.datasets.registry.resolve). `out` is new, empty, or (with `overwrite`) an earlier prepared
     directory; never the input directory, one holding it, or one holding its input files.
     """
     name = dataset or recognise(npz_dir)   # file names only

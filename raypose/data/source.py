@@ -15,11 +15,13 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from ..dataset import HUMANEVA_DATASET, Dataset, check_subjects, has_npz_files, resolve
-from ..errors import UserError
-from ..skeleton import LEFT, RIGHT
-from .npz import PoseData, load_dataset
-from .table import METADATA_FILE, chunk_filter, frame_table, table_sequences
+from raypose.data.npz import PoseData, load_dataset
+from raypose.data.table import METADATA_FILE, chunk_filter, frame_table, table_sequences
+from raypose.datasets.keypoints import LAYOUTS
+from raypose.datasets.layout import Layout
+from raypose.datasets.registry import HUMANEVA_DATASET, Dataset, check_subjects, has_npz_files, resolve
+from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.errors import UserError
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Source:
 
 def open_source(data_cfg, dataset=None):
     """The Source of data.path; data.dataset / data.skeleton / data.cameras override what an npz
-    directory's file names and the built-in datasets give. `dataset`: a run's own (raypose.dataset.of_run)
+    directory's file names and the built-in datasets give. `dataset`: a run's own (raypose.datasets.registry.of_run)
     to read the run's data with: those three keys and the files they name are then not read."""
     path = data_cfg.path
     files = {} if dataset is not None else {
@@ -49,7 +51,7 @@ def open_source(data_cfg, dataset=None):
         if files.get("dataset") not in (None, HUMANEVA_DATASET.name):
             raise UserError(f"data.dataset {files['dataset']!r}: --data synthetic is HumanEva's; expected a "
                             f"directory written by raypose synth --layout {files['dataset']} --out DIR")
-        from .synthetic import generate
+        from raypose.data.synthetic import generate
         pos2d, pos3d, meta = generate(frames=data_cfg.synthetic_frames, seed=data_cfg.synthetic_seed)
         what = f"synthetic ({data_cfg.synthetic_frames} frames, seed {data_cfg.synthetic_seed})"
         return _from_pose_data(PoseData(pos2d, pos3d, meta), what)
@@ -142,3 +144,18 @@ def read_sequences(source, chunks):
                     else (pafs.LocalFileSystem(), source.parquet))
         table = pads.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
     return table_sequences(chunk_filter(table, chunks))
+
+
+def source_layout(source):
+    """The run's layout from its data: the 2D joints and their symmetry, the dataset's skeleton,
+    frame rate and image sizes, and the 2D layout's name, which the data gives in the dataset's
+    layout_2d (data.npz.load_dataset: the 2D file's metadata['layout_name'], else the dataset's own
+    for its ground truth; None for unnamed detections; a prepared table keeps it). A known name of
+    another joint count than the 2D's (a table prepared from detections before names were kept) is
+    dropped: unnamed, the 2D is taken by its joint count."""
+    dataset = source.dataset
+    name_2d = dataset.layout_2d
+    known = LAYOUTS.get(name_2d)
+    if known is not None and known.num_joints != source.num_joints_2d:
+        name_2d = None
+    return Layout.of(source.num_joints_2d, source.symmetry, dataset.skeleton, dataset.to_dict(), name_2d)

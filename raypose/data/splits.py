@@ -5,7 +5,7 @@ cameras of a chunk always go the same way, so no view of a test chunk is ever tr
 """
 import numpy as np
 
-from ..errors import UserError
+from raypose.errors import UserError
 
 PROTOCOLS = ("videopose3d", "seed")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..cameras import HUMANEVA_CAMERAS, normalize_screen
-from ..errors import UserError
-from ..skeleton import ROOT
+from raypose.datasets.cameras import HUMANEVA_CAMERAS, normalize_screen
+from raypose.datasets.skeleton import ROOT
+from raypose.errors import UserError
 
 KEY = ["subject", "action", "camera"]  # a sequence; also the hive partitions on disk
 # A prepared directory is itself the Parquet dataset; its side files start with '_' because

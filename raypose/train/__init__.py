@@ -1,0 +1,1 @@
+"""Training an ensemble: the driver, the planner, the Ray Train adapter and the Ray-free worker and members."""

@@ -4,15 +4,13 @@ import os
 import threading
 import time
 
-from .. import config as C
-from ..data import splits
-from ..data.source import open_source, read_sequences
-from ..dataset import of_run
-from ..errors import UserError
-from ..keypoints import LAYOUTS
-from ..layout import Layout
-from ..run import Run
-from .progress import Progress
+from raypose import config as C
+from raypose.data import splits
+from raypose.data.source import open_source, read_sequences, source_layout
+from raypose.datasets.registry import of_run
+from raypose.errors import UserError
+from raypose.run import Run
+from raypose.train.progress import Progress
 
 
 def train(cfg, echo=print, on_record=None):
@@ -66,7 +64,7 @@ def _train(cfg, run, echo, on_record):
         def wait(progress):
             _train_local(cfg, layout, run, source, chunks, deadline, progress)
     else:
-        from .run import fit, placement_watch
+        from raypose.train.run import fit, placement_watch
         where, ray_fit, p = fit(cfg, layout, run, source, chunks, deadline)
         watch = placement_watch(cfg, p, echo)
 
@@ -89,26 +87,11 @@ def _train(cfg, run, echo, on_record):
     return finish(run)
 
 
-def source_layout(source):
-    """The run's layout from its data: the 2D joints and their symmetry, the dataset's skeleton,
-    frame rate and image sizes, and the 2D layout's name, which the data gives in the dataset's
-    layout_2d (data.npz.load_dataset: the 2D file's metadata['layout_name'], else the dataset's own
-    for its ground truth; None for unnamed detections; a prepared table keeps it). A known name of
-    another joint count than the 2D's (a table prepared from detections before names were kept) is
-    dropped: unnamed, the 2D is taken by its joint count."""
-    dataset = source.dataset
-    name_2d = dataset.layout_2d
-    known = LAYOUTS.get(name_2d)
-    if known is not None and known.num_joints != source.num_joints_2d:
-        name_2d = None
-    return Layout.of(source.num_joints_2d, source.symmetry, dataset.skeleton, dataset.to_dict(), name_2d)
-
-
 def _train_local(cfg, layout, run, source, chunks, deadline, progress):
     """Every member in this process, no Ray: the same worker, reading the frames directly."""
     import torch
 
-    from .worker import EnsembleWorker
+    from raypose.train.worker import EnsembleWorker
     labelled, unlabelled, test = chunks
     train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
     threads = torch.get_num_threads()

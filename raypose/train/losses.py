@@ -1,6 +1,6 @@
 """Training losses on torch tensors: MPJPE, and MPJPE weighted per sample.
 
-The evaluation's numpy measures (float64, every protocol) are in `raypose.metrics`.
+The evaluation's numpy measures (float64, every protocol) are in `raypose.evaluation.metrics`.
 """
 import torch
 

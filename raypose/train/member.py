@@ -8,12 +8,12 @@ import math
 import numpy as np
 import torch
 
-from ..ensemble import model_args
-from ..inference import predict_windows
-from ..model import TemporalModel
-from ..skeleton import mirror
-from . import device as D
-from .losses import mpjpe_loss, weighted_mpjpe_loss
+from raypose.datasets.skeleton import mirror
+from raypose.ensemble.ensemble import model_args
+from raypose.model import device as D
+from raypose.model.inference import predict_windows
+from raypose.model.temporal import TemporalModel
+from raypose.train.losses import mpjpe_loss, weighted_mpjpe_loss
 
 
 def draw_sample(n, member, members, iteration, sampling, subset_size, seed):
@@ -182,7 +182,7 @@ def train_on_device(members, data, samples, iteration, epochs, pack=False):
             losses.append(_epochs([m], data, [s], iteration, epochs, lambda idx, m=m: m.step(data, idx[0]),
                                   (m.cfg.seed, m.index)))
         return torch.cat(losses)
-    from .packed import PackedMembers
+    from raypose.train.packed import PackedMembers
     if len({len(s) for s in samples}) != 1:
         raise ValueError("packed members need equally long draws")
     packed = PackedMembers([m.model for m in members], members[0].cfg.lr, [m.optimizer for m in members],

@@ -12,8 +12,8 @@ import copy
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import device as D
-from .losses import weighted_mpjpe_loss
+from raypose.model import device as D
+from raypose.train.losses import weighted_mpjpe_loss
 
 
 class PackedMembers:

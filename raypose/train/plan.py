@@ -9,7 +9,7 @@ per worker come from the node types that hold them, never from the head's CPUs.
 import math
 from dataclasses import dataclass, field
 
-from ..errors import UserError
+from raypose.errors import UserError
 
 EPS = 1e-9
 

@@ -3,8 +3,8 @@ import time
 
 import numpy as np
 
-from ..aggregate import DEFAULT_AGGREGATE, aggregate
-from ..metrics import mpjpe, p_mpjpe
+from raypose.ensemble.aggregate import DEFAULT_AGGREGATE, aggregate
+from raypose.evaluation.metrics import mpjpe, p_mpjpe
 
 
 def iteration_record(cfg, i, reports, gt, labelled, extra_files, semi_info, t_gathered):

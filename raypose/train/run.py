@@ -12,9 +12,9 @@ import os
 import socket
 import time
 
-from ..errors import UserError
-from ..layout import Layout
-from .plan import NodeType, node_types_from_config, plan
+from raypose.datasets.layout import Layout
+from raypose.errors import UserError
+from raypose.train.plan import NodeType, node_types_from_config, plan
 
 
 def _gather(obj):
@@ -31,11 +31,11 @@ def train_loop(loop_cfg):
     import ray.train
     import torch
 
-    from .. import config as C
-    from ..data.ingest import shard_sequences
-    from ..run import Run
-    from .device import worker_device
-    from .worker import EnsembleWorker
+    from raypose import config as C
+    from raypose.data.ingest import shard_sequences
+    from raypose.model.device import worker_device
+    from raypose.run import Run
+    from raypose.train.worker import EnsembleWorker
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)   # its warnings are about our own CPUs
     cfg, layout = C.from_dict(loop_cfg["cfg"]), Layout.from_dict(loop_cfg["layout"])
@@ -238,8 +238,8 @@ def fit(cfg, layout, run, source, chunks, deadline):
     from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig
 
-    from .. import config as C
-    from ..data.ingest import datasets
+    from raypose import config as C
+    from raypose.data.ingest import datasets
 
     ray = ensure_ray(cfg.run.address)
     p = plan_for(cfg, cluster_types(ray))

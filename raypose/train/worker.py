@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import uncertainty as U
-from ..data.splits import calibration_split, validation_split
-from ..data.windows import make_windows
-from ..geometry import focal_table, subject_bones, window_focals
-from ..run import CAMERAS
-from ..semi import due, select
-from . import device as D
-from .member import Member, TrainSet, draw_sample, train_members
-from .record import iteration_record
+from raypose.data.splits import calibration_split, validation_split
+from raypose.data.windows import make_windows
+from raypose.ensemble import uncertainty as U
+from raypose.model import device as D
+from raypose.model.geometry import focal_table, subject_bones, window_focals
+from raypose.run import CAMERAS
+from raypose.train.member import Member, TrainSet, draw_sample, train_members
+from raypose.train.record import iteration_record
+from raypose.train.semi import due, select
 
 
 @dataclass

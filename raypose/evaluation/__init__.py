@@ -1,0 +1,1 @@
+"""How the field measures: MPJPE and its protocols, per-action reports, coverage/QCE/AUSE, `raypose evaluate`."""

@@ -1,0 +1,1 @@
+"""The temporal CNN, running it over windows, its device, and the geometry its outputs are fitted with."""
