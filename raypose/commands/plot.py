@@ -63,7 +63,7 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None, overw
 
     if not out:
         raise UserError("--animate needs --out FILE.gif")
-    check_out_file(out, overwrite=overwrite, what="a GIF file")
+    check_out_file(out, overwrite=overwrite, what="a GIF file", runs=[] if "://" in os.fspath(run_uri) else [run_uri])
     if "/" not in sequence:
         raise UserError(f"--animate {sequence!r}: expected SUBJECT/ACTION such as 'Validate/S1/Walking 1 chunk0'")
     subject, action = sequence.rsplit("/", 1)
@@ -108,7 +108,7 @@ def prediction_animation(pred_path, sequence, camera, out, overwrite=False):
 
     if not out:
         raise UserError("--animate needs --out FILE.gif")
-    check_out_file(out, pred_path, overwrite, what="a GIF file")
+    check_out_file(out, pred_path, overwrite, what="a GIF file", input_flag="--pred")
     d = _read_prediction(pred_path)
     meta, skeleton = d["metadata"], d["skeleton"]
     subject, action = _sequence(d["positions_3d"], pred_path, sequence)

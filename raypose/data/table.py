@@ -46,7 +46,8 @@ def camera_sequences(data, keys=None):
 
 
 def _fixed_list(arr):
-    arr = np.ascontiguousarray(arr, dtype=np.float32).reshape(len(arr), -1)
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = arr.reshape(len(arr), int(np.prod(arr.shape[1:])))   # -1 cannot be inferred for 0 frames
     return pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel()), arr.shape[1])
 
 

@@ -153,8 +153,12 @@ def _check_out(out, settings):
     if not os.path.isdir(out) or not os.path.isfile(path):
         raise UserError(f"--out {out}: exists and is not a raypose search ({SETTINGS}); expected a new or "
                         "empty directory, or a search to resume")
-    with open(path) as f:
-        before = json.load(f).get("settings")
+    try:
+        with open(path, "rb") as f:
+            before = json.loads(f.read()).get("settings")
+    except (OSError, ValueError, RecursionError, AttributeError) as e:   # bad bytes are a ValueError too
+        raise UserError(f"--out {out}: its {SETTINGS} is unreadable ({type(e).__name__}); expected the file "
+                        "raypose tune wrote, or a new --out") from None
     if json.loads(json.dumps(settings)) != before:
         keys = [k for k in settings if json.loads(json.dumps(settings[k])) != (before or {}).get(k)]
         raise UserError(f"--out {out}: holds a search with other {', '.join(keys)}; expected the same "
@@ -220,6 +224,10 @@ def tune(base, data, budget_s, trials, out, space=None, search_time_s=0.0, seed=
     if base.run.local:   # a local trial trains with as many threads as the CPUs it holds
         base = C.with_values(base, {"run.cpus_per_member": base.run.cpus_per_member or 1})
     space = S.check_space(space or S.DEFAULT_SPACE)
+    distinct = S.distinct_configs(space)
+    if distinct is not None and distinct < trials:
+        print(f"raypose tune: note: the space holds {distinct} distinct config(s), fewer than --trials {trials}; "
+              "some trials will train a config again (with the same seed)", flush=True)
     S.trial_config(base, {k: _first(v) for k, v in space.items()}, budget_s, out)   # the base's own checks
     settings = _settings(base, data, budget_s, trials, space, seed, search_time_s)
     resume = _check_out(out, settings)
