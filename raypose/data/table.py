@@ -59,6 +59,8 @@ def frame_table(data, keys=None, split=None):
     parts = []
     for subject, action, camera, kp, kp_norm, pose in camera_sequences(data, keys):
         t = len(kp)
+        if not t:   # a camera without frames (3D given per camera) has no rows
+            continue
         cols = {
             "subject": pa.array([subject] * t),
             "action": pa.array([action] * t),

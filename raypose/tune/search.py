@@ -61,7 +61,7 @@ def read_space(path):
                         "and ranges") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"--space {path}: not valid TOML ({' '.join(str(e).split())})") from None
-    return check_space(_flatten(d.get("space", d)), path)
+    return check_space(_flatten(d.get("space", d)), f"--space {path}")
 
 
 def check_space(space, source="space"):
