@@ -24,6 +24,17 @@ def _is_prepared(path, names):   # _raypose.json, or the old layout: metadata.js
     return _has(path, ["_raypose.json"]) or _has(path, ["metadata.json"], ["frames"])
 
 
+PREPARED_FILES = {"_raypose.json", "_frames.csv", "frames", "metadata.json", "frames.csv"}   # and subject=.../
+
+
+def _prepared_foreign(path, names):
+    """The first entry of a former prepared table that prepare does not write (a run, a user's notes),
+    or None: --overwrite replaces the table whole, so nothing else may be in it."""
+    foreign = next((n for n in sorted(names) if n not in PREPARED_FILES and not (
+        n.startswith("subject=") and os.path.isdir(os.path.join(path, n)))), None)
+    return None if foreign is None else f"it holds {foreign}, which raypose prepare does not write"
+
+
 def _is_synthetic(path, names):
     """Only raypose synth's files: every name a data_2d_<dataset>_*.npz or data_3d_<dataset>.npz, and each
     dataset's 2D gt file present and marked synthetic in its metadata (real HumanEva or Human3.6M files
@@ -79,7 +90,7 @@ KINDS = {
     "export": (_is_export, "raypose export (raypose_export.json)"),
 }
 # kind -> why a directory of that kind still holds something that is not the kind's own (None: it does not)
-FOREIGN = {"export": _export_foreign}
+FOREIGN = {"export": _export_foreign, "prepared": _prepared_foreign}
 
 
 def plain(obj):
@@ -164,7 +175,8 @@ def check_replaceable(out, overwrite, inputs=(), kind=None):
     foreign = FOREIGN[kind](out, names) if kind in FOREIGN else None
     if foreign:
         raise UserError(f"{out}: {foreign}, so it is not replaced (--overwrite replaces only what a former "
-                        f"{kind} wrote); expected a new or empty directory, or a former {kind} alone")
+                        f"{KINDS[kind][1].split(' (')[0]} holds of its own); expected a new or empty directory, or "
+                        f"a former {kind} output alone")
     if not overwrite:
         raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
                         "directory (or pass --overwrite to replace it)")

@@ -487,3 +487,53 @@ def test_calibration_variants_have_distinct_names(run):
     variants = Ensemble.load(Run.open(run)).calibration.info["variants"]
     assert len(set(variants)) == len(variants) == 5, variants
 
+
+
+# ---- the same mistakes elsewhere ---------------------------------------------------------------
+
+def test_prepare_overwrite_keeps_what_prepare_did_not_write(synth_dir, tmp_path, capsys, run):
+    table = tmp_path / "table"
+    assert cli(capsys, ["prepare", "--npz-dir", synth_dir, "--out", table])[0] == 0
+    shutil.copytree(run, table / "my_run")   # a run kept inside a table: --overwrite would delete it
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", synth_dir, "--out", table, "--overwrite"],
+            "it holds my_run, which raypose prepare does not write, so it is not replaced")
+    shutil.rmtree(table / "my_run")
+    assert cli(capsys, ["prepare", "--npz-dir", synth_dir, "--out", table, "--overwrite"])[0] == 0
+
+
+def test_video_metadata_sizes_must_be_positive(synth_dir, tmp_path, capsys):
+    def per_camera(p3, p2):
+        for s in p3:
+            for a in p3[s]:
+                p3[s][a] = [p3[s][a]] * len(p2[s][a])
+    videos = {s: {"w": 640, "h": 480} for s in ("Train/S1", "Train/S2", "Train/S3", "Validate/S1", "Validate/S2")}
+    data = _copy_data(synth_dir, tmp_path / "d", name="mine", change_3d=per_camera,
+                      meta_2d={"video_metadata": {**videos, "Validate/S3": {"w": 0, "h": 480}}})
+    skeleton = tmp_path / "sk.json"
+    skeleton.write_text(json.dumps({"parents": [-1, 0, 1, 2, 3, 1, 5, 6, 0, 8, 9, 0, 11, 12, 1],
+                                    "joints_left": KP[0], "joints_right": KP[1]}))
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", data, "--out", tmp_path / "t", "--skeleton", skeleton],
+            "no image size for subject 'Validate/S3'")
+
+
+def test_a_stored_datasets_values_are_checked():
+    from raypose.datasets.registry import HUMANEVA_DATASET, Dataset
+    d = HUMANEVA_DATASET.to_dict()
+    assert Dataset.from_dict(d) == HUMANEVA_DATASET
+    for change, needle in (({"train_subjects": "S1", "test_subjects": ["S2"]}, r"dataset\['train_subjects'\] is S1"),
+                           ({"train_subjects": ["S1"]}, "expected both train_subjects and test_subjects"),
+                           ({"layout_2d": ["coco"]}, "layout_2d is"), ({"fps": 0}, "fps is 0")):
+        with pytest.raises(UserError, match=needle):
+            Dataset.from_dict({**d, **change}, "_raypose.json: dataset")
+
+
+def test_plot_against_malformed_metrics_and_predictions(run, tmp_path, capsys):
+    (run / "metrics.json").write_text(json.dumps({"evaluation": {"table": []}}))
+    refused(capsys, tmp_path, ["plot", "--run", run], "metrics.json: its evaluation lacks 'ensemble_size'")
+    inp = _npz_2d(tmp_path / "2d.npz")
+    assert cli(capsys, ["predict", "--run", run, "--input", inp, "--out", tmp_path / "p.npz"])[0] == 0
+    p = read_npz(tmp_path / "p.npz")
+    p["metadata"]["quantiles"] = ["a"]
+    save_npz(tmp_path / "q.npz", **p)
+    refused(capsys, tmp_path, ["plot", "--pred", tmp_path / "q.npz", "--animate", "S1/Walk 1", "--out",
+                               tmp_path / "a.gif"], "metadata['quantiles'] is ['a']")

@@ -300,7 +300,7 @@ def _sizes_from_metadata(pos2d, meta, path_2d, path_3d):
     per_subject = {}
     for subject, actions in pos2d.items():
         size = videos.get(subject)
-        if not (isinstance(size, dict) and all(isinstance(size.get(k), (int, np.integer)) for k in "wh")):
+        if not (isinstance(size, dict) and all(_is_int(size.get(k)) and size[k] > 0 for k in "wh")):
             raise UserError(f"{path_3d}: 3D per camera, but no image size for subject {subject!r}; expected "
                             f"--cameras FILE with res_w and res_h, or metadata['video_metadata'] in {path_2d}")
         count = max(len(cams) for cams in actions.values())

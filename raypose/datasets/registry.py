@@ -74,9 +74,12 @@ class Dataset:
             def tupled(key):
                 return None if d.get(key) is None else tuple(d[key])
             cams = None if d.get("cameras") is None else CameraSet.from_dict(d["cameras"], f"{where}: cameras")
+            train, test = _subjects(d, where, "dataset")   # both lists of names, or neither
+            if d.get("layout_2d") is not None and not isinstance(d["layout_2d"], str):
+                raise UserError(f"{where}: layout_2d is {str(d['layout_2d'])[:80]}; expected a 2D layout name or none")
             return cls(d["name"], Skeleton.from_dict(d["skeleton"], f"{where}: skeleton"), cams,
-                       tupled("keep"), tupled("train_subjects"), tupled("test_subjects"),
-                       _fps(d, where, key="fps"), tuple(d.get("action_order") or ()), d.get("layout_2d"))
+                       tupled("keep"), train, test, _fps(d, where, key="fps"), tuple(d.get("action_order") or ()),
+                       d.get("layout_2d"))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: malformed dataset ({type(e).__name__}: {e}); expected name, skeleton, "
                             "cameras, fps") from None
@@ -167,7 +170,7 @@ def _fps(meta, file_3d, default=DEFAULT_FPS, key="metadata['fps']"):
     return float(fps)
 
 
-def _subjects(meta, file_3d):
+def _subjects(meta, file_3d, of="metadata"):
     """(train, test) subjects named by the metadata, or (None, None): both lists of distinct
     subject names that do not overlap, or neither (the split then needs Train/ and Validate/ names)."""
     given = {key: meta.get(key) for key in ("train_subjects", "test_subjects")}
@@ -178,13 +181,13 @@ def _subjects(meta, file_3d):
         if hasattr(value, "tolist"):
             value = given[key] = value.tolist()
         if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
-            raise UserError(f"{file_3d}: metadata[{key!r}] is {str(value)[:80]}; {expected}")
+            raise UserError(f"{file_3d}: {of}[{key!r}] is {str(value)[:80]}; {expected}")
         if len(set(value)) != len(value):
-            raise UserError(f"{file_3d}: metadata[{key!r}] names a subject twice; {expected}")
+            raise UserError(f"{file_3d}: {of}[{key!r}] names a subject twice; {expected}")
     both = sorted(set(given["train_subjects"]) & set(given["test_subjects"]))
     if both:
-        raise UserError(f"{file_3d}: subjects {both} are in both metadata['train_subjects'] and "
-                        "metadata['test_subjects']; expected each subject to train or test, not both")
+        raise UserError(f"{file_3d}: subjects {both} are in both {of}['train_subjects'] and "
+                        f"{of}['test_subjects']; expected each subject to train or test, not both")
     return tuple(given["train_subjects"]), tuple(given["test_subjects"])
 
 
