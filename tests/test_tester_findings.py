@@ -537,3 +537,15 @@ def test_plot_against_malformed_metrics_and_predictions(run, tmp_path, capsys):
     save_npz(tmp_path / "q.npz", **p)
     refused(capsys, tmp_path, ["plot", "--pred", tmp_path / "q.npz", "--animate", "S1/Walk 1", "--out",
                                tmp_path / "a.gif"], "metadata['quantiles'] is ['a']")
+
+
+def test_2d_metadata_of_the_wrong_type_is_refused(synth_dir, tmp_path, capsys, run):
+    bad = _copy_data(synth_dir, tmp_path / "d", meta_2d={"layout_name": 5})
+    refused(capsys, tmp_path, ["prepare", "--npz-dir", bad, "--out", tmp_path / "t"],
+            "metadata['layout_name'] is 5; expected a 2D layout name")
+    kp = (np.random.default_rng(0).uniform(0, 1, (30, 15, 2)) * [640, 480]).astype(np.float32)
+    for meta, needle in (({"video_metadata": [640, 480]}, "metadata['video_metadata'] is [640, 480]"),
+                         ({"layout_name": 5}, "metadata['layout_name'] is 5")):
+        save_npz(tmp_path / "in.npz", positions_2d={"S1": {"Walk 1": [kp]}}, metadata=meta)   # once ignored: the
+        refused(capsys, tmp_path, ["predict", "--run", run, "--input", tmp_path / "in.npz", "--out",   # training
+                                   tmp_path / "p.npz"], needle)                                          # size used

@@ -337,7 +337,10 @@ def _layout_name(pos2d, meta, keypoints, dataset, path_2d):
     'coco' for Detectron's COCO-pretrained ones), else the dataset's for its ground truth, else None
     (unnamed detections). A known name whose joint count is not the 2D's is refused."""
     name = meta.get("layout_name")
-    if not isinstance(name, str) or not name:
+    if name is not None and not isinstance(name, str):
+        raise UserError(f"{path_2d}: metadata['layout_name'] is {str(name)[:80]}; expected a 2D layout name such as "
+                        "'coco', or none")
+    if not name:
         return dataset.layout_2d if keypoints == "gt" else None
     joints = next(cams[0].shape[1] for actions in pos2d.values() for cams in actions.values())
     known = LAYOUTS.get(name)

@@ -143,7 +143,11 @@ def _read_npz(path, size):
     meta = content.get("metadata")
     meta = meta if isinstance(meta, dict) else {}
     videos = meta.get("video_metadata")
-    videos = videos if isinstance(videos, dict) else {}
+    if not isinstance(videos, (dict, type(None))) or not isinstance(meta.get("layout_name"), (str, type(None))):
+        key = "video_metadata" if not isinstance(videos, (dict, type(None))) else "layout_name"
+        raise UserError(f"{path}: metadata[{key!r}] is {str(meta[key])[:80]}; expected "
+                        + ("{video: {'w': W, 'h': H}}" if key == "video_metadata" else "a 2D layout name"))
+    videos = videos or {}
     sizes = {s: _video_size(videos.get(s), f"{path}: metadata['video_metadata'][{s!r}]") for s in pos2d}
     tracks = [Track(str(subject), str(action), f"C{c + 1}", kp, None, size or sizes[subject],
                     "--image-size" if size else f"the file's metadata['video_metadata'][{subject!r}]"
@@ -153,7 +157,7 @@ def _read_npz(path, size):
     if "num_joints" in meta and _int(meta["num_joints"]) != joints:
         raise UserError(f"{path}: metadata['num_joints'] is {meta['num_joints']!r} but the tracks have "
                         f"{joints} joints; expected them to agree")
-    layout = meta.get("layout_name") if isinstance(meta.get("layout_name"), str) else None
+    layout = meta.get("layout_name") or None
     symmetry = _symmetry(meta.get("keypoints_symmetry"), joints, f"{path}: metadata['keypoints_symmetry']")
     return UserInput(tracks, layout, joints, symmetry,
                      f"{path}: VideoPose3D npz, {len(tracks)} track(s) of {joints} joints"
