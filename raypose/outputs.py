@@ -126,10 +126,12 @@ def check_outside_runs(out, flag="--out", also=()):
     """`out` lies in no raypose run directory (its parent folders, compared by resolved real paths; a
     link into a run counts as in it), nor in any folder of `also` (a run being read): a file or folder
     written there could replace a run's config, layout or members, and its checksums would no longer
-    hold. `out` itself may be a run: whether it may be replaced is check_replaceable's `kind`."""
+    hold. `out` itself may be a run: whether it may be replaced is check_replaceable's `kind`. A folder
+    of `also` without a config.toml is no run: the command's own check of it names what is missing."""
     out = os.fspath(out)
     real = os.path.realpath(out)
-    roots = {os.path.realpath(os.fspath(a)) for a in also}
+    roots = {os.path.realpath(os.fspath(a)) for a in also   # a run from before layout.json has its config
+             if os.path.isfile(os.path.join(os.fspath(a), "config.toml"))}
     folder = os.path.dirname(real)
     while True:
         if folder in roots or (os.path.isdir(folder) and _is_run(folder, ())):
