@@ -54,13 +54,23 @@ def _cmd_train(args):
     previous = signal.signal(signal.SIGTERM, _raise_interrupted) if main_thread else None   # `kill`: as Ctrl-C
     try:
         train(cfg)
-    except KeyboardInterrupt as e:
-        e = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-        print(f"raypose train: stopped by {signal.Signals(e.signum).name}; {_kept(cfg.run.out)}", file=sys.stderr)
-        raise e from None
+    except (KeyboardInterrupt, SystemExit) as e:
+        signum = _signal_of(e)
+        if signum is None:
+            raise
+        print(f"raypose train: stopped by {signal.Signals(signum).name}; {_kept(cfg.run.out)}", file=sys.stderr)
+        raise Interrupted(signum) from None
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _signal_of(e):
+    """The signal that ended training: ours (Interrupted), Ctrl-C's KeyboardInterrupt, or the SystemExit(15)
+    of the SIGTERM handler ray.init installs in the driver; None for any other exit."""
+    if isinstance(e, KeyboardInterrupt):
+        return getattr(e, "signum", signal.SIGINT)
+    return signal.SIGTERM if e.code == signal.SIGTERM else None
 
 
 def _kept(out):

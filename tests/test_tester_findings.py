@@ -453,6 +453,12 @@ def test_an_interrupted_train_says_what_it_kept(run, tmp_path, capsys, monkeypat
     assert f"raypose train: stopped by SIGINT; {run} keeps iteration 1, the last complete one" in err
     assert "the same command resumes from it" in err
 
+    def ray_sigterm(cfg, echo=print):   # ray.init's own SIGTERM handler: sys.exit(signum)
+        raise SystemExit(signal.SIGTERM)
+    monkeypatch.setattr(D, "train", ray_sigterm)
+    code, _, err = cli(capsys, ["train", "--config", run / "config.toml", "--out", run])
+    assert code == 143 and err.startswith("raypose train: stopped by SIGTERM; ") and err.count("\n") == 1
+
 
 def test_sigterm_cleans_up_and_says_so(tmp_path):
     out = tmp_path / "r"
