@@ -267,8 +267,11 @@ def with_values(cfg, values):
 def from_dict(d, source="config"):
     values = {}
     for section, items in d.items():
-        if section not in SECTIONS or not isinstance(items, dict):
+        if section not in SECTIONS:
             raise UserError(f"{source}: unknown section [{section}]; expected {', '.join(SECTIONS)}")
+        if not isinstance(items, dict):
+            raise UserError(f"{source}: {section} = {items!r} is not a table; expected a section [{section}] of "
+                            f"keys such as {section}.{dataclasses.fields(SECTIONS[section])[0].name}")
         values.update({f"{section}.{k}": v for k, v in items.items() if f"{section}.{k}" not in REMOVED})
     return with_values(Config(), values)
 
@@ -277,18 +280,40 @@ def load(path):
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            text = f.read().decode()
-    except (FileNotFoundError, IsADirectoryError):
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise UserError(f"{path}: config file not found") from None
-    return loads(text, source=path)
+    except OSError as e:
+        raise UserError(f"{path}: unreadable config file ({e.strerror or e}); expected a readable TOML file") from None
+    return loads(data, source=path)
 
 
 def loads(text, source="config"):
+    """The config of TOML `text` (str, or bytes that must be UTF-8 as TOML is), or the user's one line."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{source}: not UTF-8 text (byte {e.start}: {e.reason}); expected a TOML config "
+                            "file") from None
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{source}: not valid TOML ({e})") from None
+        raise UserError(f"{source}: not valid TOML ({' '.join(str(e).split())})") from None
     return from_dict(d, source=source)
+
+
+RUN_KEYS = (("train", "members"), ("model", "widths"), ("model", "channels"))   # in every run's config.toml
+
+
+def loads_run(data, source):
+    """(config, TOML tables) of a run's config.toml (bytes); without RUN_KEYS (empty, cut) one line."""
+    cfg, tables = loads(data, source), tomllib.loads(data.decode("utf-8"))
+    missing = [f"{s}.{k}" for s, k in RUN_KEYS if not isinstance(tables.get(s), dict) or k not in tables[s]]
+    if missing:
+        raise UserError(f"{source}: no {', '.join(missing)} (empty or cut short); expected the config.toml raypose "
+                        "train or import-members wrote for this run")
+    return cfg, tables
 
 
 def differences(stored, new):

@@ -38,7 +38,11 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
                  threshold=CONFIDENCE_THRESHOLD, fill_missing_frames=False, fov_correction=False):
     """Predictions for every track of `input_path` (`data.inputs.read_2d`'s formats), written to
     `out_path` (npz; an existing file only with `overwrite`), the members run on `device`; its path."""
-    check_out_file(out_path, input_path, overwrite)   # fail fast: before the members are loaded
+    check_out_file(out_path, {"--input": input_path, "--frames": frames}, overwrite,   # fail fast: before
+                   runs=_local(run_uri))                                          # the members are loaded
+    if fov_correction and focal is None:
+        raise UserError("--fov-correction: zooms the 2D from --focal to the run's focal length; expected "
+                        "--focal F with it (the focal length of the camera the 2D was seen by)")
     quantiles = parse_quantiles(quantiles)
     run = Run.open(run_uri)
     method = check(method)
@@ -89,6 +93,11 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
     except OSError as e:   # what check_out could not foresee: a full disk, a folder gone meanwhile
         raise UserError(f"--out {os.fspath(out_path)}: cannot write ({e.strerror or e}); expected a "
                         "writable path with free space") from None
+
+
+def _local(uri):
+    """[the run's local path] to keep outputs out of, or [] for a URI."""
+    return [] if "://" in os.fspath(uri) else [uri]
 
 
 def _pixels(windows, ready, zoom=1.0):

@@ -43,6 +43,7 @@ def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv
         "dataset": data.dataset.name,
         "subjects": sorted({s for s, _ in kept}),
         "left_out": list(data.metadata.get("left_out_subjects", [])),
+        "empty_actions": list(data.metadata.get("empty_actions", [])),
         "actions": sorted({splits.action_name(a) for _, a in kept}),
         "chunks": len(kept),
         "frames": int(sum(data.frames(s, a) for s, a in kept)),
@@ -77,6 +78,8 @@ def format_summary(summary):
     s = summary
     left_out = f", left out (2D but no 3D): {', '.join(s['left_out'])}" if s.get("left_out") else ""
     cut = f" ({s['frames_cut_2d']} extra 2D frames cut)" if s.get("frames_cut_2d") else ""
+    empty = s.get("empty_actions") or []
+    left_out += f", left out (0 frames): {', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''}" if empty else ""
     return (f"wrote {s['out']}: {len(s['subjects'])} subjects ({', '.join(s['subjects'])}){left_out}, "
             f"actions {', '.join(s['actions'])}, {s['chunks']} chunks "
             f"({s['train_chunks']} train / {s['test_chunks']} test), {s['frames']} frames of 3D{cut}, "

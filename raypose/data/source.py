@@ -19,8 +19,8 @@ from raypose.data.npz import PoseData, load_dataset
 from raypose.data.table import METADATA_FILE, chunk_filter, frame_table, table_sequences
 from raypose.datasets.keypoints import LAYOUTS
 from raypose.datasets.layout import Layout
-from raypose.datasets.registry import HUMANEVA_DATASET, Dataset, check_subjects, has_npz_files, resolve
-from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.datasets.registry import HUMANEVA_DATASET, Dataset, has_npz_files, resolve
+from raypose.datasets.skeleton import LEFT, RIGHT, check_symmetry
 from raypose.errors import UserError
 
 
@@ -57,9 +57,10 @@ def open_source(data_cfg, dataset=None):
         return _from_pose_data(PoseData(pos2d, pos3d, meta), what)
     if "://" not in path and has_npz_files(path):
         dataset = dataset or resolve(path, files["dataset"], files["skeleton"], files["cameras"])
-        data = load_dataset(path, data_cfg.keypoints, dataset)
-        check_subjects(data.dataset, set(data.positions_2d), dataset.file_3d(path))
-        return _from_pose_data(data, f"npz {path}")
+        data = load_dataset(path, data_cfg.keypoints, dataset)   # checks the subjects its metadata names
+        empty = data.metadata.get("empty_actions") or []
+        note = f" ({len(empty)} action(s) of 0 frames left out: {', '.join(empty[:3])}{', ...' * bool(empty[3:])})"
+        return _from_pose_data(data, f"npz {path}" + (note if empty else ""))
     return _from_parquet(path, files, dataset)
 
 
@@ -84,6 +85,8 @@ def _from_parquet(path, files=None, run_dataset=None):
     try:
         ds = pads.dataset(frames, filesystem=fs, format="parquet", partitioning="hive")
         keys = ds.to_table(columns=["subject", "action"]) if ds.files else None
+        kp = ds.schema.field("keypoints").type if "keypoints" in ds.schema.names else None
+        width = getattr(kp, "list_size", None)
     except Exception as e:  # Arrow's messages run over several lines: keep the first
         first = (str(e).strip().splitlines() or [""])[0]
         raise UserError(f"{path}: not a prepared frame table ({type(e).__name__}: {first}); {expected}") from None
@@ -94,10 +97,16 @@ def _from_parquet(path, files=None, run_dataset=None):
                else HUMANEVA_DATASET)   # tables prepared before other datasets: HumanEva
     _check_table_files(files or {}, dataset, path)
     pairs = list(dict.fromkeys(zip(keys.column("subject").to_pylist(), keys.column("action").to_pylist())))
-    sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
-    nj = int(meta.get("num_joints", 15))
+    nj = meta.get("num_joints", 15)
+    if isinstance(nj, bool) or not isinstance(nj, int) or nj < 1:
+        raise UserError(f"{meta_path}: num_joints is {nj!r}; expected the 2D's joint count (an integer >= 1), as "
+                        "raypose prepare wrote it")
+    if width is not None and width != 2 * nj:
+        raise UserError(f"{meta_path}: num_joints is {nj}, but the table's keypoints hold {width // 2} joints; "
+                        "expected them to agree, as raypose prepare wrote them")
+    sym = check_symmetry(meta.get("keypoints_symmetry") or [LEFT, RIGHT], nj, f"{meta_path}: keypoints_symmetry")
     uri = frames if "://" not in path else path.rstrip("/") + frames[len(root):]
-    return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}", run_dataset or dataset)
+    return Source(pairs, nj, sym, None, uri, f"parquet {path}", run_dataset or dataset)
 
 
 def _check_table_files(files, dataset, path):
@@ -128,7 +137,7 @@ def read_metadata(fs, path):
             meta = json.loads(f.read())
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise UserError(f"{path}: unreadable metadata ({e}); expected the JSON written by raypose prepare") from None
     if not isinstance(meta, dict):
         raise UserError(f"{path}: metadata is not a JSON object; expected the JSON written by raypose prepare")
