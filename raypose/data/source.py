@@ -11,12 +11,11 @@ import json
 import os
 from dataclasses import dataclass
 
-import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from raypose.data.npz import PoseData, load_dataset
-from raypose.data.table import METADATA_FILE, chunk_filter, frame_table, table_sequences
+from raypose.data.table import METADATA_FILE, chunk_filter, data_sequences, table_sequences
 from raypose.datasets.keypoints import LAYOUTS
 from raypose.datasets.layout import Layout
 from raypose.datasets.registry import HUMANEVA_DATASET, Dataset, check_subjects, has_npz_files, resolve
@@ -30,7 +29,7 @@ class Source:
     chunks: list            # every (subject, action) in key order
     num_joints_2d: int
     symmetry: tuple         # (left, right) of the 2D layout
-    table: pa.Table | None  # in-memory frames (npz or synthetic input)
+    poses: PoseData | None  # in-memory frames (npz or synthetic input), as the files hold them
     parquet: str | None     # or a prepared Parquet dataset (local path or URI)
     description: str
     dataset: Dataset = None  # skeleton, cameras, subjects; HumanEva if not given
@@ -38,6 +37,24 @@ class Source:
     def __post_init__(self):
         if self.dataset is None:
             self.dataset = HUMANEVA_DATASET
+
+    def drop_frames(self):
+        """Let the in-memory frames go once the run's windows are built (the driver keeps only what
+        it must know), and hand the freed heap back to the system: numpy's many mid-sized arrays
+        sit in malloc's arenas, which glibc keeps for the process unless asked (malloc_trim)."""
+        self.poses = None
+        release_memory()
+
+
+def release_memory():
+    """Return freed heap memory to the operating system where the C library can (glibc)."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc: nothing to ask
+        pass
 
 
 def open_source(data_cfg, dataset=None):
@@ -65,7 +82,7 @@ def open_source(data_cfg, dataset=None):
 
 def _from_pose_data(data, description):
     chunks = [(s, a) for s in data.positions_2d for a in data.positions_2d[s]]
-    return Source(chunks, data.num_joints_2d, data.symmetry, frame_table(data), None, description, data.dataset)
+    return Source(chunks, data.num_joints_2d, data.symmetry, data, None, description, data.dataset)
 
 
 def _from_parquet(path, files=None, run_dataset=None):
@@ -136,13 +153,15 @@ def read_metadata(fs, path):
 
 
 def read_sequences(source, chunks):
-    """[((subject, action, camera), 2D, 3D)] of the given chunks, read in this process."""
-    if source.table is not None:
-        table = source.table
-    else:
-        fs, root = (pafs.FileSystem.from_uri(source.parquet) if "://" in source.parquet
-                    else (pafs.LocalFileSystem(), source.parquet))
-        table = pads.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
+    """[((subject, action, camera), 2D, 3D)] of the given chunks, read in this process, in key order.
+
+    In-memory frames go straight from the files' arrays to float32 sequences (no frame table: at
+    Human3.6M's size its per-row columns cost several times the frames); a table is read whole."""
+    if source.poses is not None:
+        return sorted((s for s in data_sequences(source.poses, chunks) if len(s[1])), key=lambda s: s[0])
+    fs, root = (pafs.FileSystem.from_uri(source.parquet) if "://" in source.parquet
+                else (pafs.LocalFileSystem(), source.parquet))
+    table = pads.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
     return table_sequences(chunk_filter(table, chunks))
 
 
