@@ -14,6 +14,7 @@ import time
 
 from raypose.datasets.layout import Layout
 from raypose.errors import UserError
+from raypose.train import memory
 from raypose.train.plan import NodeType, node_types_from_config, plan
 
 
@@ -117,6 +118,8 @@ def user_error(e, depth=0):
     if isinstance(e, UserError):
         cause = getattr(e, "cause", None)   # a RayTaskError made an instance of its cause
         return cause if isinstance(cause, UserError) else UserError(str(e.args[0]) if e.args else str(e))
+    if "OutOfMemoryError" in type(e).__name__ or "running low on memory" in str(e):
+        return UserError(memory.oom_message(str(e)))
     inner = [getattr(e, "cause", None), e.__cause__]
     inner += list((getattr(e, "worker_failures", None) or {}).values())
     for x in inner:
@@ -134,9 +137,11 @@ def _nodes(ray):
         if n.get("Alive"):
             r = n.get("Resources", {})
             key = (float(r.get("CPU", 0)), float(r.get("GPU", 0)), n["NodeID"] == me)
-            groups.setdefault(key, []).append(n["NodeManagerAddress"])
-    return [NodeType("the driver's node" if mine else f"{len(ips)} node(s) at {', '.join(sorted(set(ips)))}",
-                     cpus, gpus, len(ips), 0, mine) for (cpus, gpus, mine), ips in groups.items()]
+            memory = float(r.get("memory", 0)) + float(r.get("object_store_memory", 0))
+            groups.setdefault(key, []).append((n["NodeManagerAddress"], memory))
+    return [NodeType("the driver's node" if mine else f"{len(nodes)} node(s) at "
+                     f"{', '.join(sorted({ip for ip, _ in nodes}))}", cpus, gpus, len(nodes), 0, mine,
+                     min(m for _, m in nodes)) for (cpus, gpus, mine), nodes in groups.items()]
 
 
 def _autoscaler_config(gcs_address):
@@ -306,10 +311,12 @@ def fit(cfg, layout, run, source, chunks, deadline):
     from raypose import config as C
 
     ray = ensure_ray(cfg.run.address)
-    p = plan_for(cfg, cluster_types(ray))
+    types = cluster_types(ray)
+    p = plan_for(cfg, types)
     _check_out(cfg, run, p)
     cfg = C.with_values(cfg, {"run.members_per_worker": p.members_per_worker})
-    windows, _ = window_set(ray, cfg, layout, source, chunks)
+    windows, size = window_set(ray, cfg, layout, source, chunks)
+    memory.check(p, types, size, cfg, layout.joints_2d, layout.joints_3d)   # before any worker starts
     loop_cfg = {"cfg": cfg.to_dict(), "layout": layout.to_dict(), "threads": p.threads, "windows": windows,
                 "deadline": deadline, "lease": run.lease_token}
     trainer = _trainer_class(ray.get_runtime_context().get_actor_id() is not None)(
