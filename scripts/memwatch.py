@@ -106,14 +106,28 @@ class Watch:
         return now
 
 
-def run(cmd, every=0.5, echo=True):
-    """Run `cmd` (a list), sampling its tree; returns (exit status, peaks in MiB, wall seconds)."""
+def run(cmd, every=0.5, echo=True, lines=None, cwd=None):
+    """Run `cmd` (a list), sampling its tree; returns (exit status, peaks in MiB, wall seconds).
+    `lines`, a list, receives (seconds since start, line) of everything the command prints."""
+    import threading
     t0 = time.time()
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE if lines is not None else None,
+                            stderr=subprocess.STDOUT if lines is not None else None, text=True)
+
+    def read():
+        for line in proc.stdout:
+            lines.append((time.time() - t0, line.rstrip("\n")))
+            if echo:
+                print(line, end="", flush=True)
+    reader = threading.Thread(target=read, daemon=True) if lines is not None else None
+    if reader:
+        reader.start()
     watch = Watch(proc.pid, every)
     while proc.poll() is None:
         watch.sample()
         time.sleep(every)
+    if reader:
+        reader.join(10)
     wall = time.time() - t0
     if echo:
         print("memwatch: peak PSS MiB " + ", ".join(f"{k} {v:.0f}" for k, v in watch.peak.items())

@@ -100,21 +100,35 @@ def _from_parquet(path, files=None, run_dataset=None):
     expected = "expected a directory written by raypose prepare"
     try:
         ds = pads.dataset(frames, filesystem=fs, format="parquet", partitioning="hive")
-        keys = ds.to_table(columns=["subject", "action"]) if ds.files else None
+        pairs = _chunks_of(ds) if ds.files else None
     except Exception as e:  # Arrow's messages run over several lines: keep the first
         first = (str(e).strip().splitlines() or [""])[0]
         raise UserError(f"{path}: not a prepared frame table ({type(e).__name__}: {first}); {expected}") from None
-    if keys is None:
+    if pairs is None:
         raise UserError(f"{path}: no Parquet files found; {expected}")
     meta = read_metadata(fs, meta_path)
     dataset = (Dataset.from_dict(meta["dataset"], f"{meta_path}: dataset") if meta.get("dataset") is not None
                else HUMANEVA_DATASET)   # tables prepared before other datasets: HumanEva
     _check_table_files(files or {}, dataset, path)
-    pairs = list(dict.fromkeys(zip(keys.column("subject").to_pylist(), keys.column("action").to_pylist())))
     sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
     nj = int(meta.get("num_joints", 15))
     uri = frames if "://" not in path else path.rstrip("/") + frames[len(root):]
     return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}", run_dataset or dataset)
+
+
+def _chunks_of(ds):
+    """Every (subject, action) of a hive-partitioned table in file order, from the partition
+    folders alone (a file the writer made per sequence): no frame is read. Reading the two
+    columns instead cost the driver ~2 GB of Python strings at 4x Human3.6M's size."""
+    pairs = []
+    for fragment in ds.get_fragments():
+        keys = pads.get_partition_keys(fragment.partition_expression)
+        if "subject" not in keys or "action" not in keys:   # not raypose's layout: ask the rows
+            table = ds.to_table(columns=["subject", "action"])
+            return list(dict.fromkeys(zip(table.column("subject").to_pylist(), table.column("action").to_pylist())))
+        if fragment.count_rows():
+            pairs.append((keys["subject"], keys["action"]))
+    return list(dict.fromkeys(pairs))
 
 
 def _check_table_files(files, dataset, path):

@@ -45,7 +45,7 @@ def _padded(x, pad):
     return np.concatenate([np.repeat(x[:1], pad, 0), x, np.repeat(x[-1:], pad, 0)])
 
 
-def make_windows(sequences, receptive_field=27, gaps=None):
+def make_windows(sequences, receptive_field=27, gaps=None, consume=False):
     """sequences: a list of (key, 2D (T, J, 2), 3D (T, J3, 3) or None); `gaps`: optional, one
     (T, J) array per sequence, frames to each joint's nearest observation (`data.gaps.fill_gaps`).
 
@@ -53,9 +53,13 @@ def make_windows(sequences, receptive_field=27, gaps=None):
     edge frames are targets too (the 2022 study dropped them). The arrays are allocated once at
     their final size and filled sequence by sequence: the padded 2D and the targets exist once,
     never as a list of pieces and their concatenation (at Human3.6M's size that was 2x the data).
+    `consume` (a list): each sequence is let go (its entry set to None) once it is copied, so the
+    input shrinks as the windows grow and the two are never both whole.
     """
     pad = receptive_field // 2
     kept = [(i, key, kp, pose) for i, (key, kp, pose) in enumerate(sequences) if len(kp)]
+    if consume:
+        sequences[:] = [None] * len(sequences)
     if not kept:
         raise ValueError("no frames to window")
     lengths = np.array([len(kp) for _, _, kp, _ in kept], np.int64)
@@ -69,7 +73,11 @@ def make_windows(sequences, receptive_field=27, gaps=None):
     dist = np.empty((rows, first_kp.shape[1]), np.int32) if gaps is not None else None
     starts = np.empty(int(lengths.sum()), np.int64)
     pos = 0
-    for (i, _, kp, pose), t, lo in zip(kept, lengths, offsets[:-1]):
+    keys = [k for _, k, _, _ in kept]
+    for s, (t, lo) in enumerate(zip(lengths, offsets[:-1])):
+        i, _, kp, pose = kept[s]
+        if consume:
+            kept[s] = None
         kp = np.asarray(kp, dtype=np.float32)
         inputs[pos:pos + t + 2 * pad] = _padded(kp, pad)
         if dist is not None:
@@ -78,5 +86,6 @@ def make_windows(sequences, receptive_field=27, gaps=None):
         if pose is not None:
             tgt[lo:lo + t] = pose
         pos += t + 2 * pad
-    return Windows(inputs=inputs, starts=starts, targets=tgt, labelled=labelled, keys=[k for _, k, _, _ in kept],
+        del kp, pose
+    return Windows(inputs=inputs, starts=starts, targets=tgt, labelled=labelled, keys=keys,
                    offsets=offsets, receptive_field=receptive_field, gaps=dist)

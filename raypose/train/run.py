@@ -102,7 +102,7 @@ def window_set(ray, cfg, layout, source, chunks):
         del windows
         source.drop_frames()   # the object store holds them now
         return ref, size
-    size, ref = ray.remote(num_cpus=0, num_returns=2)(_build_from_table).remote(
+    size, ref = ray.remote(num_cpus=0, num_returns=2, max_calls=1)(_build_from_table).remote(
         cfg.to_dict(), layout.to_dict(), source, chunks)
     try:
         return ref, ray.get(size)

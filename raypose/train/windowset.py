@@ -50,15 +50,27 @@ def middle_frames(sequences, limit):
 
 
 def build(cfg, layout, train_seqs, eval_seqs):
-    """The WindowSet of a run's training and evaluation sequences ([(key, 2D, 3D or None)])."""
+    """The WindowSet of a run's training and evaluation sequences ([(key, 2D, 3D or None)]).
+
+    The lists are consumed (emptied as their frames are copied into the windows): a caller that
+    lets go of its own references never holds the frames twice, the sequences and the windows."""
     rf = int(np.prod(cfg.model.widths))
     u = cfg.uncertainty
     if cfg.data.validation:   # scored on frames carved from the training subjects (the driver sent no test)
-        train_seqs, eval_seqs = validation_split(train_seqs, cfg.data.validation)
-    train_seqs, calib_seqs = calibration_split(train_seqs, u.holdout, u.holdout_by, cfg.train.seed)
+        train_seqs, eval_seqs = validation_split(_take(train_seqs), cfg.data.validation)
+    train_seqs, calib_seqs = calibration_split(_take(train_seqs), u.holdout, u.holdout_by, cfg.train.seed)
     eval_frames = sum(len(kp) for _, kp, _ in eval_seqs)
-    train_w = make_windows(train_seqs, rf)
-    eval_w = make_windows(middle_frames(eval_seqs, cfg.train.eval_frames), rf)
     calib = (U.variants(make_windows(middle_frames(calib_seqs, u.max_frames), rf), layout, cfg.train.seed)
              if calib_seqs else [])
+    del calib_seqs   # views of the training sequences' tails: let go before those are consumed
+    eval_w = make_windows(middle_frames(_take(eval_seqs), cfg.train.eval_frames), rf)
+    train_w = make_windows(train_seqs, rf, consume=True)
     return WindowSet(train_w, eval_w, calib, eval_frames)
+
+
+def _take(seqs):
+    """The list's items in a new list, the given one emptied (the caller's reference holds nothing)."""
+    out = list(seqs)
+    if isinstance(seqs, list):
+        seqs.clear()
+    return out
