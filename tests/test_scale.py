@@ -125,3 +125,23 @@ def test_workers_read_the_windows_from_the_object_store_without_a_copy(ray_local
     for grown, writeable, _, shape in results:
         assert not writeable and shape[1:] == (9, 15, 2)
         assert grown < 0.15 * size, (grown, size)
+
+
+def test_prepare_writes_one_chunk_at_a_time(synth_dir, tmp_path, monkeypatch):
+    """prepare builds the frame table of one (subject, action) at a time, and the table it writes
+    reads back whole: the rows of every chunk, in one Parquet file per sequence."""
+    import pyarrow.dataset as pads
+
+    from raypose.cli import main
+    from raypose.data import prepare as P
+    calls, real = [], P.frame_table
+    monkeypatch.setattr(P, "frame_table", lambda data, keys, split=None: calls.append(list(keys)) or
+                        real(data, keys, split))
+    out = tmp_path / "table"
+    assert main(["prepare", "--npz-dir", str(synth_dir), "--out", str(out), "--csv"]) == 0
+    assert calls and all(len(keys) == 1 for keys in calls) and len({tuple(k) for k in calls}) == len(calls)
+    table = pads.dataset(out, format="parquet", partitioning="hive").to_table()
+    with open(out / "_frames.csv") as f:
+        lines = f.read().splitlines()
+    assert table.num_rows == len(lines) - 1 and lines[0].startswith("Subject,Action,Camera,x1,y1")
+    assert len(list(out.glob("subject=*/action=*/camera=*/part-0.parquet"))) == 3 * len(calls)
