@@ -40,9 +40,9 @@ def cpu():
     return {"model": model, "bf16_flags": flags, "cpus": os.cpu_count()}
 
 
-def timed(cmd, cwd=None):
+def timed(cmd, cwd=None, phase=None):
     lines, t0 = [], time.time()
-    rc, peaks, wall = memwatch.run(cmd, lines=lines, echo=False, cwd=cwd)
+    rc, peaks, wall = memwatch.run(cmd, lines=lines, echo=False, cwd=cwd, phase=phase)
     if rc != 0:
         print("\n".join(text for _, text in lines[-20:]))
         raise SystemExit(f"{' '.join(cmd)}: exit {rc}")
@@ -59,7 +59,8 @@ def data(out, frames):
 def train(source, run, members):
     """One iteration; its timings from the driver's lines and the iteration record."""
     result, lines, t0 = timed(["raypose", "train", "--data", source, "--members", str(members), "--out", run,
-                               *TRAIN])
+                               *TRAIN], phase=" members on ")   # the driver's line once the windows are built
+    result["training_peak_mib"] = result["peak_mib"].pop("after", None)
     with open(os.path.join(run, "checkpoints", "iter1.json")) as f:
         record = json.load(f)
     started = min(w["started"] for w in record["timing"]["workers"])
