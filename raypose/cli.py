@@ -107,7 +107,7 @@ def _add_prepare(sub):
                    "and data_3d_<dataset>.npz (humaneva15, h36m, or your own)")
     q.add_argument("--dataset", help="humaneva15, h36m or your own name (default: from the file names)")
     q.add_argument("--skeleton", help="your dataset's skeleton: .json or .npz of parents, joints_left, joints_right")
-    q.add_argument("--cameras", help="your dataset's cameras: .json (README: Your own dataset)")
+    q.add_argument("--cameras", help="your dataset's cameras: .json (docs/usage.md: Your own dataset)")
     q.add_argument("--out", required=True, help="output directory (must be new or empty)")
     q.add_argument("--keypoints", default="gt", help="2D file suffix: gt, or a detector's name")
     q.add_argument("--split", default="videopose3d", help="videopose3d or seed; stored as a column")

@@ -1,7 +1,7 @@
 """One config object for a run: read from TOML, overridden from the CLI, hashed for resume checks.
 
 Each option is defined once, below, as a dataclass field whose metadata carries its help text,
-its command-line flag and its check; argparse (`add_flags`) and the README's table of keys
+its command-line flag and its check; argparse (`add_flags`) and the table of keys in docs/usage.md
 (`markdown_table`) are generated from these fields. Configs are frozen: `with_values` returns a
 new one, and derived defaults are resolved in `finalize` only.
 """
@@ -355,7 +355,7 @@ def add_flags(parser):
             parser.add_argument(f"--{flag}", dest=key, metavar=f.name.upper(),
                                 help=f"{f.metadata['help']} [{key}]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any config key, e.g. train.lr=0.002 (see the README's table)")
+                        help="any config key, e.g. train.lr=0.002 (see the table in docs/usage.md)")
 
 
 def from_args(args, base=None):
@@ -371,7 +371,7 @@ def from_args(args, base=None):
 
 
 def markdown_table():
-    """The README's table of config keys, from the fields."""
+    """The table of config keys in docs/usage.md, from the fields."""
     lines = ["| key | flag | default | meaning |", "|---|---|---|---|"]
     for section, f in fields():
         default = _default(section, f.name)

@@ -48,7 +48,7 @@ def _cameras(path):
 
 
 def _own(synth, folder, name="mocap", meta=META):
-    """The synthetic files as dataset `name` in `folder`; the 3D's metadata as the README shows."""
+    """The synthetic files as dataset `name` in `folder`; the 3D's metadata as docs/usage.md shows."""
     d3 = read_npz(synth / "data_3d_humaneva15.npz")
     d2 = read_npz(synth / "data_2d_humaneva15_gt.npz")
     os.makedirs(folder, exist_ok=True)
