@@ -185,10 +185,10 @@ def _add_synth(sub):
 
 
 def _add_train(sub):
-    from raypose import config as C
+    from raypose import flags
     q = sub.add_parser("train", help="train an ensemble (resumes an interrupted run)")
     q.add_argument("--config", help="TOML config, e.g. raypose/configs/humaneva.toml")
-    C.add_flags(q)   # every option with a flag, from raypose/config.py
+    flags.add_flags(q)   # every option with a flag, from raypose/config.py
     q.set_defaults(func=_cmd_train)
 
 

@@ -93,6 +93,9 @@ class TrainConfig:
                         lambda v: v in ("bootstrap", "disjoint", "full"), "bootstrap, disjoint or full")
     subset_size: int = opt(0, "samples per member and iteration (0: training set size)", "subset-size",
                            lambda v: v >= 0, "an integer >= 0 (0 = training set size)")
+    eval_frames: int = opt(100_000, "frames scored each iteration: evaluation sequences beyond it keep their "
+                           "middle frames, in proportion (0: all; raypose evaluate scores every frame)",
+                           "eval-frames", lambda v: v >= 0, "an integer >= 0")
     batch_size: int = opt(128, "windows per optimiser step", "batch-size", _positive_int, INT1)
     lr: float = opt(1e-3, "Adam learning rate", None, lambda v: v > 0, "a number > 0")
     lr_decay: float = opt(0.996, "learning-rate factor per epoch, continued across iterations", None,
@@ -136,6 +139,9 @@ class UncertaintyConfig:
                          lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]")
     holdout_by: str = opt("tail", "what is held out: tail (the last frames of every sequence) or chunk (whole "
                           "chunks, all cameras)", None, lambda v: v in ("tail", "chunk"), "tail or chunk")
+    max_frames: int = opt(20_000, "calibration frames at most: held-out sequences beyond it keep their middle "
+                          "frames, in proportion (0: all; HumanEva-I's hold-out is ~1,000)", "calibration-frames",
+                          lambda v: v >= 0, "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,8 @@ class Config:
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 REMOVED = set()   # keys older runs' config.toml may hold; read and ignored
 # Keys added after runs existed: left out of the hash at their defaults, so those runs still resume.
-HASHED_UNLESS_DEFAULT = (("data", "dataset"), ("data", "skeleton"), ("data", "cameras"), ("data", "validation"))
+HASHED_UNLESS_DEFAULT = (("data", "dataset"), ("data", "skeleton"), ("data", "cameras"), ("data", "validation"),
+                         ("train", "eval_frames"), ("uncertainty", "max_frames"))
 
 
 def fields():
@@ -358,23 +365,7 @@ def finalize(cfg):
     return cfg
 
 
-# ---- the command line and the docs, generated from the fields --------------------------------
-
-def add_flags(parser):
-    """`--flag` for every option that has one, and `--set KEY=VALUE` for any key."""
-    for section, f in fields():
-        flag = f.metadata["flag"]
-        if flag is None:
-            continue
-        key = f"{section}.{f.name}"
-        if f.type is bool:
-            parser.add_argument(f"--{flag}", dest=key, action="store_const", const=True, help=f.metadata["help"])
-        else:
-            parser.add_argument(f"--{flag}", dest=key, metavar=f.name.upper(),
-                                help=f"{f.metadata['help']} [{key}]")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any config key, e.g. train.lr=0.002 (see the table in docs/usage.md)")
-
+# ---- the command line (its flags and the docs' table: raypose/flags.py) ----------------------
 
 def from_args(args, base=None):
     """Config file (or base), then flags, then --set: the later wins."""
@@ -386,13 +377,3 @@ def from_args(args, base=None):
         key, value = item.split("=", 1)
         values[key.strip()] = value.strip()
     return with_values(cfg, values)
-
-
-def markdown_table():
-    """The table of config keys in docs/usage.md, from the fields."""
-    lines = ["| key | flag | default | meaning |", "|---|---|---|---|"]
-    for section, f in fields():
-        default = _default(section, f.name)
-        flag = f"`--{f.metadata['flag']}`" if f.metadata["flag"] else ""
-        lines.append(f"| `{section}.{f.name}` | {flag} | `{json.dumps(default)}` | {f.metadata['help']} |")
-    return "\n".join(lines)

@@ -109,14 +109,17 @@ def _train_local(cfg, layout, run, source, chunks, deadline, progress):
     """Every member in this process, no Ray: the same worker, reading the frames directly."""
     import torch
 
+    from raypose.train.windowset import build
     from raypose.train.worker import EnsembleWorker
     labelled, unlabelled, test = chunks
     train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
+    windows = build(cfg, layout, train, read_sequences(source, test))
+    del train
+    source.drop_frames()   # the windows hold what training reads
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.run.cpus_per_member) or os.cpu_count() or 1)
     try:
-        worker = EnsembleWorker(cfg, layout, run, train, read_sequences(source, test), deadline=deadline,
-                                lease=run.lease_token)
+        worker = EnsembleWorker(cfg, layout, run, windows, deadline=deadline, lease=run.lease_token)
         worker.run_iterations(after=lambda i, record, stop: progress.poll())
     finally:
         torch.set_num_threads(threads)
@@ -140,24 +143,8 @@ def _poll_while(wait, progress, watch=lambda: None):
         watch()
     progress.poll()
     if "error" in outcome:
-        raise _user_error(outcome["error"]) or outcome["error"]
-
-
-def _user_error(e, depth=0):
-    """A UserError a worker raised (a node without CUDA, a damaged file), from inside Ray
-    Train's wrappers, so that the user gets its one line instead of Ray's tracebacks."""
-    if e is None or depth > 6:
-        return None
-    if isinstance(e, UserError):
-        cause = getattr(e, "cause", None)   # a RayTaskError made an instance of its cause
-        return cause if isinstance(cause, UserError) else UserError(str(e.args[0]) if e.args else str(e))
-    inner = [getattr(e, "cause", None), e.__cause__]
-    inner += list((getattr(e, "worker_failures", None) or {}).values())
-    for x in inner:
-        found = _user_error(x, depth + 1) if x is not e else None
-        if found:
-            return found
-    return None
+        from raypose.train.run import user_error
+        raise user_error(outcome["error"]) or outcome["error"]
 
 
 def finish(run):
