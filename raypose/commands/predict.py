@@ -45,8 +45,8 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
     handed to the file's writer, dropped. Memory is then the input, the output (an npz is written
     whole at the end; Parquet as it goes) and one track's work, not a dozen arrays the size of
     every frame, and the numbers are those of the whole file at once (`uncertainty.Carry`)."""
-    fmt = output_format(out_path)
     check_out_file(out_path, input_path, overwrite, "an .npz or .parquet file")   # before the members load
+    fmt = output_format(out_path)
     quantiles = parse_quantiles(quantiles)
     run = Run.open(run_uri)
     method = check(method)

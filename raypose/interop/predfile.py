@@ -26,6 +26,7 @@ COLUMNS = {"positions_3d": "pose_3d"}          # Parquet column names where they
 KEYS = ("subject", "action", "camera", "frame")
 META_KEY, TRACKS_KEY = b"raypose", b"raypose.tracks"
 PARQUET_MAGIC = b"PAR1"
+ROW_GROUP = 65536   # rows: about 40 MB of a 17-joint prediction
 
 
 def output_format(path):
@@ -86,23 +87,35 @@ class NpzSink(_Sink):
 
 
 class ParquetSink(_Sink):
-    """Writes each track as a row group as soon as it is added."""
+    """Writes the tracks as they are added, a row group whenever ROW_GROUP rows are waiting (a
+    track larger than that is a row group of its own): small row groups compress worse and read
+    slower, larger ones hold more in memory."""
 
     def __init__(self, f, where):
         super().__init__(f, where)
-        self.writer, self.tracks = None, []
+        self.writer, self.tracks, self.waiting = None, [], []
 
     def add(self, key, arrays):
         import pyarrow.parquet as pq
         table = _table(key, arrays)
         try:
-            if self.writer is None:
-                self.writer = pq.ParquetWriter(self.f, table.schema, compression="zstd")
-            if len(table):
-                self.writer.write_table(table)
+            if self.writer is None:   # float values byte by byte in streams: they compress a third smaller
+                floats = [f.name for f in table.schema if f.name not in KEYS and f.type.value_type == "float"]
+                self.writer = pq.ParquetWriter(self.f, table.schema, compression="zstd", use_dictionary=list(KEYS[:3]),
+                                               use_byte_stream_split=floats)
+            self.waiting.append(table)
+            if sum(len(t) for t in self.waiting) >= ROW_GROUP:
+                self._flush()
         except OSError as e:
             raise self._failed(e) from None
         self.tracks.append([*key, len(table)])
+
+    def _flush(self):
+        import pyarrow as pa
+        table = pa.concat_tables(self.waiting)
+        self.waiting = []
+        if len(table):
+            self.writer.write_table(table, row_group_size=len(table))
 
     def abort(self):
         """Close a writer that `finish` did not (its __del__ would write to a closed file)."""
@@ -114,6 +127,7 @@ class ParquetSink(_Sink):
 
     def finish(self, metadata):
         try:
+            self._flush()
             self.writer.add_key_value_metadata({META_KEY: json.dumps(plain(metadata)),
                                                 TRACKS_KEY: json.dumps(self.tracks)})
             self.writer.close()
