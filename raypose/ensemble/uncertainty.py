@@ -34,6 +34,7 @@ ROUGH_FLOOR = 1e-3     # normalised units (0.3 px at 640 wide, 0.5 px at 1000)
 ERROR_FLOOR = 1e-4     # metres
 RIDGE = 1e-3
 CENTRE = 2             # frames either side of the target for the local feature
+RADIUS_BLOCK = 65536   # frames whose radii are computed at once (in float64, then stored as float32)
 
 
 @dataclass
@@ -218,7 +219,11 @@ class Calibration:
 
     def radius_of(self, scale, quantiles=QUANTILES):
         """`radius` from scales (N, J) already computed (`scale`)."""
-        return (scale[..., None] * self.factor(quantiles)).astype(np.float32)
+        factor = self.factor(quantiles)
+        out = np.empty((*scale.shape, len(factor)), np.float32)
+        for lo in range(0, len(scale), RADIUS_BLOCK):   # not a float64 copy of every radius on the way
+            out[lo:lo + RADIUS_BLOCK] = scale[lo:lo + RADIUS_BLOCK, ..., None] * factor
+        return out
 
     def outside(self, windows, spread_nj):
         """(S,) per sequence of `windows`, the share of joint-frames (root left out) with a feature

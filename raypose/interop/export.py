@@ -1,4 +1,5 @@
-"""`raypose export`: a prediction file (`raypose predict`'s .npz or .parquet) as files for animation tools and spreadsheets.
+"""`raypose export`: a prediction file (`raypose predict`'s .npz or .parquet) as files for animation tools
+and spreadsheets.
 
 BVH: one file per track (subject/action/camera), solved by `bvh.build`. CSV: one table, a row
 per frame. JSON: one object per track with per-frame lists. The prediction is read and checked
