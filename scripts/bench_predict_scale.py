@@ -11,7 +11,10 @@ every 0.2 s. With --baseline (another checkout, e.g. main before this work) its 
 shared: the load average before and after each run is recorded beside its time.
 """
 import argparse
+import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +35,7 @@ TRAIN = ["--channels", "64", "--members", "2", "--iterations", "1", "--epochs", 
 
 def _raypose(code_root, *args):
     """`raypose ARGS` with `code_root`'s package first on the path."""
-    return ([sys.executable, "-c", "import sys; from raypose.cli import main; sys.exit(main())", *args],
+    return ([sys.executable, "-P", "-c", "import sys; from raypose.cli import main; sys.exit(main())", *args],
             {**os.environ, "PYTHONPATH": code_root})
 
 
@@ -42,14 +45,15 @@ def _run(code_root, *args):
 
 
 def _watched(code_root, *args):
-    """(peak PSS MiB of the tree, wall s, load averages before and after)."""
+    """(peak PSS MiB of the tree, wall s, CPU s (user + system, the tree's), load averages before and
+    after: on a shared machine the CPU time says more than the wall time)."""
     cmd, env = _raypose(code_root, *args)
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]   # memwatch.run starts the command with this environment
     try:
-        load0 = os.getloadavg()[0]
+        load0, cpu0 = os.getloadavg()[0], resource.getrusage(resource.RUSAGE_CHILDREN)
         rc, peaks, wall = memwatch.run(cmd, every=0.2, echo=False)
-        load1 = os.getloadavg()[0]
+        load1, cpu1 = os.getloadavg()[0], resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         if old is None:
             os.environ.pop("PYTHONPATH", None)
@@ -57,8 +61,9 @@ def _watched(code_root, *args):
             os.environ["PYTHONPATH"] = old
     if rc:
         raise SystemExit(f"{' '.join(args)}: exit {rc}")
-    return {"peak_mib": peaks["total"], "wall_s": round(wall, 1), "load_before": round(load0, 2),
-            "load_after": round(load1, 2)}
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    return {"peak_mib": peaks["total"], "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "load_before": round(load0, 2), "load_after": round(load1, 2)}
 
 
 def _camera_frames(path):
@@ -85,6 +90,25 @@ def _same(a, b):
     return list(x) == list(y) and all(same(x[k], y[k]) for k in x)
 
 
+def _evaluate(run, data, n, args):
+    """`raypose evaluate --data DATA --no-curve` of the run, this checkout's and the baseline's, each
+    on its own copy of the run (evaluate writes metrics.json there); whether they report the same."""
+    row, reports = {"frames_3d": n}, {}
+    for name, code in [("this", ROOT)] + ([("baseline", args.baseline)] if args.baseline else []):
+        copy = os.path.join(args.work, f"run_evaluate_{name}")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(run, copy)
+        row[name] = _watched(code, "evaluate", "--run", copy, "--data", data, "--no-curve")
+        with open(os.path.join(copy, "metrics.json")) as f:
+            reports[name] = json.load(f)["evaluation"]
+        shutil.rmtree(copy)
+        print(n, "evaluate", name, row[name], flush=True)
+    row["eval_frames"] = reports["this"]["frames"]
+    if "baseline" in reports:
+        row["identical_to_baseline"] = json.dumps(reports["this"]) == json.dumps(reports["baseline"])
+    return row
+
+
 def _cpu():
     with open("/proc/cpuinfo") as f:
         return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
@@ -96,6 +120,8 @@ def main():
     ap.add_argument("--work", default="/tmp/raypose_bench_predict_scale")
     ap.add_argument("--baseline", help="another checkout's root (its raypose/), run at --baseline-sizes")
     ap.add_argument("--baseline-sizes", type=int, nargs="*", default=[200000])
+    ap.add_argument("--evaluate-sizes", type=int, nargs="*", default=[],
+                    help="also `raypose evaluate --data` that set (its test split), this checkout and --baseline")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "predict_scale.json"))
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -108,9 +134,9 @@ def main():
         _run(ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
     results = {**header(), "cpu": _cpu(),
                "run": f"2 members x 64 channels, trained by `raypose train {' '.join(TRAIN)}`",
-               "note": "peak: summed PSS of the predict process tree (scripts/memwatch.py, every 0.2 s); wall: the "
-                       "whole command (imports, reading, writing); the machine is shared, its load average is "
-                       "recorded before and after each run", "sizes": []}
+               "note": "peak: summed PSS of the predict process tree (scripts/memwatch.py, every 0.2 s); wall and "
+                       "CPU (user + system) time: the whole command (imports, reading, writing); the machine is "
+                       "shared, its load average is recorded before and after each run", "sizes": []}
     for n in args.sizes:
         inp = os.path.join(data[n], "data_2d_h36m_gt.npz")
         row = {"frames_3d": n, "camera_frames": _camera_frames(inp)}
@@ -130,6 +156,8 @@ def main():
         for fmt in ("npz", "parquet"):
             os.remove(os.path.join(args.work, f"pred_{n}.{fmt}"))
         results["sizes"].append(row)
+    for n in args.evaluate_sizes:
+        results.setdefault("evaluate", []).append(_evaluate(run, data[n], n, args))
     results["finished"] = time.strftime("%Y-%m-%d %H:%M")
     write(args.out, results)
 

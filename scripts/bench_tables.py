@@ -323,6 +323,10 @@ def _predict_scale(r):
     same = [s["identical_to_baseline"] for s in r["sizes"] if "identical_to_baseline" in s]
     rows += ["", f"{r['run']} on {r['cpu']}. {r['note'][0].upper()}{r['note'][1:]}."
              + (" The npz holds the same arrays as before's, bit for bit." if same and all(same) else "")]
+    for e in r.get("evaluate", ()):
+        rows += ["", f"`raypose evaluate --data` (3D frames {e['frames_3d']:,}: {e['eval_frames']:,} evaluation "
+                 f"camera-frames, --no-curve): {cell(e['this'])}, before {cell(e.get('baseline'))}"
+                 + ("; the same report, number for number." if e.get("identical_to_baseline") else ".")]
     return rows
 
 

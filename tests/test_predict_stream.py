@@ -172,3 +172,13 @@ def test_stopped_half_way_leaves_nothing(run_dir, two_d, tmp_path, monkeypatch, 
         P.predict_file(run_dir, two_d, tmp_path / "out" / name)
     assert len(calls) == 4
     assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
+
+
+def test_plot_reads_parquet_as_it_reads_the_npz(run_dir, two_d, tmp_path):
+    from raypose.commands.plot import _read_prediction
+    for name in ("p.npz", "p.parquet"):
+        assert main(["predict", "--run", str(run_dir), "--input", str(two_d), "--out", str(tmp_path / name)]) == 0
+    a, b = _read_prediction(tmp_path / "p.npz"), _read_prediction(tmp_path / "p.parquet")
+    assert a["skeleton"].parents == b["skeleton"].parents
+    for name in ("positions_3d", "keypoints_2d", "filled", "trajectory"):
+        assert np.array_equal(a[name]["S2"]["box"][1], b[name]["S2"]["box"][1])
