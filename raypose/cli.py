@@ -224,7 +224,8 @@ def _add_predict(sub):
                    help="keypoints below this confidence are filled in from their neighbours in time")
     q.add_argument("--fill-missing-frames", action="store_true",
                    help="COCO JSON: fill a frame without a person in from its neighbours (default: refused)")
-    q.add_argument("--out", required=True, help="output npz (must be new, outside any run): positions_3d (T, J, 3), "
+    q.add_argument("--out", required=True, help="output .npz (VideoPose3D's nesting) or .parquet (a row per frame, "
+                   "written as it goes: for outputs larger than memory); new, outside any run: positions_3d (T, J, 3), "
                    "uncertainty (T, J), radius (T, J, Q) per track; J the run's 3D joints, 15 for HumanEva, 17 for "
                    "Human3.6M")
     q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -264,7 +265,8 @@ def _add_plot(sub):
     q = sub.add_parser("plot", help="figures into RUN/plots, or an animation of one sequence")
     what = q.add_mutually_exclusive_group(required=True)
     what.add_argument("--run")
-    what.add_argument("--pred", metavar="POSES.npz", help="a `raypose predict` file to animate (with --animate)")
+    what.add_argument("--pred", metavar="POSES", help="a `raypose predict` file (.npz or .parquet) to animate "
+                      "(with --animate)")
     q.add_argument("--animate", metavar="SUBJECT/ACTION", help="e.g. 'Validate/S1/Walking 1 chunk0'")
     q.add_argument("--camera", help="camera of the animated sequence (default: C1 for --run, the track's first "
                    "for --pred)")
@@ -311,7 +313,7 @@ def _add_export_member(sub):
 def _add_export(sub):
     from raypose.interop.export import FORMATS
     q = sub.add_parser("export", help="a prediction as BVH (one file per track), CSV or JSON")
-    q.add_argument("poses", metavar="POSES.npz", help="a file `raypose predict` wrote")
+    q.add_argument("poses", metavar="POSES", help="a file `raypose predict` wrote (.npz or .parquet)")
     q.add_argument("--format", required=True, choices=FORMATS)
     q.add_argument("--out", required=True, help="the folder to write (must be new or empty)")
     q.add_argument("--overwrite", action="store_true", help="replace a former export at --out")

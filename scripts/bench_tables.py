@@ -313,6 +313,23 @@ def _tune(r):
     return rows
 
 
+def _predict_scale(r):
+    """predict's peak memory and time by input size, npz and Parquet, and the code before (issue 26)."""
+    cell = lambda m: f"{m['peak_mib']:,.0f} MiB / {m['wall_s']:.0f} s" if m else ""
+    rows = ["| 3D frames | camera-frames | npz: peak / time | Parquet: peak / time | before, npz: peak / time |",
+            "|---|---|---|---|---|"]
+    rows += [f"| {s['frames_3d']:,} | {s['camera_frames']:,} | {cell(s['npz'])} | {cell(s['parquet'])} "
+             f"| {cell(s.get('baseline_npz'))} |" for s in r["sizes"]]
+    same = [s["identical_to_baseline"] for s in r["sizes"] if "identical_to_baseline" in s]
+    rows += ["", f"{r['run']} on {r['cpu']}. {r['note'][0].upper()}{r['note'][1:]}."
+             + (" The npz holds the same arrays as before's, bit for bit." if same and all(same) else "")]
+    for e in r.get("evaluate", ()):
+        rows += ["", f"`raypose evaluate --data` (3D frames {e['frames_3d']:,}: {e['eval_frames']:,} evaluation "
+                 f"camera-frames, --no-curve): {cell(e['this'])}, before {cell(e.get('baseline'))}"
+                 + ("; the same report, number for number." if e.get("identical_to_baseline") else ".")]
+    return rows
+
+
 def _value(v):
     if isinstance(v, float):
         return f"{v:.3g}"
@@ -356,7 +373,7 @@ RENDER = {"infer": _infer, "ensemble": _ensemble, "train": _train, "semi_synthet
           "pseudo_labels": _pseudo_labels, "fit_2d": _fit_2d,
           "uncertainty": _uncertainty, "uncertainty_chunk": _uncertainty_split,
           "coco_mapping": _coco_mapping, "trajectory": _trajectory, "export": _export,
-          "fov": _fov, "tune": _tune, "scale": _scale}
+          "fov": _fov, "tune": _tune, "scale": _scale, "predict_scale": _predict_scale}
 
 
 def render(name, data):

@@ -94,12 +94,12 @@ def test_coco_keypoints_are_not_taken_as_a_run_s_own_17_joints(h36m_dir, tmp_pat
     coco = read_2d(_coco_json(tmp_path / "det.json"), image_size=(1000, 1000))
     with pytest.raises(UserError, match="no mapping onto the 17 joints"):
         prepare(coco, _layout(h36m_dir, "cpn_ft_h36m_dbb"), "det.json")
-    assert len(prepare(coco, _layout(h36m_dir, "detectron_pt_coco"), "det.json").sequences) == 1
+    assert len(prepare(coco, _layout(h36m_dir, "detectron_pt_coco"), "det.json").keys) == 1
     mine = _layout(h36m_dir, "mine")          # unnamed, but H36M's symmetry: taken as H36M's order
     with pytest.raises(UserError, match="no mapping onto the 17 joints"):
         prepare(coco, mine, "det.json")
     old_coco_run = dataclasses.replace(mine, left_2d=tuple(COCO.symmetry[0]), right_2d=tuple(COCO.symmetry[1]))
-    assert len(prepare(coco, old_coco_run, "det.json").sequences) == 1   # a run from before names: COCO's pairs
+    assert len(prepare(coco, old_coco_run, "det.json").keys) == 1   # a run from before names: COCO's pairs
     with pytest.raises(UserError) as e:       # a symmetry no known layout has: the run cannot tell
         prepare(coco, dataclasses.replace(mine, left_2d=(1,), right_2d=(2,)), "det.json")
     msg = str(e.value)
@@ -107,7 +107,7 @@ def test_coco_keypoints_are_not_taken_as_a_run_s_own_17_joints(h36m_dir, tmp_pat
     assert "2D layout is unknown" in msg and "expected 2D in the run's own layout" in msg
     assert "detectron_pt_coco" in msg   # the fix names which of VideoPose3D's files are COCO-ordered
     unnamed = dataclasses.replace(coco, layout_name=None)    # a file that names no layout: the run's own
-    assert len(prepare(unnamed, _layout(h36m_dir, "mine"), "det.npz").sequences) == 1
+    assert len(prepare(unnamed, _layout(h36m_dir, "mine"), "det.npz").keys) == 1
 
 
 def test_coco_image_size_is_never_assumed(h36m_dir, tmp_path):

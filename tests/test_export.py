@@ -245,7 +245,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     (tmp_path / "adir").mkdir()
     for argv, needle in [
             ([str(tmp_path / "missing.npz")], "missing.npz: file not found"),
-            ([str(tmp_path / "adir")], "adir: a directory; expected a prediction npz"),
+            ([str(tmp_path / "adir")], "adir: a directory; expected a prediction .npz or .parquet"),
             ([str(tmp_path / "notes.npz")], "not an npz file"),
             ([str(tmp_path / "twod.npz")], "missing key 'positions_3d'"),
             ([str(tmp_path / "nolayout.npz")], "metadata['layout']['skeleton']: missing"),

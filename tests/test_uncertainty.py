@@ -216,3 +216,30 @@ def test_calibration_split_by_chunk_keeps_every_action_and_whole_chunks():
     again = calibration_split(data, 0.1, "chunk", seed=0)[1]
     assert [k for k, _, _ in again] == [k for k, _, _ in calib]
     assert calibration_split(data, 0.1, "tail")[1][0][1].shape[0] == 3   # the tail mode: 10% of 30 frames
+
+
+def test_features_of_one_sequence_at_a_time_carried_are_those_of_all_at_once(walk_jog_windows):
+    """Predict windows a file one track at a time: with the running sums carried over (`Carry`),
+    every feature is bit for bit the one of all tracks windowed back to back; without, the
+    cumulative sums start from 0 per track and come out a rounding apart."""
+    windows = walk_jog_windows[1]
+    rng = np.random.default_rng(3)
+    pad = windows.receptive_field // 2
+    seqs, gaps = [], []
+    for s, key in enumerate(windows.keys):
+        t = windows.offsets[s + 1] - windows.offsets[s]
+        seqs.append((key, windows.sequence(s)[0][pad:pad + t], None))
+        gaps.append(rng.integers(0, 4, (t, windows.inputs.shape[1])) * (rng.random((t, 1)) < 0.3))
+    whole = make_windows(seqs, windows.receptive_field, gaps)
+    spread = rng.uniform(0.005, 0.05, (len(whole), 15))
+    want = U.features(whole, spread)
+    carry, carried, fresh = U.Carry(), [], []
+    for s, (seq, g) in enumerate(zip(seqs, gaps)):
+        one = make_windows([seq], windows.receptive_field, [g])
+        part = spread[whole.offsets[s]:whole.offsets[s + 1]]
+        carried.append(U.features(one, part, carry))
+        fresh.append(U.features(one, part))
+        carry = carry.after(one)
+    assert len(seqs) > 2 and np.array_equal(np.concatenate(carried), want)
+    np.testing.assert_allclose(np.concatenate(fresh), want, rtol=1e-9, atol=1e-12)
+    assert not np.array_equal(np.concatenate(fresh), want)   # what the carry is for

@@ -14,6 +14,7 @@ from raypose.ensemble.ensemble import Ensemble
 from raypose.errors import UserError
 from raypose.evaluation import report as R
 from raypose.interop.export import camera_names
+from raypose.interop.predfile import is_parquet, read_parquet
 from raypose.npzfile import read_npz
 from raypose.outputs import check_out_file
 from raypose.run import Run
@@ -140,7 +141,7 @@ def prediction_animation(pred_path, sequence, camera, out, overwrite=False):
 def _read_prediction(path):
     """The arrays of a prediction file and its 3D skeleton (`skeleton`), or one line naming what
     is missing."""
-    d = read_npz(path)
+    d = read_parquet(path) if is_parquet(path) else read_npz(path)   # the same nested dicts either way
     expected = f"expected a prediction file from raypose predict ({', '.join(PREDICTION_KEYS)})"
     for key in PREDICTION_KEYS:
         if key not in d:

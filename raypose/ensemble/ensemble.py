@@ -7,7 +7,7 @@ from raypose.ensemble.aggregate import aggregate, check, spread
 from raypose.ensemble.uncertainty import Calibration, view_spread
 from raypose.errors import UserError
 from raypose.model.device import check_device, set_precision
-from raypose.model.inference import predict_windows
+from raypose.model.inference import predict_sequence, predict_windows
 from raypose.model.temporal import TemporalModel
 
 
@@ -52,13 +52,22 @@ class Ensemble:
 
     @torch.no_grad()
     def predict(self, windows, tta=True):
-        """(K, N, J, 3): every member's root-relative pose for every target of `windows`."""
-        return self.predict_views(windows, tta).mean(1)
+        """(K, N, J, 3): every member's root-relative pose for every target of `windows`, the mean
+        of its views (`predict_views`), one sequence at a time (never every view of every frame)."""
+        out = np.empty((len(self), len(windows), self.layout.joints_3d, 3), np.float32)
+        for s, lo, hi in _sequences(windows):
+            out[:, lo:hi] = self._views(windows, s, tta).mean(1)
+        return out
 
     @torch.no_grad()
     def predict_views(self, windows, tta=True):
         """(K, V, N, J, 3): every member's pose for the input (and, with `tta`, the mirrored input)."""
         return np.stack([predict_windows(m, windows, self.layout, tta, self.device, self.precision, views=True)
+                         for m in self.models])
+
+    def _views(self, windows, s, tta):
+        """(K, V, T, J, 3) `predict_views` of sequence s alone."""
+        return np.stack([predict_sequence(m, windows, s, self.layout, tta, self.device, self.precision, views=True)
                          for m in self.models])
 
     def aggregate(self, preds, method=None):
@@ -71,8 +80,28 @@ class Ensemble:
 
     def estimate(self, windows, tta=True, method=None):
         """`pose` and the spread of every member's every view (input and mirrored input) around the
-        aggregate, which feeds the calibrated radii (`uncertainty.view_spread`)."""
-        views = self.predict_views(windows, tta)
-        preds = views.mean(1)
-        ens = self.aggregate(preds, method)
-        return preds, ens, spread(preds, ens), view_spread(views, ens)
+        aggregate, which feeds the calibrated radii (`uncertainty.view_spread`).
+
+        One sequence at a time: every step is per frame, so the numbers are those of all frames at
+        once without every member's every view of every frame in memory. Not for the geometric
+        median, whose iterations stop when every frame given has converged: all frames at once."""
+        if check(method) == "geomedian":
+            views = self.predict_views(windows, tta)
+            preds = views.mean(1)
+            ens = self.aggregate(preds, method)
+            return preds, ens, spread(preds, ens), view_spread(views, ens)
+        n, j = len(windows), self.layout.joints_3d
+        preds = np.empty((len(self), n, j, 3), np.float32)
+        ens, unc, vspread = np.empty((n, j, 3), np.float32), np.empty((n, j), np.float32), np.empty((n, j), np.float32)
+        for s, lo, hi in _sequences(windows):
+            views = self._views(windows, s, tta)
+            preds[:, lo:hi] = views.mean(1)
+            ens[lo:hi] = self.aggregate(preds[:, lo:hi], method)
+            unc[lo:hi] = spread(preds[:, lo:hi], ens[lo:hi])
+            vspread[lo:hi] = view_spread(views, ens[lo:hi])
+        return preds, ens, unc, vspread
+
+
+def _sequences(windows):
+    """(sequence index, first target, end) per sequence of `windows`."""
+    return zip(range(len(windows.keys)), windows.offsets[:-1], windows.offsets[1:])

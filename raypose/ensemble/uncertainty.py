@@ -15,6 +15,8 @@ Then split conformal prediction: the q-quantile of error / scale on the clean ca
 joints scales every radius, which makes the radii cover q of the joints wherever the
 calibration split is exchangeable with the input (docs/method.md, "Uncertainty").
 """
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from raypose.ensemble import corrupt
@@ -32,19 +34,67 @@ ROUGH_FLOOR = 1e-3     # normalised units (0.3 px at 640 wide, 0.5 px at 1000)
 ERROR_FLOOR = 1e-4     # metres
 RIDGE = 1e-3
 CENTRE = 2             # frames either side of the target for the local feature
+RADIUS_BLOCK = 65536   # frames whose radii are computed at once (in float64, then stored as float32)
 
 
-def roughness(windows):
+@dataclass
+class Carry:
+    """What the features of a sequence take over from the sequences windowed before it.
+
+    `roughness` and `gap_features` difference cumulative sums that run through every sequence of a
+    `Windows` back to back (and through the two rows that straddle each pair of neighbours), so a
+    sequence windowed alone would get features a rounding apart from the same sequence windowed
+    among others. Predict windows one track at a time; carried from track to track (`after`),
+    these sums give it bit for bit the radii of the whole file windowed at once."""
+    rough: np.ndarray = field(default_factory=lambda: np.zeros(2))   # roughness' sum so far
+    gap: float = 0.0                                                  # gap share's sum so far
+    tail: np.ndarray | None = None   # (2, J, 2) float64: the last two padded 2D rows before
+
+    def _rows(self, windows):
+        """(2D rows with the tail before them, float64; the windows' starts in those rows)."""
+        x = windows.inputs.astype(np.float64)
+        if self.tail is None:
+            return x, windows.starts
+        return np.concatenate([self.tail, x]), windows.starts + len(self.tail)
+
+    def after(self, windows):
+        """The Carry for the sequences that follow `windows`."""
+        x, _ = self._rows(windows)
+        rough = _cumsum(_row_roughness(x)[0], self.rough)[-1] if len(x) > 2 else self.rough
+        gap = self.gap if windows.gaps is None else float(_cumsum(_gap_rows(windows.gaps), self.gap)[-1])
+        return Carry(rough, gap, x[-2:].copy())
+
+
+def _cumsum(rows, start):
+    """[start, start + rows[0], ...]: the running sum from `start`, added in order, so that one
+    carried over from earlier rows continues it exactly."""
+    start = np.asarray(start, np.float64)
+    return np.cumsum(np.concatenate([start.reshape(1, *rows.shape[1:]), rows]), 0)
+
+
+def _row_roughness(x):
+    """Per row of 2D (P, J, 2), row r centred on frame r + 1: (P - 2, 2) the median and the worst
+    joint's 2D acceleration, and (P - 2, J) every joint's."""
+    acc = np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1)       # (P - 2, J)
+    return np.stack([np.median(acc, 1), acc.max(1)], -1), acc
+
+
+def _gap_rows(gaps):
+    """(P,) per 2D row, the share of its joints that were filled in."""
+    return (gaps > 0).mean(1)
+
+
+def roughness(windows, carry=None):
     """(N, 3) per target: log of the window's typical and worst-joint 2D acceleration (mean over its
-    frames of the median and the maximum over joints), and the worst joint's near the target."""
-    x = windows.inputs.astype(np.float64)
+    frames of the median and the maximum over joints), and the worst joint's near the target.
+    `carry`: from the sequences windowed before these (`Carry`)."""
     if windows.receptive_field < 3:   # no second difference inside a window
         return np.full((len(windows), 3), np.log(ROUGH_FLOOR))
-    acc = np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1)       # (P - 2, J), row r centred on r + 1
-    per_row = np.stack([np.median(acc, 1), acc.max(1)], -1)            # (P - 2, 2)
+    carry = carry or Carry()
+    x, s = carry._rows(windows)
+    per_row, acc = _row_roughness(x)                                    # (P - 2, 2), (P - 2, J)
     span = windows.receptive_field - 2                                  # rows centred inside the window
-    csum = np.concatenate([np.zeros((1, 2)), np.cumsum(per_row, 0)])
-    s = windows.starts
+    csum = _cumsum(per_row, carry.rough)
     window_mean = (csum[s + span] - csum[s]) / span
     c = s + windows.receptive_field // 2 - 1                            # the target's own row
     worst = acc.max(1)
@@ -70,7 +120,7 @@ def smoothed(x, offsets, k=SMOOTH):
     return out
 
 
-def gap_features(windows, joints):
+def gap_features(windows, joints, carry=None):
     """(N, J, 2) per joint-frame: log(1 + frames from its 2D joint to an observation) at the target
     (capped at GAP_CAP; the mean over 2D joints where the 2D joints are not the 3D skeleton's),
     and the share of the window's 2D joint-frames that were filled in. Zero without gaps."""
@@ -80,20 +130,21 @@ def gap_features(windows, joints):
     d = np.log1p(np.minimum(windows.gaps, GAP_CAP).astype(np.float64))
     own = d[windows.starts + windows.receptive_field // 2]                   # (N, J2)
     own = own if own.shape[1] == joints else np.repeat(own.mean(1, keepdims=True), joints, 1)
-    csum = np.concatenate([[0.0], np.cumsum((windows.gaps > 0).mean(1))])
+    csum = _cumsum(_gap_rows(windows.gaps), 0.0 if carry is None else carry.gap)
     share = (csum[windows.starts + windows.receptive_field] - csum[windows.starts]) / windows.receptive_field
     return np.stack([own, np.broadcast_to(share[:, None], (n, joints))], -1)
 
 
-def features(windows, spread_nj):
+def features(windows, spread_nj, carry=None):
     """(N, J, F) the scale model's inputs for every joint-frame, in FEATURES' order, from the
-    windows' 2D (and gaps) and the view spread (`view_spread`) of each joint-frame."""
+    windows' 2D (and gaps) and the view spread (`view_spread`) of each joint-frame; `carry` from
+    the sequences windowed before these (`Carry`)."""
     n, j = spread_nj.shape
-    rough = roughness(windows)
+    rough = roughness(windows, carry)
     return np.concatenate([np.log(SPREAD_FLOOR + spread_nj)[..., None],
                            np.log(SPREAD_FLOOR + smoothed(spread_nj, windows.offsets))[..., None],
                            np.broadcast_to(rough[:, None, :], (n, j, rough.shape[1])),
-                           gap_features(windows, j)], -1)
+                           gap_features(windows, j, carry)], -1)
 
 
 def _design(feats, joints):
@@ -168,16 +219,26 @@ class Calibration:
 
     def radius_of(self, scale, quantiles=QUANTILES):
         """`radius` from scales (N, J) already computed (`scale`)."""
-        return (scale[..., None] * self.factor(quantiles)).astype(np.float32)
+        factor = self.factor(quantiles)
+        out = np.empty((*scale.shape, len(factor)), np.float32)
+        for lo in range(0, len(scale), RADIUS_BLOCK):   # not a float64 copy of every radius on the way
+            out[lo:lo + RADIUS_BLOCK] = scale[lo:lo + RADIUS_BLOCK, ..., None] * factor
+        return out
 
     def outside(self, windows, spread_nj):
         """(S,) per sequence of `windows`, the share of joint-frames (root left out) with a feature
         beyond what calibration saw (its 99.9th percentile): there the radii extrapolate."""
+        if not self.info.get("feature_range"):
+            return np.zeros(len(windows.keys))
+        return self.outside_of(features(windows, spread_nj), windows.offsets)
+
+    def outside_of(self, feats, offsets):
+        """`outside` from features (N, J, F) already computed (`features`), per sequence of `offsets`."""
         rng = self.info.get("feature_range")
         if not rng:
-            return np.zeros(len(windows.keys))
-        beyond = np.any(features(windows, spread_nj)[:, 1:] > np.asarray(rng)[:, 1], axis=-1).mean(1)
-        return np.array([beyond[lo:hi].mean() for lo, hi in zip(windows.offsets[:-1], windows.offsets[1:])])
+            return np.zeros(len(offsets) - 1)
+        beyond = np.any(feats[:, 1:] > np.asarray(rng)[:, 1], axis=-1).mean(1)
+        return np.array([beyond[lo:hi].mean() for lo, hi in zip(offsets[:-1], offsets[1:])])
 
     def mismatch(self, method, tta):
         """Why radii computed around this aggregate with this flip setting are not the calibrated

@@ -5,6 +5,7 @@ Evaluation runs in the driver process: the members are loaded from their checkpo
 over the evaluation split with the dilated form, which is cheap next to training.
 """
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -187,7 +188,8 @@ def corrupted(windows, layout, corruptions=tuple(EVAL_CORRUPTIONS)):
 
 
 def radius_study(cal, conditions, groups, quantiles=QUANTILES):
-    """{condition: radius_report + errors} for a Calibration over [(name, windows, pose, view spread)]."""
+    """{condition: radius_report + errors} for a Calibration over [(name, windows, pose, view spread)]
+    (any iterable: a generator's conditions are made one at a time, each dropped before the next)."""
     levels = np.concatenate([QCE_LEVELS, quantiles])
     out = {}
     for name, w, ens, vspread in conditions:
@@ -197,6 +199,7 @@ def radius_study(cal, conditions, groups, quantiles=QUANTILES):
         rep = radius_report(radius, err, levels, quantiles, groups, cal.gaussian_sd(scale))
         user = radius[..., len(QCE_LEVELS):]
         out[name] = {**rep, **quick(ens, w.targets), **_filled_report(w, user, err, quantiles)}
+        del w, ens, vspread, err, scale, radius, user   # before the next condition is made (`each_corrupted`)
     return out
 
 
@@ -219,11 +222,17 @@ def _filled_report(w, radius, err, quantiles):
 
 def corrupted_estimates(ensemble, windows, method, tta, corruptions=tuple(EVAL_CORRUPTIONS)):
     """[(name, windows, pose, view spread)] for every corruption of the evaluation windows."""
-    out = []
-    for name, w in corrupted(windows, ensemble.layout, corruptions)[1:]:
+    return list(each_corrupted(ensemble, windows, method, tta, corruptions))
+
+
+def each_corrupted(ensemble, windows, method, tta, corruptions=tuple(EVAL_CORRUPTIONS)):
+    """`corrupted_estimates` one at a time, each made when asked for: what evaluate holds of the
+    corrupted inputs is then one condition's 2D and estimates, not every condition's."""
+    for i, name in enumerate(corruptions, 1):   # the seeds of `corrupted`
+        kind, value = EVAL_CORRUPTIONS[name]
+        w = corrupt.apply(windows, kind, value, ensemble.layout, seed=i)
         _, ens, _, vspread = ensemble.estimate(w, tta, method)
-        out.append((name, w, ens, vspread))
-    return out
+        yield name, w, ens, vspread
 
 
 def uncertainty_study(ensemble, windows, clean, method, tta, corruptions=tuple(EVAL_CORRUPTIONS),
@@ -237,12 +246,14 @@ def uncertainty_study(ensemble, windows, clean, method, tta, corruptions=tuple(E
                 "(uncertainty.holdout = 0, or trained before radii existed)"}
     ens, unc, vspread = clean
     if corrupted_conditions is None:   # the caller may have them already (scripts/bench_uncertainty.py)
-        corrupted_conditions = corrupted_estimates(ensemble, windows, method, tta, corruptions)
-    conditions = [("clean", windows, ens, vspread)] + corrupted_conditions
+        names, corrupted_conditions = list(corruptions), each_corrupted(ensemble, windows, method, tta, corruptions)
+    else:
+        names = [name for name, *_ in corrupted_conditions]
+    conditions = itertools.chain([("clean", windows, ens, vspread)], corrupted_conditions)
     levels = np.concatenate([QCE_LEVELS, quantiles])
     sd = unc / np.sqrt(3)
     return {"calibrated": True, "calibration": dict(cal.info), "mismatch": cal.mismatch(method, tta),
-            "order": [name for name, *_ in conditions],   # metrics.json sorts keys
+            "order": ["clean", *names],   # metrics.json sorts keys
             "conditions": radius_study(cal, conditions, windows.key_per_target(0), quantiles),
             "spread_as_gaussian": radius_report(gaussian_radius(sd, levels), M.per_joint_error(ens, windows.targets),
                                                 levels, quantiles, sd=sd)}

@@ -1,4 +1,5 @@
-"""`raypose export`: a prediction file (`raypose predict`) as files for animation tools and spreadsheets.
+"""`raypose export`: a prediction file (`raypose predict`'s .npz or .parquet) as files for animation tools
+and spreadsheets.
 
 BVH: one file per track (subject/action/camera), solved by `bvh.build`. CSV: one table, a row
 per frame. JSON: one object per track with per-frame lists. The prediction is read and checked
@@ -16,6 +17,7 @@ from raypose.datasets.cameras import FPS
 from raypose.datasets.keypoints import LAYOUTS, layout_of
 from raypose.errors import UserError
 from raypose.interop import bvh as B
+from raypose.interop.predfile import is_parquet, read_parquet
 from raypose.npzfile import read_npz
 from raypose.outputs import EXPORT_SUMMARY as SUMMARY
 from raypose.outputs import atomic_dir, check_replaceable, plain
@@ -153,8 +155,10 @@ def read_prediction(path):
     """The prediction at `path`, checked whole: one line for anything that is not one."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise UserError(f"{path}: a directory; expected a prediction npz (the file `raypose predict` writes)")
-    content = read_npz(path)   # a missing file, not an npz: one line
+        raise UserError(f"{path}: a directory; expected a prediction .npz or .parquet (the file `raypose predict` "
+                        "writes)")
+    # the same nested dicts either way; a missing file, not an npz: one line
+    content = read_parquet(path) if is_parquet(path) else read_npz(path)
     if "positions_3d" not in content:
         raise UserError(f"{path}: not a raypose prediction: missing key 'positions_3d' (found "
                         f"{sorted(content)}); expected the npz `raypose predict` writes")

@@ -4,6 +4,7 @@ filled from their neighbours in time, normalised by their own image size.
 What was done to each track goes into the prediction's metadata, so a user can see which joints
 were mapped or filled, and at which image size the pixels were read.
 """
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,12 +19,34 @@ CONFIDENCE_THRESHOLD = 0.3
 
 @dataclass
 class Ready:
-    """The tracks in the input's order, as `make_windows` takes them, with what was done to them."""
+    """A user's tracks in the input's order, checked (their layout maps onto the run's, every one has
+    an image size); their 2D is made ready one track at a time (`each`), so that predict never holds
+    a second full-size copy of the input."""
     keys: list = field(default_factory=list)         # (subject, action, camera)
-    sequences: list = field(default_factory=list)    # (key, normalised (T, J, 2), None)
-    filled: list = field(default_factory=list)       # (T, J) bool per track: joints filled in
-    gaps: list = field(default_factory=list)         # (T, J) per track: frames to the joint's nearest observation
-    info: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)         # what was done; per track once it is done
+    todo: deque = field(default_factory=deque)       # (Track, (w, h)) still to make ready
+    to_run: object = None                            # the layout mapping (keypoints.mapping)
+    threshold: float = CONFIDENCE_THRESHOLD
+    zoom: float = 1.0
+    where: str = ""
+
+    def each(self):
+        """Per track, in order: (key, normalised (T, J, 2) 2D zoomed about the image centre, (T, J)
+        filled in, (T, J) frames to each joint's nearest observation, (w, h)). The user's arrays are
+        let go as their track is taken: the input is read whole (its format is one pickle), but
+        then shrinks while the output grows."""
+        while self.todo:
+            t, size = self.todo.popleft()
+            key = (t.subject, t.action, t.camera)
+            where = f"{self.where}: {t.subject}/{t.action} camera {t.camera}"
+            kp, conf = self.to_run(t.keypoints, t.confidence)
+            t.keypoints = t.confidence = None
+            if len(kp):
+                kp, mask, distance = fill_gaps(kp, conf, self.threshold, where)
+            else:
+                mask, distance = np.zeros(kp.shape[:2], bool), np.zeros(kp.shape[:2], int)
+            self.info["tracks"]["/".join(key)].update(gap_summary(mask, distance))
+            yield key, normalize_screen(kp, *size) * np.float32(self.zoom), mask, distance, size
 
 
 def dataset_layouts(layout):
@@ -58,7 +81,8 @@ def image_size(track, layout, layout_name, where):
 def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD, zoom=1.0):
     """`Ready` tracks of a `data.inputs.UserInput` for a run of `layout`, normalised 2D zoomed by
     `zoom` about the image centre (predict's field-of-view correction); one line for 2D the run
-    cannot take, a track with no usable joint, or a missing image size."""
+    cannot take, a missing image size, or a file whose tracks all have 0 frames: all checked before
+    any track is made ready (a track with no usable joint is found when its turn comes)."""
     run_2d = layout.name_2d or layout_of(layout.joints_2d, layout.left_2d, layout.right_2d)
     to_run = mapping(user.layout_name, user.num_joints, layout.joints_2d, run_2d, input_path)
     if to_run is None:
@@ -68,21 +92,16 @@ def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD, zoom=1.0):
     mapped = user.num_joints != layout.joints_2d
     ready = Ready(info={"input_layout": user.layout_name, "input_joints": user.num_joints,
                         "mapped": f"{user.layout_name} -> the run's {layout.joints_2d} joints" if mapped else None,
-                        "confidence_threshold": threshold, "tracks": {}})
+                        "confidence_threshold": threshold, "tracks": {}},
+                  to_run=to_run, threshold=threshold, zoom=zoom, where=str(input_path))
     for t in user.tracks:
-        key = (t.subject, t.action, t.camera)
         where = f"{input_path}: {t.subject}/{t.action} camera {t.camera}"
         size, source = image_size(t, layout, user.layout_name, where)
-        kp, conf = to_run(t.keypoints, t.confidence)
-        kp, mask, distance = fill_gaps(kp, conf, threshold, where) if len(kp) else (kp, np.zeros(kp.shape[:2], bool),
-                                                                                   np.zeros(kp.shape[:2], int))
-        ready.keys.append(key)
-        ready.sequences.append((key, normalize_screen(kp, *size) * np.float32(zoom), None))
-        ready.filled.append(mask)
-        ready.gaps.append(distance)
+        ready.keys.append((t.subject, t.action, t.camera))
+        ready.todo.append((t, size))
         ready.info["tracks"][f"{t.subject}/{t.action}/{t.camera}"] = {
-            "image_size": list(size), "image_size_from": source, **gap_summary(mask, distance),
+            "image_size": list(size), "image_size_from": source,
             **({"image_ids": t.frame_ids, "frame_order": t.frame_order} if t.frame_ids is not None else {})}
-    if not any(len(kp) for _, kp, _ in ready.sequences):
+    if not any(len(t.keypoints) for t in user.tracks):
         raise UserError(f"{input_path}: every track has 0 frames; expected at least one frame")
     return ready
