@@ -74,6 +74,41 @@ def train(source, run, members):
     return result
 
 
+def throughput(out, sizes, repeats=3):
+    """Samples per second of one 64-channel member on windows of each size, in this process, the sizes
+    alternated `repeats` times (the same draw of 20,000 windows, one epoch, flip on): whether windowing
+    slows down with the data's size. The runs' own figures mix in Ray and 5 members on 2 cores."""
+    import torch
+
+    from raypose import config as C
+    from raypose.data import splits
+    from raypose.data.source import open_source, read_sequences, source_layout
+    from raypose.train.member import Member, TrainSet, draw_sample, train_members
+    from raypose.train.windowset import build
+    torch.set_num_threads(1)
+    cfg = C.finalize(C.with_values(C.Config(), {"model.channels": 64, "train.subset_size": 20000}))
+    sets = {}
+    for n in sizes:
+        src = open_source(C.with_values(cfg, {"data.path": data(out, n)}).data)
+        keys, _ = splits.select(src.chunks, cfg.data.split, None, source=src.description, dataset=src.dataset)
+        layout = source_layout(src)
+        ws = build(cfg, layout, read_sequences(src, keys), [])
+        src.drop_frames()
+        sets[n] = (TrainSet(ws.train, True, layout), layout)
+    rates = {n: [] for n in sizes}
+    for r in range(repeats):
+        for n, (ts, layout) in sets.items():
+            m = Member(0, cfg, layout)
+            sample = draw_sample(ts.n, 0, 1, r + 1, "bootstrap", 20000, 0)
+            t0 = time.time()
+            train_members([m], ts, [sample], r + 1, 1)
+            rates[n].append(2 * len(sample) / (time.time() - t0))
+    best = {n: max(v) for n, v in rates.items()}
+    return {"threads": 1, "samples_per_s": {str(n): round(v, 1) for n, v in best.items()},
+            "ratio_to_smallest": {str(n): round(v / best[sizes[0]], 3) for n, v in best.items()},
+            "windows": {str(n): sets[n][0].n for n in sizes}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="50000,200000,800000,3200000")
@@ -84,7 +119,16 @@ def main():
     ap.add_argument("--json", default="benchmarks/scale.json")
     ap.add_argument("--figure", default="docs/scale.png")
     ap.add_argument("--no-predict", action="store_true")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="only the in-process samples/s of the smallest and the 800,000-frame windows, "
+                         "added to an existing --json")
     a = ap.parse_args()
+    if a.throughput_only:
+        with open(a.json) as f:
+            results = json.load(f)
+        results["throughput"] = throughput(a.out, [50_000, 800_000])
+        write(a.json, results)
+        return
     os.makedirs(a.out, exist_ok=True)
     rows = []
     for n in [int(x) for x in a.sizes.split(",")]:
@@ -131,7 +175,11 @@ def _rm(path):
 
 
 def _save(a, rows):
-    write(a.json, {**header(), "cpu": cpu(), "train_options": " ".join(TRAIN), "rows": rows})
+    kept = {}
+    if os.path.isfile(a.json):   # a throughput measured before stays
+        with open(a.json) as f:
+            kept = {k: v for k, v in json.load(f).items() if k == "throughput"}
+    write(a.json, {**header(), "cpu": cpu(), "train_options": " ".join(TRAIN), "rows": rows, **kept})
 
 
 def figure(rows, path):
