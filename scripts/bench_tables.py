@@ -359,7 +359,8 @@ def _scale(r):
     c = r.get("cpu", {})
     tp = r.get("throughput")
     if tp:
-        (small, a), (big, b) = list(tp["samples_per_s"].items())[:2], list(tp["samples_per_s"].items())[-1:][0]
+        items = list(tp["samples_per_s"].items())
+        (small, a), (big, b) = items[0], items[-1]
         rows += ["", f"Windowing does not slow down with the data: one 64-channel member in one process "
                  f"({tp['threads']} thread, the same 20,000-window draw, best of 3, sizes alternated) trains "
                  f"{float(a):,.0f} samples/s on the {int(small):,}-frame windows and {float(b):,.0f} on the "
