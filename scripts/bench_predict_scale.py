@@ -109,6 +109,11 @@ def _evaluate(run, data, n, args):
     return row
 
 
+def _commit(root):
+    out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
 def _cpu():
     with open("/proc/cpuinfo") as f:
         return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
@@ -132,7 +137,8 @@ def main():
     run = os.path.join(args.work, "run")
     if not os.path.isdir(os.path.join(run, "checkpoints")):
         _run(ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
-    results = {**header(), "cpu": _cpu(),
+    results = {**header(), "cpu": _cpu(), "commit": _commit(ROOT),
+               **({"baseline_commit": _commit(args.baseline)} if args.baseline else {}),
                "run": f"2 members x 64 channels, trained by `raypose train {' '.join(TRAIN)}`",
                "note": "peak: summed PSS of the predict process tree (scripts/memwatch.py, every 0.2 s); wall and "
                        "CPU (user + system) time: the whole command (imports, reading, writing); the machine is "
