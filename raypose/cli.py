@@ -1,6 +1,8 @@
 """The `raypose` command: parses arguments and calls the library; nothing else lives here."""
 import argparse
+import signal
 import sys
+import threading
 
 from raypose.ensemble.uncertainty import QUANTILES
 from raypose.errors import UserError
@@ -32,10 +34,56 @@ def _cmd_demo(args):
     run_demo(args.out, **{"data.synthetic_frames": args.frames, "data.synthetic_seed": args.seed})
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread so that cleanups run; exit status 128 + signal."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def _cmd_train(args):
     from raypose import config as C
     from raypose.train.driver import train
-    train(C.from_args(args))
+    cfg = C.from_args(args)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted) if main_thread else None   # `kill`: as Ctrl-C
+    try:
+        train(cfg)
+    except (KeyboardInterrupt, SystemExit) as e:
+        signum = _signal_of(e)
+        if signum is None:
+            raise
+        print(f"raypose train: stopped by {signal.Signals(signum).name}; {_kept(cfg.run.out)}", file=sys.stderr)
+        raise Interrupted(signum) from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _signal_of(e):
+    """The signal that ended training: ours (Interrupted), Ctrl-C's KeyboardInterrupt, or the SystemExit(15)
+    of the SIGTERM handler ray.init installs in the driver; None for any other exit."""
+    if isinstance(e, KeyboardInterrupt):
+        return getattr(e, "signum", signal.SIGINT)
+    return signal.SIGTERM if e.code == signal.SIGTERM else None
+
+
+def _kept(out):
+    """What an interrupted run keeps, and how to go on."""
+    try:
+        from raypose.run import Run
+        last = Run(out).latest()
+    except Exception:   # noqa: BLE001 - the note must not hide the interruption
+        last = None
+    if last:
+        return (f"{out} keeps iteration {last}, the last complete one (the one under way is dropped); the same "
+                "command resumes from it")
+    return f"{out} has no complete iteration yet; the same command starts it again"
 
 
 def _cmd_tune(args):
@@ -107,7 +155,8 @@ def _add_prepare(sub):
                    "and data_3d_<dataset>.npz (humaneva15, h36m, or your own)")
     q.add_argument("--dataset", help="humaneva15, h36m or your own name (default: from the file names)")
     q.add_argument("--skeleton", help="your dataset's skeleton: .json or .npz of parents, joints_left, joints_right")
-    q.add_argument("--cameras", help="your dataset's cameras: .json (docs/usage.md: Your own dataset)")
+    q.add_argument("--cameras", help="your dataset's cameras: .json keyed by subject, 'S1' or 'Train/S1' "
+                   "(docs/usage.md: Your own dataset)")
     q.add_argument("--out", required=True, help="output directory (must be new or empty)")
     q.add_argument("--keypoints", default="gt", help="2D file suffix: gt, or a detector's name")
     q.add_argument("--split", default="videopose3d", help="videopose3d or seed; stored as a column")
@@ -117,10 +166,16 @@ def _add_prepare(sub):
     q.set_defaults(func=_cmd_prepare)
 
 
+def _frames_help():
+    from raypose.data.synthetic import MIN_CHUNK_FRAMES, min_frames
+    return (f"approximate 3D frames in all; at least {min_frames()} are written (every chunk of every subject "
+            f"has at least {MIN_CHUNK_FRAMES})")
+
+
 def _add_synth(sub):
     q = sub.add_parser("synth", help="write a synthetic npz pair (HumanEva-like, or Human3.6M's layout)")
     q.add_argument("--out", required=True)
-    q.add_argument("--frames", type=int, default=3000, help="approximate 3D frames in all")
+    q.add_argument("--frames", type=int, default=3000, help=_frames_help())
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--layout", choices=("humaneva15", "coco", "h36m"), default="humaneva15",
                    help="2D keypoints: HumanEva's 15 joints or a detector's 17 COCO keypoints (3D stays 15); "
@@ -130,10 +185,10 @@ def _add_synth(sub):
 
 
 def _add_train(sub):
-    from raypose import config as C
+    from raypose import flags
     q = sub.add_parser("train", help="train an ensemble (resumes an interrupted run)")
     q.add_argument("--config", help="TOML config, e.g. raypose/configs/humaneva.toml")
-    C.add_flags(q)   # every option with a flag, from raypose/config.py
+    flags.add_flags(q)   # every option with a flag, from raypose/config.py
     q.set_defaults(func=_cmd_train)
 
 
@@ -170,7 +225,9 @@ def _add_predict(sub):
     q.add_argument("--fill-missing-frames", action="store_true",
                    help="COCO JSON: fill a frame without a person in from its neighbours (default: refused)")
     q.add_argument("--out", required=True, help="output .npz (VideoPose3D's nesting) or .parquet (a row per frame, "
-                   "written as it goes: for outputs larger than memory); must be new")
+                   "written as it goes: for outputs larger than memory); new, outside any run: positions_3d (T, J, 3), "
+                   "uncertainty (T, J), radius (T, J, Q) per track; J the run's 3D joints, 15 for HumanEva, 17 for "
+                   "Human3.6M")
     q.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     q.add_argument("--iteration", type=int, help="default: the latest complete iteration")
     q.add_argument("--aggregate", help="mean, median, trimmed, geomedian or weighted (the default)")
@@ -179,7 +236,7 @@ def _add_predict(sub):
                    help="fit each pose onto its input 2D: for exact 2D (motion capture), not detections")
     q.add_argument("--focal", type=float, help="the camera's focal length in normalised units (f_px * 2 / "
                    "width), for the trajectory and --fit-2d; default: the run's fit for its cameras, by name")
-    q.add_argument("--fov-correction", action="store_true", help="with --focal: zoom the 2D about the image centre "
+    q.add_argument("--fov-correction", action="store_true", help="needs --focal: zoom the 2D about the image centre "
                    "to the run's focal length (what its cameras would see of the same 3D; see docs/usage.md)")
     q.add_argument("--device", default="cpu", help="where the members run: cpu, cuda or cuda:N")
     q.add_argument("--quantiles", default=",".join(f"{x:g}" for x in QUANTILES),
@@ -222,8 +279,9 @@ def _add_plot(sub):
 
 def _add_demo(sub):
     q = sub.add_parser("demo", help="synthetic data end to end on this machine")
-    q.add_argument("--out", default="runs/demo", help="where the demo writes (replaced)")
-    q.add_argument("--frames", type=int, default=3000)
+    q.add_argument("--out", default="runs/demo", help="where the demo writes (a run an earlier demo wrote there is "
+                   "replaced; any other non-empty directory is refused)")
+    q.add_argument("--frames", type=int, default=3000, help=_frames_help())
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_demo)
 
@@ -280,8 +338,8 @@ def main(argv=None):
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        return 128 + int(getattr(e, "signum", signal.SIGINT))
     return 0
 
 

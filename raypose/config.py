@@ -93,6 +93,9 @@ class TrainConfig:
                         lambda v: v in ("bootstrap", "disjoint", "full"), "bootstrap, disjoint or full")
     subset_size: int = opt(0, "samples per member and iteration (0: training set size)", "subset-size",
                            lambda v: v >= 0, "an integer >= 0 (0 = training set size)")
+    eval_frames: int = opt(100_000, "frames scored each iteration: evaluation sequences beyond it keep their "
+                           "middle frames, in proportion (0: all; raypose evaluate scores every frame)",
+                           "eval-frames", lambda v: v >= 0, "an integer >= 0")
     batch_size: int = opt(128, "windows per optimiser step", "batch-size", _positive_int, INT1)
     lr: float = opt(1e-3, "Adam learning rate", None, lambda v: v > 0, "a number > 0")
     lr_decay: float = opt(0.996, "learning-rate factor per epoch, continued across iterations", None,
@@ -136,6 +139,9 @@ class UncertaintyConfig:
                          lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]")
     holdout_by: str = opt("tail", "what is held out: tail (the last frames of every sequence) or chunk (whole "
                           "chunks, all cameras)", None, lambda v: v in ("tail", "chunk"), "tail or chunk")
+    max_frames: int = opt(20_000, "calibration frames at most: held-out sequences beyond it keep their middle "
+                          "frames, in proportion (0: all; HumanEva-I's hold-out is ~1,000)", "calibration-frames",
+                          lambda v: v >= 0, "an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,8 @@ class Config:
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 REMOVED = set()   # keys older runs' config.toml may hold; read and ignored
 # Keys added after runs existed: left out of the hash at their defaults, so those runs still resume.
-HASHED_UNLESS_DEFAULT = (("data", "dataset"), ("data", "skeleton"), ("data", "cameras"), ("data", "validation"))
+HASHED_UNLESS_DEFAULT = (("data", "dataset"), ("data", "skeleton"), ("data", "cameras"), ("data", "validation"),
+                         ("train", "eval_frames"), ("uncertainty", "max_frames"))
 
 
 def fields():
@@ -267,8 +274,11 @@ def with_values(cfg, values):
 def from_dict(d, source="config"):
     values = {}
     for section, items in d.items():
-        if section not in SECTIONS or not isinstance(items, dict):
+        if section not in SECTIONS:
             raise UserError(f"{source}: unknown section [{section}]; expected {', '.join(SECTIONS)}")
+        if not isinstance(items, dict):
+            raise UserError(f"{source}: {section} = {items!r} is not a table; expected a section [{section}] of "
+                            f"keys such as {section}.{dataclasses.fields(SECTIONS[section])[0].name}")
         values.update({f"{section}.{k}": v for k, v in items.items() if f"{section}.{k}" not in REMOVED})
     return with_values(Config(), values)
 
@@ -277,18 +287,40 @@ def load(path):
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            text = f.read().decode()
-    except (FileNotFoundError, IsADirectoryError):
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise UserError(f"{path}: config file not found") from None
-    return loads(text, source=path)
+    except OSError as e:
+        raise UserError(f"{path}: unreadable config file ({e.strerror or e}); expected a readable TOML file") from None
+    return loads(data, source=path)
 
 
 def loads(text, source="config"):
+    """The config of TOML `text` (str, or bytes that must be UTF-8 as TOML is), or the user's one line."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{source}: not UTF-8 text (byte {e.start}: {e.reason}); expected a TOML config "
+                            "file") from None
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{source}: not valid TOML ({e})") from None
+        raise UserError(f"{source}: not valid TOML ({' '.join(str(e).split())})") from None
     return from_dict(d, source=source)
+
+
+RUN_KEYS = (("train", "members"), ("model", "widths"), ("model", "channels"))   # in every run's config.toml
+
+
+def loads_run(data, source):
+    """(config, TOML tables) of a run's config.toml (bytes); without RUN_KEYS (empty, cut) one line."""
+    cfg, tables = loads(data, source), tomllib.loads(data.decode("utf-8"))
+    missing = [f"{s}.{k}" for s, k in RUN_KEYS if not isinstance(tables.get(s), dict) or k not in tables[s]]
+    if missing:
+        raise UserError(f"{source}: no {', '.join(missing)} (empty or cut short); expected the config.toml raypose "
+                        "train or import-members wrote for this run")
+    return cfg, tables
 
 
 def differences(stored, new):
@@ -333,23 +365,7 @@ def finalize(cfg):
     return cfg
 
 
-# ---- the command line and the docs, generated from the fields --------------------------------
-
-def add_flags(parser):
-    """`--flag` for every option that has one, and `--set KEY=VALUE` for any key."""
-    for section, f in fields():
-        flag = f.metadata["flag"]
-        if flag is None:
-            continue
-        key = f"{section}.{f.name}"
-        if f.type is bool:
-            parser.add_argument(f"--{flag}", dest=key, action="store_const", const=True, help=f.metadata["help"])
-        else:
-            parser.add_argument(f"--{flag}", dest=key, metavar=f.name.upper(),
-                                help=f"{f.metadata['help']} [{key}]")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any config key, e.g. train.lr=0.002 (see the table in docs/usage.md)")
-
+# ---- the command line (its flags and the docs' table: raypose/flags.py) ----------------------
 
 def from_args(args, base=None):
     """Config file (or base), then flags, then --set: the later wins."""
@@ -361,13 +377,3 @@ def from_args(args, base=None):
         key, value = item.split("=", 1)
         values[key.strip()] = value.strip()
     return with_values(cfg, values)
-
-
-def markdown_table():
-    """The table of config keys in docs/usage.md, from the fields."""
-    lines = ["| key | flag | default | meaning |", "|---|---|---|---|"]
-    for section, f in fields():
-        default = _default(section, f.name)
-        flag = f"`--{f.metadata['flag']}`" if f.metadata["flag"] else ""
-        lines.append(f"| `{section}.{f.name}` | {flag} | `{json.dumps(default)}` | {f.metadata['help']} |")
-    return "\n".join(lines)

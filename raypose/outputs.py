@@ -24,6 +24,17 @@ def _is_prepared(path, names):   # _raypose.json, or the old layout: metadata.js
     return _has(path, ["_raypose.json"]) or _has(path, ["metadata.json"], ["frames"])
 
 
+PREPARED_FILES = {"_raypose.json", "_frames.csv", "frames", "metadata.json", "frames.csv"}   # and subject=.../
+
+
+def _prepared_foreign(path, names):
+    """The first entry of a former prepared table that prepare does not write (a run, a user's notes),
+    or None: --overwrite replaces the table whole, so nothing else may be in it."""
+    foreign = next((n for n in sorted(names) if n not in PREPARED_FILES and not (
+        n.startswith("subject=") and os.path.isdir(os.path.join(path, n)))), None)
+    return None if foreign is None else f"it holds {foreign}, which raypose prepare does not write"
+
+
 def _is_synthetic(path, names):
     """Only raypose synth's files: every name a data_2d_<dataset>_*.npz or data_3d_<dataset>.npz, and each
     dataset's 2D gt file present and marked synthetic in its metadata (real HumanEva or Human3.6M files
@@ -60,7 +71,7 @@ def _export_foreign(path, names):
     try:
         with open(os.path.join(path, EXPORT_SUMMARY)) as f:
             listed = {EXPORT_SUMMARY, *(str(n) for n in json.load(f)["files"])}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return f"its {EXPORT_SUMMARY} is unreadable or lists no files"
     foreign = next((n for n in sorted(names) if n not in listed or not os.path.isfile(os.path.join(path, n))), None)
     return None if foreign is None else f"{foreign} is not listed in its {EXPORT_SUMMARY}"
@@ -79,7 +90,7 @@ KINDS = {
     "export": (_is_export, "raypose export (raypose_export.json)"),
 }
 # kind -> why a directory of that kind still holds something that is not the kind's own (None: it does not)
-FOREIGN = {"export": _export_foreign}
+FOREIGN = {"export": _export_foreign, "prepared": _prepared_foreign}
 
 
 def plain(obj):
@@ -111,6 +122,27 @@ def _check_writable_parent(out):
                         "folder") from None
 
 
+def check_outside_runs(out, flag="--out", also=()):
+    """`out` lies in no raypose run directory (its parent folders, compared by resolved real paths; a
+    link into a run counts as in it), nor in any folder of `also` (a run being read): a file or folder
+    written there could replace a run's config, layout or members, and its checksums would no longer
+    hold. `out` itself may be a run: whether it may be replaced is check_replaceable's `kind`. A folder
+    of `also` without a config.toml is no run: the command's own check of it names what is missing."""
+    out = os.fspath(out)
+    real = os.path.realpath(out)
+    roots = {os.path.realpath(os.fspath(a)) for a in also   # a run from before layout.json has its config
+             if os.path.isfile(os.path.join(os.fspath(a), "config.toml"))}
+    folder = os.path.dirname(real)
+    while True:
+        if folder in roots or (os.path.isdir(folder) and _is_run(folder, ())):
+            raise UserError(f"{flag} {out}: inside the run directory {folder}; expected a path outside any "
+                            "raypose run (a file written there could replace the run's own)")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
+
+
 def check_replaceable(out, overwrite, inputs=(), kind=None):
     """The one rule for writing the directory `out`, checked before anything is read or written.
 
@@ -128,6 +160,7 @@ def check_replaceable(out, overwrite, inputs=(), kind=None):
             what = "is" if inp_real == real else "holds"
             raise UserError(f"{out}: output {what} the input {os.fspath(inp)}; expected an output "
                             "path apart from the input")
+    check_outside_runs(out)
     _check_writable_parent(out)
     if not os.path.lexists(out):
         return
@@ -144,7 +177,8 @@ def check_replaceable(out, overwrite, inputs=(), kind=None):
     foreign = FOREIGN[kind](out, names) if kind in FOREIGN else None
     if foreign:
         raise UserError(f"{out}: {foreign}, so it is not replaced (--overwrite replaces only what a former "
-                        f"{kind} wrote); expected a new or empty directory, or a former {kind} alone")
+                        f"{KINDS[kind][1].split(' (')[0]} holds of its own); expected a new or empty directory, or "
+                        f"a former {kind} output alone")
     if not overwrite:
         raise UserError(f"{out}: output path exists and is not empty; expected a new or empty "
                         "directory (or pass --overwrite to replace it)")
@@ -184,16 +218,22 @@ def _swap(tmp, out):
         shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.unlink(old)
 
 
-def check_out_file(out_path, input_path=None, overwrite=False, what="an npz file"):
-    """`out_path` can take an output file: a new one (an existing one with `overwrite`, never the
-    input itself) whose folder is, or can be made, writable. Checked before any loading."""
+def check_out_file(out_path, input_path=None, overwrite=False, what="an npz file", input_flag="--input",
+                   runs=()):
+    """`out_path` can take an output file: a new one (an existing one with `overwrite`), never an input
+    (`input_path`, given as `input_flag`; or several {flag: path}) nor in any raypose run directory
+    (check_outside_runs; `runs`: runs being read), whose folder is, or can be made, writable.
+    Checked before any loading."""
     out = os.fspath(out_path)
     if os.path.isdir(out):
         raise UserError(f"--out {out}: is a directory; expected the path of {what}")
     if not out or out.endswith(os.sep):
         raise UserError(f"--out {out!r}: names no file; expected the path of {what}")
-    if input_path is not None and os.path.realpath(out) == os.path.realpath(os.fspath(input_path)):
-        raise UserError(f"--out {out}: is the input file; expected a path apart from --input")
+    inputs = input_path if isinstance(input_path, dict) else {input_flag: input_path}
+    for flag, path in inputs.items():
+        if path is not None and os.path.realpath(out) == os.path.realpath(os.fspath(path)):
+            raise UserError(f"--out {out}: is the {flag} file; expected a path apart from {flag}")
+    check_outside_runs(out, also=runs)
     if os.path.lexists(out) and not overwrite:
         raise UserError(f"--out {out}: file exists; expected a new path (or pass --overwrite to replace it)")
     _check_writable_parent(out)

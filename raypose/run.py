@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from raypose import config as C
+from raypose.datasets.cameras import check_focals
 from raypose.datasets.layout import Layout
 from raypose.errors import UserError
 
@@ -102,7 +103,7 @@ class Run:
     def read_json(self, rel):
         try:
             return json.loads(self.read_bytes(rel))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError) as e:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise UserError(f"{self.path(rel)}: malformed JSON ({e}); expected the file raypose wrote") from None
 
     def listdir(self, rel):
@@ -228,9 +229,8 @@ class Run:
             if not self.exists("config.toml"):
                 raise UserError(f"{self.path('config.toml')}: not found; expected a run directory written "
                                 "by raypose train")
-            text = self.read_bytes("config.toml").decode()
-            self._config = C.loads(text, source=self.path("config.toml"))
-            if "[uncertainty]" not in text:   # trained before calibration splits: on every labelled frame
+            self._config, tables = C.loads_run(self.read_bytes("config.toml"), self.path("config.toml"))
+            if "uncertainty" not in tables:   # trained before calibration splits: on every labelled frame
                 self._config = C.with_values(self._config, {"uncertainty.holdout": 0.0})
         return self._config
 
@@ -284,7 +284,7 @@ class Run:
     def focals(self):
         """{camera: focal length} the run fitted on its training windows; None where it has none
         (2D not in the 3D skeleton's joint order, or a run from before the file existed)."""
-        return self.read_json(CAMERAS)["focal"] if self.exists(CAMERAS) else None
+        return check_focals(self.read_json(CAMERAS), self.path(CAMERAS)) if self.exists(CAMERAS) else None
 
     # ---- iterations ----------------------------------------------------------------------
 
@@ -373,7 +373,11 @@ class Run:
     # ---- metrics -------------------------------------------------------------------------
 
     def metrics(self):
-        return self.read_json("metrics.json") if self.exists("metrics.json") else {}
+        m = self.read_json("metrics.json") if self.exists("metrics.json") else {}
+        if not isinstance(m, dict):
+            raise UserError(f"{self.path('metrics.json')}: a JSON {type(m).__name__}; expected the object raypose "
+                            "wrote")
+        return m
 
     def update_metrics(self, parts):
         """metrics.json with `parts` merged in: training and evaluation never clobber each other."""

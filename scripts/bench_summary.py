@@ -84,6 +84,18 @@ def _tune_row(r):
             f"| hand-picked on the test split {r['handpicked']['test_p_mpjpe']:.1f} mm")
 
 
+def _scale_row(r):
+    """The README's row for Human3.6M-sized data (benchmarks/scale.json): the 800,000-frame run."""
+    x = next((x for x in r["rows"] if x["frames"] == 800_000 and x.get("train")), None)
+    if x is None:
+        return "| Human3.6M-sized data | not measured | |"
+    t, vp = x["train"], x.get("videopose3d")
+    return (f"| Human3.6M-sized synthetic data (800,000 frames x 4 cameras), {t['members']} members x 64 ch, one "
+            f"iteration: peak memory, all processes (PSS) | {t['peak_mib']['total'] / 1024:.1f} GiB "
+            f"| before: killed at 23.5 GB with 2 members"
+            + (f"; VideoPose3D's run.py {vp['peak_mib']['total'] / 1024:.1f} GiB to its first batch" if vp else ""))
+
+
 def summary(found):
     """The README's headline figures, each beside what it is measured against; the rest is in
     docs/benchmarks.md. `found` maps a benchmark's name to its JSON (missing ones are left out)."""
@@ -119,6 +131,7 @@ def summary(found):
         + " | target <= 10%")
     row("infer", lambda r: f"| ensemble inference, {r['members']} x {r['channels']} ch "
                            f"| {100 * r['flop_utilisation']:.0f}% of fp32 peak | target >= 50%")
+    row("scale", _scale_row)
     machines = sorted({r["machine"].split(",")[0] for r in used.values()})
     dates = sorted({r["date"] for r in used.values()})
     rows += ["", f"Measured on {', '.join(machines)} ({', '.join(dates)}), in `benchmarks/`; "

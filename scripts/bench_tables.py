@@ -336,12 +336,44 @@ def _value(v):
     return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
+def _scale(r):
+    """benchmarks/scale.json: memory and time against frames, VideoPose3D's loop beside."""
+    gib = lambda mib: f"{mib / 1024:.1f}"   # noqa: E731
+    rows = ["| frames per camera | input | members | windows (object store) | peak PSS all | driver | largest worker "
+            "| to windows built | to first step | iteration | samples/s | predict | VideoPose3D to first batch |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for x in r["rows"]:
+        for key in ("train", "train_2_members"):
+            t = x.get(key)
+            if not t:
+                continue
+            p = t["peak_mib"]
+            pred = x.get("predict") if key == "train" else None
+            vp = x.get("videopose3d") if key == "train" else None
+            rows.append(
+                f"| {x['frames']:,} | {x['input']} | {t['members']} | {gib(p['object_store'])} GiB "
+                f"| **{gib(p['total'])} GiB** | {gib(p['driver'])} | {gib(p['train_worker_each'])} "
+                f"| {t['windows_built_s']:.0f} s | {t['first_step_s']:.0f} s | {t['iteration_s']:.0f} s "
+                f"| {t['samples_per_s']:,.0f} "
+                f"| {_gib_s(pred, 'wall_s')} | {_gib_s(vp, 'first_batch_s')} |")
+    c = r.get("cpu", {})
+    rows += ["", f"One iteration of 64-channel members (`{r['train_options']}`) on synthetic data in Human3.6M's "
+             f"layout (4 cameras; 800,000 frames is Human3.6M's size). CPU: {c.get('model', '?')}, "
+             f"{c.get('cpus', '?')} cores, bf16 flags: {', '.join(c.get('bf16_flags') or []) or 'none'}."]
+    return rows
+
+
+def _gib_s(m, seconds):
+    """`1.2 GiB, 34 s` of a measured command, or nothing."""
+    return f"{m['peak_mib']['total'] / 1024:.1f} GiB, {m[seconds]:.0f} s" if m else ""
+
+
 RENDER = {"infer": _infer, "ensemble": _ensemble, "train": _train, "semi_synthetic": _semi,
           "semi_humaneva": _semi, "semi_synthetic_small": _semi, "ensemble_scaling": _scaling, "pack": _pack,
           "pseudo_labels": _pseudo_labels, "fit_2d": _fit_2d,
           "uncertainty": _uncertainty, "uncertainty_chunk": _uncertainty_split,
           "coco_mapping": _coco_mapping, "trajectory": _trajectory, "export": _export,
-          "fov": _fov, "tune": _tune, "predict_scale": _predict_scale}
+          "fov": _fov, "tune": _tune, "scale": _scale, "predict_scale": _predict_scale}
 
 
 def render(name, data):

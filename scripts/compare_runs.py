@@ -32,10 +32,17 @@ def main():
     for r in rows:
         print(f"iter {r['iteration']:3d}  P-MPJPE {r['before']['p_mpjpe_mm']:.4f} -> {r['after']['p_mpjpe_mm']:.4f} mm")
     same = all(r["before"] == r["after"] for r in rows)
-    print(f"{len(rows)} common iterations; identical: {same}")
+    # the rest of what a refactor must not move: the members' files (SHA-256) and the radii's calibration
+    for r in rows:
+        a, b = (run.record(r["iteration"]) for run in runs)
+        r["member_files_identical"] = a["files"] == b["files"]
+        r["calibration_identical"] = a.get("calibration") == b.get("calibration")
+    files = all(r["member_files_identical"] and r["calibration_identical"] for r in rows)
+    print(f"{len(rows)} common iterations; identical: {same}; member files and calibration identical: {files}")
     if args.json:
         write(args.json, {**header(), "before": args.before, "after": args.after, "config_hash": runs[1].config.hash(),
-                          "iterations": len(rows), "identical": same, "records": rows})
+                          "iterations": len(rows), "identical": same, "files_and_calibration_identical": files,
+                          "records": rows})
 
 
 if __name__ == "__main__":

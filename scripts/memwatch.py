@@ -106,19 +106,43 @@ class Watch:
         return now
 
 
-def run(cmd, every=0.5, echo=True):
-    """Run `cmd` (a list), sampling its tree; returns (exit status, peaks in MiB, wall seconds)."""
+def run(cmd, every=0.5, echo=True, lines=None, cwd=None, phase=None):
+    """Run `cmd` (a list), sampling its tree; returns (exit status, peaks in MiB, wall seconds).
+    `lines`, a list, receives (seconds since start, line) of everything the command prints;
+    `phase`, a text: the peaks from the first line holding it on are also kept apart
+    (peaks["after"]: a run's training, once its windows are built)."""
+    import threading
     t0 = time.time()
-    proc = subprocess.Popen(cmd)
-    watch = Watch(proc.pid, every)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE if lines is not None else None,
+                            stderr=subprocess.STDOUT if lines is not None else None, text=True)
+
+    def read():
+        for line in proc.stdout:
+            lines.append((time.time() - t0, line.rstrip("\n")))
+            if echo:
+                print(line, end="", flush=True)
+    reader = threading.Thread(target=read, daemon=True) if lines is not None else None
+    if reader:
+        reader.start()
+    watch, after = Watch(proc.pid, every), None
     while proc.poll() is None:
         watch.sample()
+        if phase and after is None and any(phase in text for _, text in lines or ()):
+            after = Watch(proc.pid, every)
+            after.shm0 = watch.shm0
+        if after is not None:
+            after.sample()
         time.sleep(every)
+    if reader:
+        reader.join(10)
     wall = time.time() - t0
+    if after is not None:
+        watch.peak["after"] = {k: round(v, 1) for k, v in after.peak.items()}
     if echo:
-        print("memwatch: peak PSS MiB " + ", ".join(f"{k} {v:.0f}" for k, v in watch.peak.items())
+        print("memwatch: peak PSS MiB " + ", ".join(f"{k} {v:.0f}" for k, v in watch.peak.items()
+                                                    if not isinstance(v, dict))
               + f"; {wall:.0f} s, exit {proc.returncode}", file=sys.stderr)
-    return proc.returncode, {k: round(v, 1) for k, v in watch.peak.items()}, wall
+    return proc.returncode, {k: v if isinstance(v, dict) else round(v, 1) for k, v in watch.peak.items()}, wall
 
 
 def main():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from raypose import config as C
+from raypose import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -64,7 +64,7 @@ def test_config_keys_block_is_generated_from_the_config():
     start, end = BENCH.CONFIG_MARKERS
     found = re.findall(rf"{re.escape(start)}\n(.*?)\n{re.escape(end)}", _read(USAGE), re.DOTALL)
     assert len(found) == 1, f"docs/usage.md needs exactly one {start} ... {end} block"
-    assert found[0] == C.markdown_table(), "the table of config keys is stale: run python scripts/bench_table.py"
+    assert found[0] == flags.markdown_table(), "the table of config keys is stale: run python scripts/bench_table.py"
     elsewhere = [_name(p) for p in DOCS if p != USAGE and start in _read(p)]
     assert not elsewhere, f"the table of config keys belongs in docs/usage.md only, not in {elsewhere}"
 
@@ -129,3 +129,13 @@ def test_relative_links_point_at_existing_files(path):
         elif anchor and dest.endswith(".md") and anchor not in _anchors(_read(dest)):
             broken.append(f"{link} (no heading #{anchor} in {os.path.relpath(dest, ROOT)})")
     assert not broken, f"{_name(path)}: broken links: {broken}"
+
+
+@pytest.mark.parametrize("command", ["prepare", "synth", "demo", "train", "tune", "evaluate", "predict", "plot",
+                                     "export", "export-member", "import-members"])
+def test_every_commands_help_renders(command, capsys):
+    """argparse formats help texts with %: a stray one in an option's help breaks --help."""
+    from raypose.cli import main
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0 and "usage: raypose" in capsys.readouterr().out

@@ -117,7 +117,7 @@ def test_a_workers_user_error_reaches_the_user_as_its_one_line(monkeypatch):
     from ray.train.v2.api.exceptions import WorkerGroupError
 
     from raypose.model.device import worker_device
-    from raypose.train.driver import _user_error
+    from raypose.train.run import user_error as _user_error
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # as on this CPU machine
     try:
         worker_device([0], None, False, "10.0.0.5")

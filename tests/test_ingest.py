@@ -41,13 +41,24 @@ def _chunks(src):
 def test_datasets_match_the_driver_read(prepared, ray_local):
     """Each read block holds whole files, so each sequence is one row: no shuffle needed."""
     labelled, unlabelled, test = _chunks(prepared)
-    dsets = ingest.datasets(prepared, labelled, unlabelled, test)
-    assert sorted(dsets) == ["eval", "train", "unlabelled"]
-    for name, chunks in (("train", labelled), ("eval", test), ("unlabelled", unlabelled)):
+    for chunks, with_3d in ((labelled, True), (test, True), (unlabelled, False)):
+        ds = ingest.sequence_dataset(prepared, chunks, with_3d)
         ref = read_sequences(prepared, chunks)
-        assert dsets[name].count() == len(ref) == 3 * len(chunks), name
-        assert ("pose_3d" in dsets[name].columns()) == (name != "unlabelled")
-        assert_same(ingest.shard_sequences(dsets[name], prepared.num_joints_2d), ref, name != "unlabelled")
+        assert ds.count() == len(ref) == 3 * len(chunks)
+        assert ("pose_3d" in ds.columns()) == with_3d
+        assert_same(ingest.shard_sequences(ds, prepared.num_joints_2d), ref, with_3d)
+    train, evaluation = ingest.read_chunks(prepared, labelled, unlabelled, test)
+    assert_same(train[:3 * len(labelled)], read_sequences(prepared, labelled))
+    assert_same(train[3 * len(labelled):], read_sequences(prepared, unlabelled), with_3d=False)
+    assert_same(evaluation, read_sequences(prepared, test))
+
+
+def test_in_memory_frames_read_as_the_prepared_table(synth_dir, prepared):
+    """npz frames go to sequences without a frame table: the same arrays, the same order."""
+    npz = open_source(DataConfig(path=str(synth_dir)))
+    assert npz.poses is not None and prepared.poses is None
+    chunks = npz.chunks[::3]
+    assert_same(read_sequences(npz, chunks), read_sequences(prepared, chunks))
 
 
 @pytest.mark.ray

@@ -43,13 +43,34 @@ def test_sampling_modes():
 def test_trainset_flip_twins(windows):
     train, _ = windows
     ts = TrainSet(train, True, LAYOUT)
-    assert len(ts.starts) == 2 * ts.n
+    assert len(ts.weights) == 2 * ts.n
     x, y, w = ts.batch(np.array([3, 3 + ts.n]))
     np.testing.assert_allclose(x[1, :, 5, 0], -x[0, :, 2, 0])   # right <- mirrored left
     np.testing.assert_allclose(y[1, 8], y[0, 11] * torch.tensor([-1.0, 1, 1]))
     x0, y0, _ = TrainSet(train, False, LAYOUT).batch(np.array([3]))
     torch.testing.assert_close(x0[0], x[0])
     assert np.sort(ts.epoch_order(np.array([1, 2]), np.random.default_rng(0))).tolist() == [1, 2, 1 + ts.n, 2 + ts.n]
+
+
+def test_twins_are_mirrored_as_drawn_bit_for_bit_and_nothing_is_copied(windows):
+    """The twins equal a stored mirrored copy of the data (what the set held before it mirrored per
+    batch) exactly, and the set's tensors are the windows' own arrays: members of a node share them."""
+    from raypose.datasets.skeleton import mirror
+    train = windows[0]
+    ts = TrainSet(train, True, LAYOUT)
+    assert ts.inputs.data_ptr() == train.inputs.ctypes.data and ts.targets.data_ptr() == train.targets.ctypes.data
+    inputs = torch.from_numpy(train.inputs)
+    stored_x = torch.cat([inputs, mirror(inputs, LAYOUT.flip_2d())])
+    stored_y = torch.cat([torch.from_numpy(train.targets), mirror(torch.from_numpy(train.targets), ts.p3)])
+    starts = torch.from_numpy(train.starts)
+    starts = torch.cat([starts, starts + len(inputs)])
+    idx = torch.as_tensor(np.random.default_rng(1).integers(0, 2 * ts.n, (2, 300)))
+    x, y, _ = ts.batch(idx)
+    assert torch.equal(x, stored_x[starts[idx][..., None] + ts.offsets]) and torch.equal(y, stored_y[idx])
+    read_only = copy.copy(train)
+    read_only.inputs = train.inputs.copy()
+    read_only.inputs.flags.writeable = False   # as Ray's object store gives it
+    assert torch.equal(TrainSet(read_only, True, LAYOUT).batch(idx)[0], x)
 
 
 def test_a_batch_of_many_members_is_one_gather(windows):

@@ -287,7 +287,7 @@ def test_predict_flips_with_the_runs_own_2d_layout(synth_copy, tmp_path):
         for a, cams in actions.items():
             actions[a] = [np.concatenate([kp, kp[:, :2]], axis=1) for kp in cams]
     npz.save_2d(synth_copy / "data_2d_humaneva15_coco.npz", pos2d,
-                dict(meta, keypoints_symmetry=[COCO_LEFT, COCO_RIGHT], layout_name="coco"))
+                dict(meta, num_joints=17, keypoints_symmetry=[COCO_LEFT, COCO_RIGHT], layout_name="coco"))
     out = tmp_path / "coco"
     train(tiny_config(out, **{"data.path": str(synth_copy), "data.keypoints": "coco", "train.iterations": 1,
                               "run.local": True, "train.members": 2}), echo=lambda s: None)

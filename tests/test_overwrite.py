@@ -179,9 +179,12 @@ def test_synth_bad_arguments_touch_nothing(tmp_path, capsys):
 
 # ---- demo ---------------------------------------------------------------------------------------
 
-def _fake_run(path, with_layout=True, with_checkpoints=True):
+def _fake_run(path, with_layout=True, with_checkpoints=True, config=None):
+    """A run directory's files; its config the demo's (one an earlier demo wrote) unless `config` is given."""
+    from raypose import config as C
+    from raypose.commands.demo import demo_config
     path.mkdir(parents=True)
-    (path / "config.toml").write_text('[run]\nout = "x"\n')
+    (path / "config.toml").write_text(config if config is not None else C.to_toml(demo_config(path)))
     if with_layout:
         (path / "layout.json").write_text("{}")
     if with_checkpoints:
@@ -234,6 +237,23 @@ def test_demo_refuses_a_run_being_written(tmp_path, capsys, no_training):
                                                 "started": 0, "renewed": 0, "token": "t"}))
     refused(capsys, tmp_path, ["demo", "--out", run], "another driver", f"pid {os.getpid()}")
     assert not no_training
+
+
+def test_demo_refuses_a_run_it_did_not_write(tmp_path, capsys, no_training):
+    """Issue 25 #2: a trained run of the user's is never deleted to make room for the demo."""
+    from raypose import config as C
+    from raypose.commands.demo import demo_config
+    theirs = C.to_toml(C.with_values(demo_config(tmp_path / "mine"), {"train.members": 5, "data.path": "/data/he"}))
+    mine = _fake_run(tmp_path / "mine", config=theirs)
+    refused(capsys, tmp_path, ["demo", "--out", mine], f"--out {mine}: a run the demo did not write",
+            "train.members 5 (the demo's: 2)", "expected a new or empty directory, or a run an earlier demo wrote")
+    broken = _fake_run(tmp_path / "broken", config="")   # unreadable as any run's: not the demo's either
+    refused(capsys, tmp_path, ["demo", "--out", broken], "a run the demo did not write", "config.toml")
+    assert not no_training
+    seeded = _fake_run(tmp_path / "seeded", config=C.to_toml(demo_config(tmp_path / "s", **{
+        "data.synthetic_frames": 2000, "data.synthetic_seed": 4})))   # the demo's own flags: still the demo's
+    ok(capsys, ["demo", "--out", seeded, "--frames", "2500"])
+    assert no_training == [(str(seeded), False)]
 
 
 def test_demo_replaces_a_run_stopped_before_its_first_checkpoint(tmp_path, capsys, no_training):

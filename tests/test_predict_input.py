@@ -160,7 +160,7 @@ def test_out_paths_are_checked_before_loading(run_dir, tmp_path, monkeypatch):
             (tmp_path / "file" / "p.npz", "is a file, not a folder"),
             (tmp_path / "file" / "deeper" / "p.npz", "is a file, not a folder"),
             (tmp_path / "old.npz", "--overwrite"),
-            (inp, "is the input file"),
+            (inp, "is the --input file; expected a path apart from --input"),
             (os.path.join(ro, "p.npz"), "cannot write in"),
             (os.path.join(ro, "sub", "p.npz"), "cannot write in"),
         ]
@@ -168,7 +168,7 @@ def test_out_paths_are_checked_before_loading(run_dir, tmp_path, monkeypatch):
             existed = os.path.exists(out)
             _refused(_predict(run_dir, inp, out), needle)
             assert os.path.exists(out) == existed, out
-        _refused(_predict(run_dir, inp, inp, "--overwrite"), "is the input file")
+        _refused(_predict(run_dir, inp, inp, "--overwrite"), "is the --input file")
         assert sorted(os.listdir(tmp_path)) == ["file", "in.npz", "old.npz", "ro"]   # nothing new
         assert (tmp_path / "old.npz").read_bytes() == b"old" and (tmp_path / "file").read_text() == "x"
         assert not os.path.exists(tmp_path / "new") and not os.path.exists(os.path.join(ro, "sub"))

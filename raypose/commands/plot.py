@@ -36,10 +36,14 @@ def run_plots(run_uri):
     run = Run.open(run_uri)
     ev = run.metrics().get("evaluation") or evaluate(run_uri, echo=lambda s: None)
     layout = run.layout   # an evaluation from before skeletons and datasets: its run's (HumanEva's)
-    data = {"table": ev["table"], "ensemble_size": ev["ensemble_size"],
-            "per_joint": {"joint_names": list(layout.skeleton.joint_names), **ev["per_joint"]},
-            "action_order": ev.get("action_order", R.action_order(layout.dataset_name)),
-            "sparsification": ev["calibration"]["sparsification"]}
+    try:
+        data = {"table": ev["table"], "ensemble_size": ev["ensemble_size"],
+                "per_joint": {"joint_names": list(layout.skeleton.joint_names), **ev["per_joint"]},
+                "action_order": ev.get("action_order", R.action_order(layout.dataset_name)),
+                "sparsification": ev["calibration"]["sparsification"]}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{run.path('metrics.json')}: its evaluation lacks {e} (from another raypose, or edited); "
+                        "expected the evaluation raypose evaluate writes: run raypose evaluate again") from None
     for key in ("iterations", "uncertainty"):
         if key in ev:
             data[key] = ev[key]
@@ -64,7 +68,7 @@ def animation(run_uri, sequence, camera, out, iteration=None, method=None, overw
 
     if not out:
         raise UserError("--animate needs --out FILE.gif")
-    check_out_file(out, overwrite=overwrite, what="a GIF file")
+    check_out_file(out, overwrite=overwrite, what="a GIF file", runs=[] if "://" in os.fspath(run_uri) else [run_uri])
     if "/" not in sequence:
         raise UserError(f"--animate {sequence!r}: expected SUBJECT/ACTION such as 'Validate/S1/Walking 1 chunk0'")
     subject, action = sequence.rsplit("/", 1)
@@ -109,7 +113,7 @@ def prediction_animation(pred_path, sequence, camera, out, overwrite=False):
 
     if not out:
         raise UserError("--animate needs --out FILE.gif")
-    check_out_file(out, pred_path, overwrite, what="a GIF file")
+    check_out_file(out, pred_path, overwrite, what="a GIF file", input_flag="--pred")
     d = _read_prediction(pred_path)
     meta, skeleton = d["metadata"], d["skeleton"]
     subject, action = _sequence(d["positions_3d"], pred_path, sequence)
@@ -176,6 +180,9 @@ def _joint_colour(d, subject, action, c, path):
     highest quantile up to COLOUR_QUANTILE (the lowest one above it if none) where the file has
     radii, else the members' spread."""
     qs = d["metadata"].get("quantiles")
+    if qs and not (isinstance(qs, list) and all(isinstance(q, (int, float)) and 0 < q < 1 for q in qs)):
+        raise UserError(f"{path}: metadata['quantiles'] is {str(qs)[:80]}; expected the probabilities in (0, 1) of "
+                        "the radii, as raypose predict writes them")
     if "radius" not in d or not qs:
         return (_track(d, "uncertainty", subject, action, c, path),
                 "ensemble spread per joint (mm)\n(the file's uncertainty: no radii)")

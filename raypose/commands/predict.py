@@ -45,8 +45,12 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
     handed to the file's writer, dropped. Memory is then the input, the output (an npz is written
     whole at the end; Parquet as it goes) and one track's work, not a dozen arrays the size of
     every frame, and the numbers are those of the whole file at once (`uncertainty.Carry`)."""
-    check_out_file(out_path, input_path, overwrite, "an .npz or .parquet file")   # before the members load
+    check_out_file(out_path, {"--input": input_path, "--frames": frames}, overwrite,   # fail fast: before
+                   "an .npz or .parquet file", runs=_local(run_uri))              # the members are loaded
     fmt = output_format(out_path)
+    if fov_correction and focal is None:
+        raise UserError("--fov-correction: zooms the 2D from --focal to the run's focal length; expected "
+                        "--focal F with it (the focal length of the camera the 2D was seen by)")
     quantiles = parse_quantiles(quantiles)
     run = Run.open(run_uri)
     method = check(method)
@@ -88,6 +92,11 @@ def predict_file(run_uri, input_path, out_path, iteration=None, method=None, fli
     except OSError as e:   # what check_out could not foresee: a full disk, a folder gone meanwhile
         raise UserError(f"--out {os.fspath(out_path)}: cannot write ({e.strerror or e}); expected a "
                         "writable path with free space") from None
+
+
+def _local(uri):
+    """[the run's local path] to keep outputs out of, or [] for a URI."""
+    return [] if "://" in os.fspath(uri) else [uri]
 
 
 class Step:

@@ -2,10 +2,11 @@
 from raypose.data.table import fixed_list_numpy
 
 
-def write_csv(table, path):
+def write_csv(table, path, append=False):
     """The 2022 layout: Subject, Action, Camera, x1, y1 ... xJ, yJ, X1, Y1, Z1 ... X15, Y15, Z15.
 
-    2D in pixels, 3D in the camera's coordinates (metres, root-relative).
+    2D in pixels, 3D in the camera's coordinates (metres, root-relative). `append`: add the rows
+    to the file, without the header (a table written chunk by chunk).
     """
     import pandas as pd
 
@@ -20,4 +21,4 @@ def write_csv(table, path):
         for i in range(p.shape[1] // 3):
             for c, name in enumerate("XYZ"):
                 cols[f"{name}{i + 1}"] = p[:, 3 * i + c]
-    pd.DataFrame(cols).to_csv(path, index=False, float_format="%.6g")
+    pd.DataFrame(cols).to_csv(path, index=False, float_format="%.6g", mode="a" if append else "w", header=not append)

@@ -4,9 +4,9 @@ A prepared table holds one file per sequence, and a read task reads whole files,
 turns into sequence rows where it was read: no shuffle. Should a block ever end inside a
 sequence, the reader gets two rows of it and `rows_to_sequences` joins them by their first frame.
 
-Workers turn the sequence rows into receptive-field windows (`windows.make_windows`); the
-datasets are materialised before training starts, because on a small node the members hold
-every CPU and a lazy pipeline would wait forever for one.
+A Ray task turns the sequence rows into the run's windows (`train.windowset`) before training
+starts, because on a small node the members hold every CPU and a pipeline would wait forever for
+one; the windows go to every worker through the object store, once per node.
 """
 import functools
 
@@ -54,19 +54,14 @@ def _block_rows(block, chunks, with_3d):
 
 
 def sequence_dataset(source, chunks, with_3d=True):
-    """A materialised Ray Dataset with one row per sequence of the given chunks.
+    """A Ray Dataset (lazy: read as it is consumed) with one row per sequence of the given chunks of
+    a prepared table (`source.parquet`).
 
     with_3d=False drops the 3D before anything else happens: unlabelled chunks reach the
     members as 2D only, so their ground truth cannot leak into training.
     """
-    import ray.data
-
-    if source.table is not None:   # npz or synthetic frames, in this process already
-        table = chunk_filter(source.table, chunks)
-        return ray.data.from_arrow(_sequence_rows(table, with_3d)).materialize()
     rows = functools.partial(_block_rows, chunks=chunks, with_3d=with_3d)
-    return _read_table(source.parquet, chunks, with_3d).map_batches(
-        rows, batch_format="pyarrow", batch_size=None).materialize()
+    return _read_table(source.parquet, chunks, with_3d).map_batches(rows, batch_format="pyarrow", batch_size=None)
 
 
 def _read_table(path, chunks, with_3d):
@@ -100,15 +95,15 @@ def _read_tasks(num_chunks):
     return max(1, min(3 * num_chunks, READ_TASKS_PER_CPU * cpus))
 
 
-def datasets(source, labelled, unlabelled, test):
-    """{'train'[, 'eval', 'unlabelled']} sequence datasets of the run's chunk lists
-    (`splits.select` and `splits.labelled_split` chose them)."""
-    out = {"train": sequence_dataset(source, labelled)}
-    if test:   # none under data.validation: the workers carve theirs from the training chunks
-        out["eval"] = sequence_dataset(source, test)
+def read_chunks(source, labelled, unlabelled, test):
+    """(training, evaluation) sequences of a prepared table, read by Ray Data's tasks as they are
+    consumed here (in the Ray task that builds the run's windows, never the driver). Unlabelled
+    chunks come as 2D only: their 3D is dropped before anything else happens."""
+    train = shard_sequences(sequence_dataset(source, labelled), source.num_joints_2d) if labelled else []
     if unlabelled:
-        out["unlabelled"] = sequence_dataset(source, unlabelled, with_3d=False)
-    return out
+        train += shard_sequences(sequence_dataset(source, unlabelled, with_3d=False), source.num_joints_2d)
+    test = shard_sequences(sequence_dataset(source, test), source.num_joints_2d) if test else []
+    return train, test
 
 
 def rows_to_sequences(batches, num_joints_2d):

@@ -13,8 +13,8 @@ import numpy as np
 from raypose.datasets import h36m
 from raypose.datasets.cameras import Camera, CameraSet
 from raypose.datasets.keypoints import LAYOUTS
-from raypose.datasets.registry import DATASETS, HUMANEVA_DATASET, resolve
-from raypose.datasets.skeleton import LEFT, NUM_JOINTS, RIGHT
+from raypose.datasets.registry import DATASETS, HUMANEVA_DATASET, check_subjects, resolve
+from raypose.datasets.skeleton import LEFT, NUM_JOINTS, RIGHT, check_symmetry
 from raypose.errors import UserError
 from raypose.npzfile import _atomic_savez, _object, read_npz, save_npz  # noqa: F401 (save_npz: this module's writers)
 
@@ -58,8 +58,8 @@ class PoseData:
         """(left, right) joint lists of the 2D layout, for flip augmentation of the input: the
         metadata's, else the skeleton's where the 2D has its joints, else HumanEva's."""
         sym = self.metadata.get("keypoints_symmetry")
-        if sym is not None and len(sym) == 2:
-            return [int(j) for j in sym[0]], [int(j) for j in sym[1]]
+        if sym is not None:
+            return check_symmetry(sym, self.num_joints_2d, "metadata['keypoints_symmetry']")
         skeleton = self.dataset.skeleton
         if self.num_joints_2d == skeleton.num_joints:
             return list(skeleton.left), list(skeleton.right)
@@ -90,9 +90,12 @@ class PoseData:
 # trained on [-1, 1] (cameras.normalize_screen) poses kilometres away, and ~1e20 overflows
 # float32 inside the network to NaN, so it is refused at the door.
 MAX_PIXELS = 1e5
+# The largest |x|, |y| or |z| of a 3D joint, in the file's units: 10 km in metres, 10 m in millimetres,
+# beyond any pose of a person in a capture room. 1e30 would pass as float32 and train to `loss inf`.
+MAX_3D = 1e4
 
 
-def _check_array(arr, where, last_dim, joints=None, max_abs=None, allow_nan=False):
+def _check_array(arr, where, last_dim, joints=None, max_abs=None, allow_nan=False, units="pixels of an image"):
     """`arr` as float32 (frames, joints, last_dim): real numbers, finite as float32, and (with
     `max_abs`) no coordinate beyond +-max_abs. With `allow_nan`, NaN passes: a user's 2D detector
     marks a joint it missed that way (data.inputs); infinities are still refused."""
@@ -116,7 +119,7 @@ def _check_array(arr, where, last_dim, joints=None, max_abs=None, allow_nan=Fals
         peak = np.abs(out[~np.isnan(out)]).max(initial=0.0)   # NaN only where allow_nan let it in
         if peak > max_abs:
             raise UserError(f"{where}: a coordinate of {peak:.3g}; expected |value| <= "
-                            f"{max_abs:g} (pixels of an image)")
+                            f"{max_abs:g} ({units})")
     return out
 
 
@@ -168,7 +171,18 @@ def load_2d(path):
                                                 lambda arr, where: _check_array(arr, where, 2, max_abs=MAX_PIXELS)):
         pos2d.setdefault(subject, {}).setdefault(action, []).append(kp)
     meta = content.get("metadata", {})
-    return pos2d, meta if isinstance(meta, dict) else {}
+    meta = meta if isinstance(meta, dict) else {}
+    joints = next(cams[0].shape[1] for actions in pos2d.values() for cams in actions.values())
+    if "num_joints" in meta and not (_is_int(meta["num_joints"]) and int(meta["num_joints"]) == joints):
+        raise UserError(f"{path}: metadata['num_joints'] is {meta['num_joints']!r} but the 2D has {joints} joints; "
+                        "expected them to agree")
+    if meta.get("keypoints_symmetry") is not None:
+        check_symmetry(meta["keypoints_symmetry"], joints, f"{path}: metadata['keypoints_symmetry']")
+    return pos2d, meta
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _poses(value, where):
@@ -178,8 +192,12 @@ def _poses(value, where):
     if isinstance(value, (list, tuple)):
         if not value:
             raise UserError(f"{where}: an empty list; expected a (frames, joints, 3) array or one per camera")
-        return [_check_array(a, f"{where}[{c}]", 3) for c, a in enumerate(value)]
-    return _check_array(value, where, 3)
+        return [_check_3d(a, f"{where}[{c}]") for c, a in enumerate(value)]
+    return _check_3d(value, where)
+
+
+def _check_3d(arr, where):
+    return _check_array(arr, where, 3, max_abs=MAX_3D, units="metres or millimetres of a human pose")
 
 
 def _joint_check(counts, dataset, path):
@@ -258,6 +276,23 @@ def _match_frames(pos2d, pos3d, path_2d, path_3d):
     return cut
 
 
+def _drop_empty(pos2d, pos3d, path_3d):
+    """Leave out the actions with 0 frames of 3D (and so of 2D), and subjects left with none; their
+    "subject/action" names, for a note. Nothing left at all is the user's one line."""
+    empty = []
+    for subject in list(pos2d):
+        for action in list(pos2d[subject]):
+            if not any(len(kp) for kp in pos2d[subject][action]):
+                empty.append(f"{subject}/{action}")
+                del pos2d[subject][action], pos3d[subject][action]
+        if not pos2d[subject]:
+            del pos2d[subject]
+            pos3d.pop(subject, None)
+    if not pos2d:
+        raise UserError(f"{path_3d}: every action has 0 frames; expected at least one action with frames")
+    return empty
+
+
 def _sizes_from_metadata(pos2d, meta, path_2d, path_3d):
     """Image sizes of 3D given per camera, from the 2D's metadata['video_metadata'][subject] {w, h}
     (VideoPose3D's custom 2D files), as cameras without extrinsics."""
@@ -265,7 +300,7 @@ def _sizes_from_metadata(pos2d, meta, path_2d, path_3d):
     per_subject = {}
     for subject, actions in pos2d.items():
         size = videos.get(subject)
-        if not (isinstance(size, dict) and all(isinstance(size.get(k), (int, np.integer)) for k in "wh")):
+        if not (isinstance(size, dict) and all(_is_int(size.get(k)) and size[k] > 0 for k in "wh")):
             raise UserError(f"{path_3d}: 3D per camera, but no image size for subject {subject!r}; expected "
                             f"--cameras FILE with res_w and res_h, or metadata['video_metadata'] in {path_2d}")
         count = max(len(cams) for cams in actions.values())
@@ -302,7 +337,10 @@ def _layout_name(pos2d, meta, keypoints, dataset, path_2d):
     'coco' for Detectron's COCO-pretrained ones), else the dataset's for its ground truth, else None
     (unnamed detections). A known name whose joint count is not the 2D's is refused."""
     name = meta.get("layout_name")
-    if not isinstance(name, str) or not name:
+    if name is not None and not isinstance(name, str):
+        raise UserError(f"{path_2d}: metadata['layout_name'] is {str(name)[:80]}; expected a 2D layout name such as "
+                        "'coco', or none")
+    if not name:
         return dataset.layout_2d if keypoints == "gt" else None
     joints = next(cams[0].shape[1] for actions in pos2d.values() for cams in actions.values())
     known = LAYOUTS.get(name)
@@ -326,8 +364,10 @@ def load_dataset(npz_dir, keypoints="gt", dataset=None):
     pos3d = load_3d(path_3d, dataset)
     left_out = _match_keys(pos2d, pos3d, path_2d, path_3d, strict=dataset.name == "humaneva15")
     cut = _match_frames(pos2d, pos3d, path_2d, path_3d)
+    empty = _drop_empty(pos2d, pos3d, path_3d)
+    check_subjects(dataset, set(pos2d), path_3d)
     meta = dict(meta, **({"left_out_subjects": left_out} if left_out else {}),
-                **({"frames_cut_2d": cut} if cut else {}))
+                **({"frames_cut_2d": cut} if cut else {}), **({"empty_actions": empty} if empty else {}))
     data = PoseData(pos2d, pos3d, meta, dataset)
     _check_cameras(data, path_2d, path_3d)
     return data

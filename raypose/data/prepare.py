@@ -6,6 +6,7 @@ Arrow, pandas, DuckDB and Ray read it as it is; its side files start with '_' so
 import json
 import os
 
+import pyarrow as pa
 import pyarrow.dataset as pads
 
 from raypose.data import splits
@@ -33,21 +34,23 @@ def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv
     train, test = splits.select(keys, split, actions, source=os.fspath(npz_dir), dataset=data.dataset)
     part = {k: "train" for k in train} | {k: "test" for k in test}
     kept = [k for k in keys if k in part]
-    table = frame_table(data, kept, split=part)
+    # one chunk's rows at a time: a table of the whole set cost 3x the frames (4x Human3.6M: 12 GB)
+    tables = (frame_table(data, [k], split=part) for k in kept)
     meta = dict(data.metadata, num_joints=data.num_joints_2d, keypoints_symmetry=list(data.symmetry),
                 dataset=data.dataset.to_dict())
-    out = write_outputs(table, out, csv=csv, overwrite=overwrite, metadata=meta, inputs=inputs)
+    out, rows = write_outputs(tables, out, csv=csv, overwrite=overwrite, metadata=meta, inputs=inputs)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(out) for f in fs)
     return {
         "out": out,
         "dataset": data.dataset.name,
         "subjects": sorted({s for s, _ in kept}),
         "left_out": list(data.metadata.get("left_out_subjects", [])),
+        "empty_actions": list(data.metadata.get("empty_actions", [])),
         "actions": sorted({splits.action_name(a) for _, a in kept}),
         "chunks": len(kept),
         "frames": int(sum(data.frames(s, a) for s, a in kept)),
         "frames_cut_2d": int(data.metadata.get("frames_cut_2d", 0)),
-        "rows": table.num_rows,
+        "rows": rows,
         "joints_2d": data.num_joints_2d,
         "joints_3d": data.dataset.skeleton.num_joints,
         "train_chunks": len(train),
@@ -56,27 +59,33 @@ def prepare(npz_dir, out, keypoints="gt", split="videopose3d", actions=None, csv
     }
 
 
-def write_outputs(table, out, csv=False, overwrite=False, metadata=None, inputs=()):
-    """`out`/subject=.../action=.../camera=.../part-0.parquet, _raypose.json, and _frames.csv if asked.
+def write_outputs(tables, out, csv=False, overwrite=False, metadata=None, inputs=()):
+    """`out`/subject=.../action=.../camera=.../part-0.parquet, _raypose.json, and _frames.csv if asked,
+    from `tables` (frame tables, each of whole chunks, written as they come); returns (out, rows).
 
     Written into a temporary sibling directory and renamed into place at the end; `out` must
     pass outputs.check_replaceable (kind "prepared", none of `inputs` in it).
     """
+    rows = 0
     with atomic_dir(out, overwrite, inputs, kind="prepared") as tmp:
-        pads.write_dataset(table, tmp, format="parquet", partitioning=KEY, partitioning_flavor="hive",
-                           basename_template="part-{i}.parquet",
-                           existing_data_behavior="overwrite_or_ignore")
-        if csv:
-            write_csv(table, os.path.join(tmp, CSV_FILE))
+        for i, table in enumerate([tables] if isinstance(tables, pa.Table) else tables):
+            pads.write_dataset(table, tmp, format="parquet", partitioning=KEY, partitioning_flavor="hive",
+                               basename_template="part-{i}.parquet",
+                               existing_data_behavior="overwrite_or_ignore")
+            if csv:
+                write_csv(table, os.path.join(tmp, CSV_FILE), append=i > 0)
+            rows += table.num_rows
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(plain(metadata or {}), f, indent=1)
-    return os.path.abspath(os.fspath(out))
+    return os.path.abspath(os.fspath(out)), rows
 
 
 def format_summary(summary):
     s = summary
     left_out = f", left out (2D but no 3D): {', '.join(s['left_out'])}" if s.get("left_out") else ""
     cut = f" ({s['frames_cut_2d']} extra 2D frames cut)" if s.get("frames_cut_2d") else ""
+    empty = s.get("empty_actions") or []
+    left_out += f", left out (0 frames): {', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''}" if empty else ""
     return (f"wrote {s['out']}: {len(s['subjects'])} subjects ({', '.join(s['subjects'])}){left_out}, "
             f"actions {', '.join(s['actions'])}, {s['chunks']} chunks "
             f"({s['train_chunks']} train / {s['test_chunks']} test), {s['frames']} frames of 3D{cut}, "

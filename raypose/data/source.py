@@ -11,16 +11,15 @@ import json
 import os
 from dataclasses import dataclass
 
-import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from raypose.data.npz import PoseData, load_dataset
-from raypose.data.table import METADATA_FILE, chunk_filter, frame_table, table_sequences
+from raypose.data.table import METADATA_FILE, chunk_filter, data_sequences, table_sequences
 from raypose.datasets.keypoints import LAYOUTS
 from raypose.datasets.layout import Layout
-from raypose.datasets.registry import HUMANEVA_DATASET, Dataset, check_subjects, has_npz_files, resolve
-from raypose.datasets.skeleton import LEFT, RIGHT
+from raypose.datasets.registry import HUMANEVA_DATASET, Dataset, has_npz_files, resolve
+from raypose.datasets.skeleton import LEFT, RIGHT, check_symmetry
 from raypose.errors import UserError
 
 
@@ -30,7 +29,7 @@ class Source:
     chunks: list            # every (subject, action) in key order
     num_joints_2d: int
     symmetry: tuple         # (left, right) of the 2D layout
-    table: pa.Table | None  # in-memory frames (npz or synthetic input)
+    poses: PoseData | None  # in-memory frames (npz or synthetic input), as the files hold them
     parquet: str | None     # or a prepared Parquet dataset (local path or URI)
     description: str
     dataset: Dataset = None  # skeleton, cameras, subjects; HumanEva if not given
@@ -38,6 +37,24 @@ class Source:
     def __post_init__(self):
         if self.dataset is None:
             self.dataset = HUMANEVA_DATASET
+
+    def drop_frames(self):
+        """Let the in-memory frames go once the run's windows are built (the driver keeps only what
+        it must know), and hand the freed heap back to the system: numpy's many mid-sized arrays
+        sit in malloc's arenas, which glibc keeps for the process unless asked (malloc_trim)."""
+        self.poses = None
+        release_memory()
+
+
+def release_memory():
+    """Return freed heap memory to the operating system where the C library can (glibc)."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc: nothing to ask
+        pass
 
 
 def open_source(data_cfg, dataset=None):
@@ -57,15 +74,16 @@ def open_source(data_cfg, dataset=None):
         return _from_pose_data(PoseData(pos2d, pos3d, meta), what)
     if "://" not in path and has_npz_files(path):
         dataset = dataset or resolve(path, files["dataset"], files["skeleton"], files["cameras"])
-        data = load_dataset(path, data_cfg.keypoints, dataset)
-        check_subjects(data.dataset, set(data.positions_2d), dataset.file_3d(path))
-        return _from_pose_data(data, f"npz {path}")
+        data = load_dataset(path, data_cfg.keypoints, dataset)   # checks the subjects its metadata names
+        empty = data.metadata.get("empty_actions") or []
+        note = f" ({len(empty)} action(s) of 0 frames left out: {', '.join(empty[:3])}{', ...' * bool(empty[3:])})"
+        return _from_pose_data(data, f"npz {path}" + (note if empty else ""))
     return _from_parquet(path, files, dataset)
 
 
 def _from_pose_data(data, description):
     chunks = [(s, a) for s in data.positions_2d for a in data.positions_2d[s]]
-    return Source(chunks, data.num_joints_2d, data.symmetry, frame_table(data), None, description, data.dataset)
+    return Source(chunks, data.num_joints_2d, data.symmetry, data, None, description, data.dataset)
 
 
 def _from_parquet(path, files=None, run_dataset=None):
@@ -83,21 +101,43 @@ def _from_parquet(path, files=None, run_dataset=None):
     expected = "expected a directory written by raypose prepare"
     try:
         ds = pads.dataset(frames, filesystem=fs, format="parquet", partitioning="hive")
-        keys = ds.to_table(columns=["subject", "action"]) if ds.files else None
+        pairs = _chunks_of(ds) if ds.files else None
+        kp = ds.schema.field("keypoints").type if "keypoints" in ds.schema.names else None
+        width = getattr(kp, "list_size", None)
     except Exception as e:  # Arrow's messages run over several lines: keep the first
         first = (str(e).strip().splitlines() or [""])[0]
         raise UserError(f"{path}: not a prepared frame table ({type(e).__name__}: {first}); {expected}") from None
-    if keys is None:
+    if pairs is None:
         raise UserError(f"{path}: no Parquet files found; {expected}")
     meta = read_metadata(fs, meta_path)
     dataset = (Dataset.from_dict(meta["dataset"], f"{meta_path}: dataset") if meta.get("dataset") is not None
                else HUMANEVA_DATASET)   # tables prepared before other datasets: HumanEva
     _check_table_files(files or {}, dataset, path)
-    pairs = list(dict.fromkeys(zip(keys.column("subject").to_pylist(), keys.column("action").to_pylist())))
-    sym = meta.get("keypoints_symmetry") or [LEFT, RIGHT]
-    nj = int(meta.get("num_joints", 15))
+    nj = meta.get("num_joints", 15)
+    if isinstance(nj, bool) or not isinstance(nj, int) or nj < 1:
+        raise UserError(f"{meta_path}: num_joints is {nj!r}; expected the 2D's joint count (an integer >= 1), as "
+                        "raypose prepare wrote it")
+    if width is not None and width != 2 * nj:
+        raise UserError(f"{meta_path}: num_joints is {nj}, but the table's keypoints hold {width // 2} joints; "
+                        "expected them to agree, as raypose prepare wrote them")
+    sym = check_symmetry(meta.get("keypoints_symmetry") or [LEFT, RIGHT], nj, f"{meta_path}: keypoints_symmetry")
     uri = frames if "://" not in path else path.rstrip("/") + frames[len(root):]
-    return Source(pairs, nj, (list(sym[0]), list(sym[1])), None, uri, f"parquet {path}", run_dataset or dataset)
+    return Source(pairs, nj, sym, None, uri, f"parquet {path}", run_dataset or dataset)
+
+
+def _chunks_of(ds):
+    """Every (subject, action) of a hive-partitioned table in file order, from the partition
+    folders alone (a file the writer made per sequence): no frame is read. Reading the two
+    columns instead cost the driver ~2 GB of Python strings at 4x Human3.6M's size."""
+    pairs = []
+    for fragment in ds.get_fragments():
+        keys = pads.get_partition_keys(fragment.partition_expression)
+        if "subject" not in keys or "action" not in keys:   # not raypose's layout: ask the rows
+            table = ds.to_table(columns=["subject", "action"])
+            return list(dict.fromkeys(zip(table.column("subject").to_pylist(), table.column("action").to_pylist())))
+        if fragment.count_rows():
+            pairs.append((keys["subject"], keys["action"]))
+    return list(dict.fromkeys(pairs))
 
 
 def _check_table_files(files, dataset, path):
@@ -128,7 +168,7 @@ def read_metadata(fs, path):
             meta = json.loads(f.read())
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise UserError(f"{path}: unreadable metadata ({e}); expected the JSON written by raypose prepare") from None
     if not isinstance(meta, dict):
         raise UserError(f"{path}: metadata is not a JSON object; expected the JSON written by raypose prepare")
@@ -136,13 +176,15 @@ def read_metadata(fs, path):
 
 
 def read_sequences(source, chunks):
-    """[((subject, action, camera), 2D, 3D)] of the given chunks, read in this process."""
-    if source.table is not None:
-        table = source.table
-    else:
-        fs, root = (pafs.FileSystem.from_uri(source.parquet) if "://" in source.parquet
-                    else (pafs.LocalFileSystem(), source.parquet))
-        table = pads.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
+    """[((subject, action, camera), 2D, 3D)] of the given chunks, read in this process, in key order.
+
+    In-memory frames go straight from the files' arrays to float32 sequences (no frame table: at
+    Human3.6M's size its per-row columns cost several times the frames); a table is read whole."""
+    if source.poses is not None:
+        return sorted((s for s in data_sequences(source.poses, chunks) if len(s[1])), key=lambda s: s[0])
+    fs, root = (pafs.FileSystem.from_uri(source.parquet) if "://" in source.parquet
+                else (pafs.LocalFileSystem(), source.parquet))
+    table = pads.dataset(root, filesystem=fs, format="parquet", partitioning="hive").to_table()
     return table_sequences(chunk_filter(table, chunks))
 
 

@@ -41,6 +41,7 @@ go around H36M_CENTRE, near the world origin where the four views overlap, and s
 1000x1000 images (>= 60 px margin over 40 seeds; tests/test_synth_h36m.py checks 12).
 """
 import os
+import shutil
 
 import numpy as np
 
@@ -48,6 +49,7 @@ from raypose.data import npz
 from raypose.data.motion import _MAKERS, _body, _forward_kinematics, coco_points
 from raypose.datasets import cameras, h36m
 from raypose.datasets.keypoints import LAYOUTS
+from raypose.datasets.skeleton import PARENTS
 from raypose.errors import UserError
 
 FOCAL_PX = 500.0
@@ -209,6 +211,61 @@ def _lengths(plan, frames, rng):
     return [(s, a, k, int(n)) for (s, a, k), n in zip(plan, lengths)]
 
 
+def min_frames(layout="humaneva15"):
+    """The fewest frames synthetic data has: every chunk has at least MIN_CHUNK_FRAMES (1680 in both layouts)."""
+    chunks = (len(h36m.SUBJECTS) * len(H36M_ACTIONS) * len(H36M_TAKES) if layout == "h36m"
+              else len(SUBJECTS) * sum(n for _, n in ACTIONS))
+    return MIN_CHUNK_FRAMES * chunks
+
+
+def bytes_per_frame(layout="humaneva15"):
+    """Bytes of one frame of synthetic data, in memory and in the npz files: float32 3D and every camera's 2D."""
+    if layout == "h36m":
+        return 4 * (3 * len(h36m.PARENTS_32) + 2 * len(h36m.CAMERA_IDS) * h36m.SKELETON.num_joints)
+    return 4 * (3 * len(PARENTS) + 2 * len(cameras.CAMERA_NAMES) * _layout(layout).num_joints)
+
+
+def check_size(frames, layout="humaneva15", folder=None):
+    """Refuse, in one line, data that would not fit: twice its bytes in free memory (the arrays, and
+    their copy while written), and once on the disk of `folder` where it is to be written."""
+    need = max(int(frames), min_frames(layout)) * bytes_per_frame(layout)
+    free = _free_memory()
+    if free is not None and 2 * need > free:
+        raise UserError(f"synthetic data: frames={frames} would take about {_size(2 * need)} of memory "
+                        f"({bytes_per_frame(layout)} bytes a frame, twice while written), and {_size(free)} is "
+                        "free; expected fewer frames (synth --frames, data.synthetic_frames)")
+    if folder is not None:
+        while not os.path.isdir(folder):
+            folder = os.path.dirname(os.path.abspath(folder))
+        disk = shutil.disk_usage(folder).free
+        if need > disk:
+            raise UserError(f"synthetic data: frames={frames} would take about {_size(need)} on disk, and "
+                            f"{folder} has {_size(disk)} free; expected fewer frames (--frames)")
+
+
+def _free_memory():
+    """Bytes this process may still take: the system's available memory, less where a cgroup limit
+    is lower; None where neither is known."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                found.append(int(limit) - int(g.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def _size(n):
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
 def _noisy(kp, noise_rng, noise_px):
     if noise_px > 0:
         kp = (kp + noise_rng.normal(0, noise_px, kp.shape)).astype(np.float32)
@@ -235,6 +292,7 @@ def generate(frames=3000, seed=0, noise_px=0.0, layout="humaneva15"):
         raise UserError(f"synthetic data: frames={frames!r}, expected a positive integer")
     if not np.isfinite(noise_px) or noise_px < 0:
         raise UserError(f"synthetic data: noise_px={noise_px!r}, expected a finite value >= 0")
+    check_size(frames, layout)
     if layout == "h36m":
         return generate_h36m(int(frames), seed, noise_px)
     bodies = [_body(seed, i) for i in range(len(_PERSONS))]
@@ -266,12 +324,13 @@ def write_synthetic(out_dir, frames=3000, seed=0, noise_px=0.0, overwrite=False,
     directory names one dataset. Both files are written in a temporary sibling directory first, then
     renamed in. Returns (path_2d, path_3d).
     """
-    import shutil
     import tempfile
 
     from raypose.outputs import check_replaceable
     out_dir = os.fspath(out_dir)
     check_replaceable(out_dir, overwrite, kind="synthetic")
+    if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool) and frames >= 1:
+        check_size(frames, layout, out_dir)   # the disk too, before anything is made
     positions_2d, positions_3d, meta = generate(frames, seed, noise_px, layout)   # checks the arguments
     names = FILES[dataset_of(layout)]
     parent, base = os.path.split(os.path.abspath(out_dir))

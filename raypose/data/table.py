@@ -46,7 +46,8 @@ def camera_sequences(data, keys=None):
 
 
 def _fixed_list(arr):
-    arr = np.ascontiguousarray(arr, dtype=np.float32).reshape(len(arr), -1)
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = arr.reshape(len(arr), int(np.prod(arr.shape[1:])))   # -1 cannot be inferred for 0 frames
     return pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel()), arr.shape[1])
 
 
@@ -58,6 +59,8 @@ def frame_table(data, keys=None, split=None):
     parts = []
     for subject, action, camera, kp, kp_norm, pose in camera_sequences(data, keys):
         t = len(kp)
+        if not t:   # a camera without frames (3D given per camera) has no rows
+            continue
         cols = {
             "subject": pa.array([subject] * t),
             "action": pa.array([action] * t),

@@ -92,11 +92,13 @@ class CameraSet:
     in_camera_frame: bool = False
 
     def cameras(self, subject, where="cameras"):
-        base = subject_base(subject)
-        if base not in self.per_subject:
-            raise UserError(f"{where}: no cameras for subject {subject!r} in {self.name}; expected one of "
-                            f"{', '.join(sorted(self.per_subject))}")
-        return self.per_subject[base]
+        """A subject's cameras, keyed by its full name ('Train/S1') or by the person ('S1')."""
+        for key in dict.fromkeys((subject, subject_base(subject))):
+            if key in self.per_subject:
+                return self.per_subject[key]
+        tried = " or ".join(repr(k) for k in dict.fromkeys((subject, subject_base(subject))))
+        raise UserError(f"{where}: no cameras for subject {subject!r} in {self.name} (looked up as {tried}); "
+                        f"expected a key {tried}, the file has {', '.join(sorted(self.per_subject))}")
 
     def get(self, subject, index, where="cameras"):
         cams = self.cameras(subject, where)
@@ -218,7 +220,7 @@ def read_cameras(path):
     try:
         with open(path) as f:
             raw = json.load(f)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise UserError(f"{path}: unreadable cameras file ({type(e).__name__}: {e}); expected JSON") from None
     if not isinstance(raw, dict) or not raw:
         raise UserError(f"{path}: expected a JSON object subject -> list of cameras")
@@ -228,6 +230,16 @@ def read_cameras(path):
         raise UserError(f"{path}: some cameras have orientation/translation and some not; expected all "
                         "(world 3D) or none (3D per camera)")
     return CameraSet(path, subjects, in_camera_frame=posed == {False})
+
+
+def check_focals(d, where):
+    """{camera: focal length > 0} under "focal" of a run's cameras.json, or the user's one line."""
+    focal = d.get("focal") if isinstance(d, dict) else None
+    if not (isinstance(focal, dict) and focal and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                      and 0 < v < math.inf for v in focal.values())):
+        raise UserError(f"{where}: no focal lengths {{camera: f > 0}} under 'focal'; expected the file raypose "
+                        "train wrote")
+    return focal
 
 
 def normalize_screen(x, w=IMAGE_WIDTH, h=IMAGE_HEIGHT):

@@ -13,7 +13,7 @@ import numpy as np
 
 from raypose.datasets.cameras import FPS as HUMANEVA_FPS
 from raypose.datasets.cameras import IMAGE_HEIGHT, IMAGE_WIDTH
-from raypose.datasets.skeleton import HUMANEVA, Skeleton, flip_permutation
+from raypose.datasets.skeleton import HUMANEVA, Skeleton, check_symmetry, flip_permutation
 from raypose.errors import UserError
 
 
@@ -72,8 +72,9 @@ class Layout:
         """The layout of `to_dict`, its skeleton and dataset checked; the user's one line otherwise."""
         try:
             skeleton = Skeleton.from_dict(d["skeleton"], f"{source}: skeleton")
-            return cls(int(d["joints_2d"]), tuple(int(j) for j in d["left_2d"]),
-                       tuple(int(j) for j in d["right_2d"]), skeleton,
+            left, right = check_symmetry((d["left_2d"], d["right_2d"]), int(d["joints_2d"]),
+                                         f"{source}: left_2d/right_2d")
+            return cls(int(d["joints_2d"]), tuple(left), tuple(right), skeleton,
                        _dataset(d.get("dataset"), source), _name(d.get("name_2d"), source))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise UserError(f"{source}: malformed layout ({type(e).__name__}: {e}); expected joints_2d, "

@@ -74,9 +74,12 @@ class Dataset:
             def tupled(key):
                 return None if d.get(key) is None else tuple(d[key])
             cams = None if d.get("cameras") is None else CameraSet.from_dict(d["cameras"], f"{where}: cameras")
+            train, test = _subjects(d, where, "dataset")   # both lists of names, or neither
+            if d.get("layout_2d") is not None and not isinstance(d["layout_2d"], str):
+                raise UserError(f"{where}: layout_2d is {str(d['layout_2d'])[:80]}; expected a 2D layout name or none")
             return cls(d["name"], Skeleton.from_dict(d["skeleton"], f"{where}: skeleton"), cams,
-                       tupled("keep"), tupled("train_subjects"), tupled("test_subjects"),
-                       float(d.get("fps", DEFAULT_FPS)), tuple(d.get("action_order") or ()), d.get("layout_2d"))
+                       tupled("keep"), train, test, _fps(d, where, key="fps"), tuple(d.get("action_order") or ()),
+                       d.get("layout_2d"))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: malformed dataset ({type(e).__name__}: {e}); expected name, skeleton, "
                             "cameras, fps") from None
@@ -149,24 +152,25 @@ def resolve(path, name=None, skeleton=None, cameras=None):
         raise UserError(f"{file_3d}: dataset {name!r} is not built in and has no skeleton; expected --skeleton "
                         f"FILE or a 'skeleton' in its metadata (built in: {', '.join(DATASETS)})")
     cams = read_cameras(cameras) if cameras else (base.cameras if base else None)
+    train, test = _subjects(meta, file_3d)   # checked for a built-in dataset too, and then its own replaced
     if base is not None:
-        return replace(base, skeleton=skel, cameras=cams)
-    train, test = _subjects(meta, file_3d)
+        given = {"train_subjects": train, "test_subjects": test} if train is not None else {}
+        return replace(base, skeleton=skel, cameras=cams, fps=_fps(meta, file_3d, base.fps), **given)
     return Dataset(name, skel, cams, train_subjects=train, test_subjects=test, fps=_fps(meta, file_3d))
 
 
-def _fps(meta, file_3d):
-    fps = meta.get("fps", DEFAULT_FPS)
+def _fps(meta, file_3d, default=DEFAULT_FPS, key="metadata['fps']"):
+    fps = meta.get("fps", default)
     try:
         ok = not isinstance(fps, bool) and math.isfinite(float(fps)) and float(fps) > 0
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise UserError(f"{file_3d}: metadata['fps'] is {fps!r}; expected a number > 0")
+        raise UserError(f"{file_3d}: {key} is {fps!r}; expected a number > 0 (frames per second)")
     return float(fps)
 
 
-def _subjects(meta, file_3d):
+def _subjects(meta, file_3d, of="metadata"):
     """(train, test) subjects named by the metadata, or (None, None): both lists of distinct
     subject names that do not overlap, or neither (the split then needs Train/ and Validate/ names)."""
     given = {key: meta.get(key) for key in ("train_subjects", "test_subjects")}
@@ -177,20 +181,22 @@ def _subjects(meta, file_3d):
         if hasattr(value, "tolist"):
             value = given[key] = value.tolist()
         if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
-            raise UserError(f"{file_3d}: metadata[{key!r}] is {str(value)[:80]}; {expected}")
+            raise UserError(f"{file_3d}: {of}[{key!r}] is {str(value)[:80]}; {expected}")
         if len(set(value)) != len(value):
-            raise UserError(f"{file_3d}: metadata[{key!r}] names a subject twice; {expected}")
+            raise UserError(f"{file_3d}: {of}[{key!r}] names a subject twice; {expected}")
     both = sorted(set(given["train_subjects"]) & set(given["test_subjects"]))
     if both:
-        raise UserError(f"{file_3d}: subjects {both} are in both metadata['train_subjects'] and "
-                        "metadata['test_subjects']; expected each subject to train or test, not both")
+        raise UserError(f"{file_3d}: subjects {both} are in both {of}['train_subjects'] and "
+                        f"{of}['test_subjects']; expected each subject to train or test, not both")
     return tuple(given["train_subjects"]), tuple(given["test_subjects"])
 
 
 def check_subjects(dataset, subjects, where):
-    """A dataset of one's own names only subjects its data has (a misspelt one would drop out of
-    the split silently)."""
-    if dataset.name in DATASETS or dataset.train_subjects is None:
+    """The train and test subjects a 3D file's metadata names are all in its data (a misspelt one would
+    drop out of the split silently); a built-in dataset's own lists (Human3.6M's) are not checked."""
+    base = DATASETS.get(dataset.name)
+    if dataset.train_subjects is None or (base is not None and (dataset.train_subjects, dataset.test_subjects)
+                                          == (base.train_subjects, base.test_subjects)):
         return
     for key in ("train_subjects", "test_subjects"):
         missing = [s for s in getattr(dataset, key) if s not in subjects]

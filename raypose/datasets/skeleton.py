@@ -139,6 +139,19 @@ def _check_sides(left, right, n, where):
         raise UserError(f"{where}: {what}; expected each joint at most once in joints_left + joints_right")
 
 
+def check_symmetry(sym, joints, where):
+    """(left, right) lists of a 2D layout's `keypoints_symmetry` (a file's metadata, a prepared table's,
+    a run's layout): two lists of one length of joint indices in 0..joints - 1, each joint at most once;
+    else the user's one line (an index out of range would fail deep in training, or flip wrong joints)."""
+    if isinstance(sym, np.ndarray):
+        sym = sym.tolist()
+    if isinstance(sym, (str, bytes)) or not hasattr(sym, "__len__") or len(sym) != 2:
+        raise UserError(f"{where}: {_show(sym)}; expected two lists [left joints], [right joints]")
+    left, right = (_ints(side, where, name) for side, name in zip(sym, ("left joints", "right joints")))
+    _check_sides(left, right, joints, where)
+    return list(left), list(right)
+
+
 def read_skeleton(path):
     """A checked Skeleton from a .json file or the .npz form {"data": {...}} (the 2022 study's
     humaneva_skeleton.npz), read without running any pickled code; named after the file."""
@@ -152,8 +165,11 @@ def read_skeleton(path):
         try:
             with open(path, encoding="utf-8") as f:
                 d = json.load(f)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise UserError(f"{path}: not valid JSON ({e}); expected an object with {FILE_KEYS}") from None
+        except OSError as e:
+            raise UserError(f"{path}: unreadable ({e.strerror or e}); expected a skeleton file with "
+                            f"{FILE_KEYS}") from None
     else:
         from raypose.npzfile import read_npz
         arrays = read_npz(path)

@@ -284,8 +284,8 @@ def variants(windows, layout, seed=0):
     pixels of the run's images (`corrupt.image_width`)."""
     s, width = 1000 + 10 * seed, corrupt.image_width(layout)
     return [("clean", windows),
-            ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s, width=width)),
-            ("gaussian 1-15px", corrupt.gaussian_mixed(windows, seed=s + 2, width=width)),
+            ("gaussian 1-15px, draw 1", corrupt.gaussian_mixed(windows, seed=s, width=width)),   # two draws of
+            ("gaussian 1-15px, draw 2", corrupt.gaussian_mixed(windows, seed=s + 2, width=width)),   # the levels
             ("detector-like", corrupt.detector(windows, layout.left_2d, layout.right_2d, seed=s + 4, width=width)),
             ("gaps 2-40% + gaussian 1-15px",
              corrupt.dropped(corrupt.gaussian_mixed(windows, seed=s + 6, width=width),

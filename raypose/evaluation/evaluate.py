@@ -304,14 +304,15 @@ def report_lines(ev):
     for m in ev["member_summaries"]:
         lines.append(f"member {m['member']}: MPJPE {m['mpjpe']:.1f} mm  P-MPJPE {m['p_mpjpe']:.1f} mm")
     s = ev["summary"]
-    lines.append(f"ensemble ({ev['aggregate']}): MPJPE {s['mpjpe']:.1f} mm  P-MPJPE {s['p_mpjpe']:.1f} mm  "
+    lines.append(f"ensemble ({ev['aggregate']}; mean over actions, then subjects, as the table): "
+                 f"MPJPE {s['mpjpe']:.1f} mm  P-MPJPE {s['p_mpjpe']:.1f} mm  "
                  f"gain over the mean member {ev['gain_mm']['mpjpe']:.1f} / {ev['gain_mm']['p_mpjpe']:.1f} mm")
     if "fit_2d" in ev:
         f = ev["fit_2d"]["summary"]
         lines.append(f"fitted to the input 2D (exact 2D only): MPJPE {f['mpjpe']:.1f} mm  "
                      f"P-MPJPE {f['p_mpjpe']:.1f} mm; focal lengths " + ", ".join(
                          f"{c} {v:.2f}" for c, v in ev["fit_2d"]["focal"].items()))
-    lines.append("aggregates (all frames): " + ", ".join(
+    lines.append("aggregates (mean over all frames, not by action): " + ", ".join(
         f"{m} {v['p_mpjpe']:.1f}" for m, v in ev["aggregates"].items()) + " mm P-MPJPE")
     c = ev["calibration"]
     lines.append(f"uncertainty: Spearman(spread, error) {c['spearman']:.2f} per joint-frame, "

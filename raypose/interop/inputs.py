@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raypose.data.npz import MAX_PIXELS, _check_array, _nested, camera_arrays
+from raypose.datasets.skeleton import check_symmetry
 from raypose.errors import UserError
 from raypose.npzfile import read_npz
 
@@ -33,6 +34,9 @@ class Track:
     keypoints: np.ndarray
     confidence: np.ndarray | None = None      # (T, J) float32, the detector's score per joint
     image_size: tuple[float, float] | None = None   # (w, h) pixels; None when neither file nor user says
+    image_size_from: str | None = None        # where image_size came from (--image-size, the file's metadata)
+    frame_ids: list | None = None             # COCO: the image id of each frame, in order
+    frame_order: str | None = None            # COCO: how the frames were ordered
 
 
 @dataclass
@@ -139,15 +143,21 @@ def _read_npz(path, size):
     meta = content.get("metadata")
     meta = meta if isinstance(meta, dict) else {}
     videos = meta.get("video_metadata")
-    videos = videos if isinstance(videos, dict) else {}
+    if not isinstance(videos, (dict, type(None))) or not isinstance(meta.get("layout_name"), (str, type(None))):
+        key = "video_metadata" if not isinstance(videos, (dict, type(None))) else "layout_name"
+        raise UserError(f"{path}: metadata[{key!r}] is {str(meta[key])[:80]}; expected "
+                        + ("{video: {'w': W, 'h': H}}" if key == "video_metadata" else "a 2D layout name"))
+    videos = videos or {}
     sizes = {s: _video_size(videos.get(s), f"{path}: metadata['video_metadata'][{s!r}]") for s in pos2d}
-    tracks = [Track(str(subject), str(action), f"C{c + 1}", kp, None, size or sizes[subject])
+    tracks = [Track(str(subject), str(action), f"C{c + 1}", kp, None, size or sizes[subject],
+                    "--image-size" if size else f"the file's metadata['video_metadata'][{subject!r}]"
+                    if sizes[subject] else None)
               for subject, action, c, kp in camera_arrays(pos2d, path, _track_array)]
     joints = tracks[0].keypoints.shape[1]
     if "num_joints" in meta and _int(meta["num_joints"]) != joints:
         raise UserError(f"{path}: metadata['num_joints'] is {meta['num_joints']!r} but the tracks have "
                         f"{joints} joints; expected them to agree")
-    layout = meta.get("layout_name") if isinstance(meta.get("layout_name"), str) else None
+    layout = meta.get("layout_name") or None
     symmetry = _symmetry(meta.get("keypoints_symmetry"), joints, f"{path}: metadata['keypoints_symmetry']")
     return UserInput(tracks, layout, joints, symmetry,
                      f"{path}: VideoPose3D npz, {len(tracks)} track(s) of {joints} joints"
@@ -176,15 +186,7 @@ def _video_size(video, where):
 
 def _symmetry(sym, joints, where):
     """(left, right) joint index lists, or None when the file has none."""
-    if sym is None:
-        return None
-    try:
-        left, right = ([int(j) for j in side] for side in sym)
-    except (TypeError, ValueError):
-        raise UserError(f"{where}: {sym!r}; expected two lists [left joints], [right joints]") from None
-    if len(left) != len(right) or not all(0 <= j < joints for j in left + right):
-        raise UserError(f"{where}: {sym!r}; expected two lists of equal length of joint indices 0..{joints - 1}")
-    return left, right
+    return None if sym is None else check_symmetry(sym, joints, where)
 
 
 # ----------------------------------------------------------------------------------------------- COCO
@@ -271,11 +273,23 @@ def _best_detections(entries, path):
     return best
 
 
-def _sorted_ids(ids):
+def _sorted_ids(ids, where="image ids"):
+    """(ids in frame order, the rule): numbers by value; names by name, with the numbers in them by value
+    (frame_2.jpg before frame_10.jpg); numbers mixed with names are the user's one line."""
     ids = list(ids)
     if all(isinstance(i, int) for i in ids):
-        return sorted(ids)
-    return sorted(ids, key=str)
+        return sorted(ids), "image ids sorted by value"
+    numbers = [i for i in ids if isinstance(i, int)]
+    if numbers:
+        name = next(i for i in ids if not isinstance(i, int))
+        raise UserError(f"{where}: image ids mix numbers ({numbers[0]}) and names ({name!r}), which have no one "
+                        "order; expected ids of one kind, or --frames FILE giving the frame order")
+    return sorted(ids, key=_natural), "image ids sorted by name, the numbers in them by value"
+
+
+def _natural(name):
+    parts = re.split(r"([0-9]+)", name)
+    return [int(p) if k % 2 else p for k, p in enumerate(parts)], name
 
 
 def _read_coco(path, size, frames, fill_missing_frames=False):
@@ -291,13 +305,14 @@ def _read_coco(path, size, frames, fill_missing_frames=False):
                         "{image_id, category_id, keypoints, score}")
     best = _best_detections(entries, path)
     if frames is None:
-        order = _sorted_ids(best)
+        order, rule = _sorted_ids(best, path)
     else:
+        rule = "--frames"
         order = _frame_order([_frame_id(v, f"{path}: frame order[{i}]") for i, v in enumerate(frames)],
                              f"{path}: frame order")
         if not any(i in best for i in order):
             raise UserError(f"{path}: none of the {len(order)} frame ids (first {order[:3]!r}) is an image_id of "
-                            f"its detections (first {_sorted_ids(best)[:3]!r}); expected the same ids")
+                            f"its detections (first {list(best)[:3]!r}); expected the same ids")
     missing = [image for image in order if image not in best]
     if missing and not fill_missing_frames:
         raise UserError(f"{path}: {len(missing)} of {len(order)} frames have no person detection (image ids "
@@ -309,7 +324,8 @@ def _read_coco(path, size, frames, fill_missing_frames=False):
             values[t] = best[image][0]
     kp, confidence = _missing_as_nan(values[..., :2]), np.ascontiguousarray(values[..., 2])
     unused = len(set(best) - set(order))
-    track = Track(os.path.splitext(os.path.basename(path))[0], "coco", "C1", kp, confidence, size)
+    track = Track(os.path.splitext(os.path.basename(path))[0], "coco", "C1", kp, confidence, size,
+                  "--image-size" if size else None, list(order), rule)
     return UserInput([track], "coco", COCO_JOINTS, (list(COCO_SYMMETRY[0]), list(COCO_SYMMETRY[1])),
                      f"{path}: COCO keypoint results, {len(order)} frames ({len(missing)} without a person, "
                      f"filled in) of {COCO_JOINTS} joints"

@@ -63,7 +63,7 @@ def image_size(track, layout, layout_name, where):
     data's own (`Layout.image_size` of the track's camera, or the one size all its cameras share;
     HumanEva: 640x480) where the 2D is in the run's own layout; else the user's one line."""
     if track.image_size is not None:
-        return tuple(float(v) for v in track.image_size), "given"
+        return tuple(float(v) for v in track.image_size), track.image_size_from or "given"
     expected = "expected --image-size W H, the pixel size of the images the keypoints were detected in"
     if layout_name not in dataset_layouts(layout):
         raise UserError(f"{where}: no image size in the file (layout {layout_name!r}); {expected}")
@@ -99,8 +99,9 @@ def prepare(user, layout, input_path, threshold=CONFIDENCE_THRESHOLD, zoom=1.0):
         size, source = image_size(t, layout, user.layout_name, where)
         ready.keys.append((t.subject, t.action, t.camera))
         ready.todo.append((t, size))
-        ready.info["tracks"][f"{t.subject}/{t.action}/{t.camera}"] = {"image_size": list(size),
-                                                                      "image_size_from": source}
+        ready.info["tracks"][f"{t.subject}/{t.action}/{t.camera}"] = {
+            "image_size": list(size), "image_size_from": source,
+            **({"image_ids": t.frame_ids, "frame_order": t.frame_order} if t.frame_ids is not None else {})}
     if not any(len(t.keypoints) for t in user.tracks):
         raise UserError(f"{input_path}: every track has 0 frames; expected at least one frame")
     return ready

@@ -323,9 +323,9 @@ def export_member(run_uri, member, out, iteration=None, overwrite=False):
     """Member `member` of a run at `iteration` (default: the latest) as a file VideoPose3D's run.py
     loads with --evaluate; the lines to print (the file, and the flags that rebuild the model)."""
     from raypose.ensemble.ensemble import model_args
-    check_out_file(out, overwrite=overwrite, what="a VideoPose3D checkpoint (.bin)")
+    check_out_file(out, overwrite=overwrite, what="a VideoPose3D checkpoint (.bin)",
+                   runs=[] if "://" in os.fspath(run_uri) else [run_uri])   # a file in a run could replace its own
     run = Run.open(run_uri)
-    _check_outside_runs(out, run)
     i = run.iteration(iteration)
     n = run.config.train.members
     if not 0 <= member < n:
@@ -343,21 +343,6 @@ def export_member(run_uri, member, out, iteration=None, overwrite=False):
     data = torch_bytes(ckpt)
     atomic_write(out, lambda f: f.write(data), ".bin.tmp")
     return _export_lines(out, run, member, i, epoch, arch)
-
-
-def _check_outside_runs(out, run):
-    """--out lies in no run directory (the one read, or any other raypose run): a file written there
-    could replace a member or the config, and the run's checksums would no longer hold."""
-    folder = os.path.dirname(os.path.realpath(os.fspath(out)))
-    roots = {os.path.realpath(run.root)} if run.local else set()
-    while True:
-        if folder in roots or (os.path.isdir(folder) and KINDS["run"][0](folder, ())):
-            raise UserError(f"--out {out}: inside the run directory {folder}; expected a path outside any "
-                            "raypose run (a file written there could replace the run's own)")
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return
-        folder = parent
 
 
 def _export_lines(out, run, member, i, epoch, arch):

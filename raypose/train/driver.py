@@ -9,6 +9,7 @@ from raypose.data import splits
 from raypose.data.source import open_source, read_sequences, source_layout
 from raypose.datasets.registry import of_run
 from raypose.errors import UserError
+from raypose.outputs import check_outside_runs
 from raypose.run import Run
 from raypose.train.progress import Progress
 
@@ -23,9 +24,11 @@ def train(cfg, echo=print, on_record=None):
         if os.path.exists(cfg.run.out) and not os.path.isdir(cfg.run.out):
             raise UserError(f"--out {cfg.run.out}: is a file; expected a run directory (new or to resume)")
         cfg = C.with_values(cfg, {"run.out": os.path.abspath(cfg.run.out)})
-    files = {f"data.{key}": os.path.abspath(getattr(cfg.data, key)) for key in ("skeleton", "cameras")
-             if getattr(cfg.data, key) and "://" not in getattr(cfg.data, key)}
-    cfg = C.with_values(cfg, files)   # for the record: the run keeps its own copy in layout.json
+    files = {f"data.{key}": os.path.abspath(getattr(cfg.data, key)) for key in ("path", "skeleton", "cameras")
+             if getattr(cfg.data, key) not in ("", "synthetic") and "://" not in getattr(cfg.data, key)}
+    cfg = C.with_values(cfg, files)   # evaluate and resume from any directory; skeleton, cameras: for the record
+    if "://" not in cfg.run.out:
+        check_outside_runs(cfg.run.out)   # a new run inside another run's directory would mix with its files
     run = Run(cfg.run.out)
     run.acquire()   # one driver per run directory, whatever its config
     ok = False
@@ -41,7 +44,22 @@ def train(cfg, echo=print, on_record=None):
             run.release()
 
 
+def _as_stored(cfg, run):
+    """cfg with the run's own spelling of its data files where both name the same file (resolved): an
+    older run keeps a relative --data (from its directory), and a link and its target are one file."""
+    if not run.exists("config.toml"):
+        return cfg
+    stored, same = run.config.data, {}
+    for key in ("path", "skeleton", "cameras"):
+        mine, theirs = getattr(cfg.data, key), getattr(stored, key)
+        if (mine != theirs and "synthetic" not in (mine, theirs) and mine and theirs and "://" not in mine + theirs
+                and os.path.realpath(mine) == os.path.realpath(theirs)):
+            same[f"data.{key}"] = theirs
+    return C.with_values(cfg, same)
+
+
 def _train(cfg, run, echo, on_record):
+    cfg = _as_stored(cfg, run)
     new = run.check_config(cfg)
     start = run.latest()
     if start >= cfg.train.iterations:
@@ -91,14 +109,17 @@ def _train_local(cfg, layout, run, source, chunks, deadline, progress):
     """Every member in this process, no Ray: the same worker, reading the frames directly."""
     import torch
 
+    from raypose.train.windowset import build
     from raypose.train.worker import EnsembleWorker
     labelled, unlabelled, test = chunks
     train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
+    windows = build(cfg, layout, train, read_sequences(source, test))
+    del train
+    source.drop_frames()   # the windows hold what training reads
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.run.cpus_per_member) or os.cpu_count() or 1)
     try:
-        worker = EnsembleWorker(cfg, layout, run, train, read_sequences(source, test), deadline=deadline,
-                                lease=run.lease_token)
+        worker = EnsembleWorker(cfg, layout, run, windows, deadline=deadline, lease=run.lease_token)
         worker.run_iterations(after=lambda i, record, stop: progress.poll())
     finally:
         torch.set_num_threads(threads)
@@ -122,24 +143,8 @@ def _poll_while(wait, progress, watch=lambda: None):
         watch()
     progress.poll()
     if "error" in outcome:
-        raise _user_error(outcome["error"]) or outcome["error"]
-
-
-def _user_error(e, depth=0):
-    """A UserError a worker raised (a node without CUDA, a damaged file), from inside Ray
-    Train's wrappers, so that the user gets its one line instead of Ray's tracebacks."""
-    if e is None or depth > 6:
-        return None
-    if isinstance(e, UserError):
-        cause = getattr(e, "cause", None)   # a RayTaskError made an instance of its cause
-        return cause if isinstance(cause, UserError) else UserError(str(e.args[0]) if e.args else str(e))
-    inner = [getattr(e, "cause", None), e.__cause__]
-    inner += list((getattr(e, "worker_failures", None) or {}).values())
-    for x in inner:
-        found = _user_error(x, depth + 1) if x is not e else None
-        if found:
-            return found
-    return None
+        from raypose.train.run import user_error
+        raise user_error(outcome["error"]) or outcome["error"]
 
 
 def finish(run):

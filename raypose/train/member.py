@@ -4,6 +4,7 @@ Everything random is seeded by (run seed, member, iteration, epoch), so a member
 from a checkpoint retraces exactly the run it would have had without the interruption.
 """
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -34,29 +35,29 @@ def draw_sample(n, member, members, iteration, sampling, subset_size, seed):
 
 
 class TrainSet:
-    """Training windows as contiguous tensors, with their mirrored copies appended.
+    """Training windows as tensors over the windows' own arrays, flip augmentation done per batch.
 
     Index i < N is window i; index N + i is its flipped twin, so flip augmentation is just a
-    larger index range and a batch is one gather. Windows without 3D (unlabelled chunks) stay
-    out of the pool until `set_pseudo` gives them a target; their twins get the mirrored one.
+    larger index range and a batch is one gather, whose twins are mirrored as they are drawn
+    (bit for bit the values a stored mirrored copy gave). Nothing of the data's size is copied
+    on the CPU: the 2D and the targets stay the arrays the windows hold, which a Ray worker reads
+    straight from the node's object store (one copy per node, shared by its members). Windows
+    without 3D (unlabelled chunks) stay out of the pool until `set_pseudo` gives them a target;
+    only then are the targets copied (the shared ones are read-only).
     """
 
     def __init__(self, windows, flip, layout, device="cpu"):
-        inputs = torch.from_numpy(windows.inputs)
-        starts = torch.from_numpy(windows.starts)
-        targets = torch.from_numpy(windows.targets)
-        self.n = len(starts)
+        self.n = len(windows.starts)
         self.p3 = layout.skeleton.flip_permutation()
-        if flip:
-            starts = torch.cat([starts, starts + len(inputs)])
-            inputs = torch.cat([inputs, mirror(inputs, layout.flip_2d())])
-            targets = torch.cat([targets, mirror(targets, self.p3)])
+        self.flip_2d = layout.flip_2d()
         self.flip = flip
-        self.inputs, self.starts, self.targets = inputs.to(device), starts.to(device), targets.to(device)
-        self.weights = torch.ones(len(starts), device=device)
+        self.inputs, self.starts = _tensor(windows.inputs, device), _tensor(windows.starts, device)
+        self.targets = _tensor(windows.targets, device)
+        self.weights = torch.ones(self.n * (2 if flip else 1), device=device)
         self.offsets = torch.arange(windows.receptive_field, device=device)
         self.labelled = np.asarray(windows.labelled, dtype=bool)
         self.pseudo = np.zeros(self.n, dtype=bool)
+        self._own_targets = False
 
     def pool(self):
         """Window indices with a target: labelled, or pseudo-labelled now."""
@@ -66,6 +67,8 @@ class TrainSet:
         """Replace the pseudo-labels: windows `idx` (unlabelled) get `poses` (k, J, 3)."""
         idx = np.asarray(idx, dtype=np.int64)
         assert not self.labelled[idx].any(), "pseudo-labels are for unlabelled windows only"
+        if not self._own_targets:   # the windows' targets are shared and read-only: this set's own copy
+            self.targets, self._own_targets = self.targets.clone(), True
         self.pseudo[:] = False
         self.pseudo[idx] = True
         dev = self.targets.device
@@ -74,7 +77,6 @@ class TrainSet:
         w = torch.as_tensor(np.asarray(weights, np.float32), device=dev)
         self.targets[t_idx], self.weights[t_idx] = poses, w
         if self.flip:
-            self.targets[t_idx + self.n] = mirror(poses, self.p3)
             self.weights[t_idx + self.n] = w
 
     def pseudo_labels(self):
@@ -94,7 +96,23 @@ class TrainSet:
         """(inputs, targets, weights) of windows `idx`, any shape: (B,) for one member, (M, B)
         for packed ones, which is then one gather for all of them."""
         idx = torch.as_tensor(idx, device=self.device)
-        return self.inputs[self.starts[idx][..., None] + self.offsets], self.targets[idx], self.weights[idx]
+        if not self.flip:
+            return self.inputs[self.starts[idx][..., None] + self.offsets], self.targets[idx], self.weights[idx]
+        twin = idx >= self.n
+        own = idx - self.n * twin
+        x = self.inputs[self.starts[own][..., None] + self.offsets]
+        y = self.targets[own]
+        x = torch.where(twin[..., None, None, None], mirror(x, self.flip_2d), x)
+        y = torch.where(twin[..., None, None], mirror(y, self.p3), y)
+        return x, y, self.weights[idx]
+
+
+def _tensor(array, device):
+    """A tensor over `array` without a copy on the CPU (a read-only array from Ray's object store:
+    nothing here writes to it; torch would only warn that it could)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(array).to(device)
 
 
 class Member:

@@ -44,7 +44,7 @@ class PackedMembers:
         self.base.set_bn_momentum(bn_momentum)
 
     def step(self, x, y, w):
-        """x (M, B, rf, J, 2), y (M, B, 15, 3), w (M, B): one optimiser step for every member."""
+        """x (M, B, rf, J, 2), y (M, B, J3, 3), w (M, B): one optimiser step for every member."""
         self.base.train()
         with D.autocast(self.device, self.precision):
             losses = self._losses(self.params, self.buffers, x, y, w)

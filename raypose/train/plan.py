@@ -23,6 +23,7 @@ class NodeType:
     up: int = 1
     more: int = 0
     driver: bool = False   # the driver's own node (a local --out is only there)
+    memory: float = 0.0    # bytes of a node (Ray's memory + object store resources); 0: unknown
 
     @property
     def nodes(self):
@@ -121,7 +122,7 @@ def plan(members, types, gpus_per_member="auto", members_per_worker=0, cpus_per_
                         "--gpus-per-member x --members-per-worker <= 1 (auto packs members per GPU)")
     holders = [t for t in types if (not gpus or _gpu_slots(t, gpus)) and t.cpus > 0]
     if not gpus:   # CPU work starts no node while the nodes up hold it (run.cpus_per_member to scale out)
-        up = [NodeType(t.name, t.cpus, t.gpus, t.up, 0, t.driver) for t in holders if t.up]
+        up = [NodeType(t.name, t.cpus, t.gpus, t.up, 0, t.driver, t.memory) for t in holders if t.up]
         need = cpus_per_member * per_worker
         if (_capacity(up, need, 0) >= workers) if need else _cpu_share(up, workers, 0):
             holders = up
@@ -166,7 +167,8 @@ def node_types_from_config(config, up=()):
         rest = [u for u in rest if u not in mine]
         running = sum(u.up for u in mine)
         most = spec.get("max_workers", config.get("max_workers", 0))   # Ray's default: the global cap
-        out.append(NodeType(name, cpus, gpus, running, max(0, int(most) - running)))
+        memory = float(res.get("memory", 0)) + float(res.get("object_store_memory", 0))
+        out.append(NodeType(name, cpus, gpus, running, max(0, int(most) - running), memory=memory))
     room = config.get("max_workers")   # the cluster-wide cap on worker nodes, over all types
     if room is not None:
         room -= sum(t.up for t in out) + sum(u.up for u in rest if not u.driver)
@@ -174,7 +176,7 @@ def node_types_from_config(config, up=()):
         for t in sorted(out, key=lambda t: -t.gpus):   # what is scarce first: GPU types are never crowded out
             more = max(0, min(t.more, room))
             room -= more
-            capped.append(NodeType(t.name, t.cpus, t.gpus, t.up, more))
+            capped.append(NodeType(t.name, t.cpus, t.gpus, t.up, more, memory=t.memory))
         out = capped
     return rest + out
 

@@ -53,7 +53,7 @@ class Progress:
             head, tail = self._where(i, time.time() - self.t0)
             e = r["ensemble"]
             self.echo(f"{head}  loss " + " ".join(f"{1000 * x:.1f}" for x in r["train_loss"])
-                      + f" mm  ensemble over all eval frames MPJPE {e['mpjpe_mm']:.1f} mm"
+                      + f" mm  ensemble over {r.get('eval_frames', 0):,} eval frames MPJPE {e['mpjpe_mm']:.1f} mm"
                       + f"  P-MPJPE {e['p_mpjpe_mm']:.1f} mm"
                       + f"  (best member {min(r['member_p_mpjpe_mm']):.1f}){devices(r)}  {tail}")
             self._tensorboard(i, r)

@@ -14,25 +14,40 @@ import time
 
 from raypose.datasets.layout import Layout
 from raypose.errors import UserError
+from raypose.train import memory
 from raypose.train.plan import NodeType, node_types_from_config, plan
 
 
-def _gather(obj):
+def _gather(report):
+    """Every worker's report of an iteration, for `EnsembleWorker.finish_iteration`.
+
+    Rank 0 alone commits the record, so it alone receives the members' predictions of the
+    evaluation and calibration frames (a gather, not an all-gather: with N workers an all-gather
+    held N copies of every prediction, N^2 in all); every rank gets the rest of each report,
+    training predictions included (pseudo-labels are made on every rank)."""
+    import dataclasses
+
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        out = [None] * dist.get_world_size()
-        dist.all_gather_object(out, obj)
-        return out
-    return [obj]
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return [report]
+    world, rank = dist.get_world_size(), dist.get_rank()
+    light = dataclasses.replace(report, preds={}, calib_preds={})
+    reports = [None] * world
+    dist.all_gather_object(reports, light)
+    heavy = [None] * world if rank == 0 else None
+    dist.gather_object((report.preds, report.calib_preds), heavy, dst=0)
+    if rank == 0:
+        reports = [dataclasses.replace(r, preds=p, calib_preds=c) for r, (p, c) in zip(reports, heavy)]
+    return reports
 
 
 def train_loop(loop_cfg):
-    """`train_loop_per_worker`: this worker's members, all iterations."""
+    """`train_loop_per_worker`: this worker's members, all iterations, on the run's windows, which
+    Ray gives every worker of a node from its object store without a copy."""
     import ray.train
     import torch
 
     from raypose import config as C
-    from raypose.data.ingest import shard_sequences
     from raypose.model.device import worker_device
     from raypose.run import Run
     from raypose.train.worker import EnsembleWorker
@@ -43,13 +58,9 @@ def train_loop(loop_cfg):
     torch.set_num_threads(loop_cfg["threads"])
     device = worker_device(ray.get_gpu_ids(), ray.train.torch.get_device() if torch.cuda.is_available() else None,
                            cfg.debug.gpu_as_cpu, ray.util.get_node_ip_address())
-    train = shard_sequences(ray.train.get_dataset_shard("train"), layout.joints_2d)
-    if loop_cfg["unlabelled"]:   # 2D only: these chunks' 3D never reaches a worker
-        train += shard_sequences(ray.train.get_dataset_shard("unlabelled"), layout.joints_2d)
-    evaluation = shard_sequences(ray.train.get_dataset_shard("eval"), layout.joints_2d) if loop_cfg["eval"] else []
-    worker = EnsembleWorker(cfg, layout, Run(cfg.run.out), train, evaluation, ctx.get_world_rank(),
-                            ctx.get_world_size(), device, ray.get_runtime_context().get_node_id(),
-                            loop_cfg["deadline"], loop_cfg["lease"])
+    windows = ray.get(loop_cfg["windows"])
+    worker = EnsembleWorker(cfg, layout, Run(cfg.run.out), windows, ctx.get_world_rank(), ctx.get_world_size(),
+                            device, ray.get_runtime_context().get_node_id(), loop_cfg["deadline"], loop_cfg["lease"])
 
     def after(i, record, stop):
         metrics = {"iteration": i}
@@ -61,6 +72,63 @@ def train_loop(loop_cfg):
     worker.run_iterations(_gather, after)
 
 
+def _build_from_table(cfg_dict, layout_dict, source, chunks):
+    """A Ray task: the WindowSet of a prepared table's chunks, read by Ray Data; its result lives
+    in this node's object store, and Ray copies it to another node once, for all its workers."""
+    from raypose import config as C
+    from raypose.data.ingest import read_chunks
+    from raypose.train.windowset import build
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    train, test = read_chunks(source, *chunks)
+    windows = build(C.from_dict(cfg_dict), Layout.from_dict(layout_dict), train, test)
+    return windows.nbytes(), windows
+
+
+def window_set(ray, cfg, layout, source, chunks):
+    """(ObjectRef of the run's WindowSet, its bytes), built before any member holds a CPU.
+
+    npz and synthetic frames are in the driver already: it builds the windows, puts them in the
+    object store and lets its own copy go. A prepared table is read by a Ray task (Ray Data's
+    reads), so that the driver never holds its frames."""
+    from raypose.data.source import read_sequences
+    from raypose.train.windowset import build
+    labelled, unlabelled, test = chunks
+    if source.parquet is None:
+        train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
+        windows = build(cfg, layout, train, read_sequences(source, test))
+        del train
+        ref, size = ray.put(windows), windows.nbytes()
+        del windows
+        source.drop_frames()   # the object store holds them now
+        return ref, size
+    size, ref = ray.remote(num_cpus=0, num_returns=2, max_calls=1)(_build_from_table).remote(
+        cfg.to_dict(), layout.to_dict(), source, chunks)
+    try:
+        return ref, ray.get(size)
+    except Exception as e:   # the builder's UserError (a damaged file) as its one line
+        raise user_error(e) or e from None
+
+
+def user_error(e, depth=0):
+    """A UserError a worker or task raised (a node without CUDA, a damaged file), from inside Ray's
+    wrappers, so that the user gets its one line instead of Ray's tracebacks."""
+    if e is None or depth > 6:
+        return None
+    if isinstance(e, UserError):
+        cause = getattr(e, "cause", None)   # a RayTaskError made an instance of its cause
+        return cause if isinstance(cause, UserError) else UserError(str(e.args[0]) if e.args else str(e))
+    if "OutOfMemoryError" in type(e).__name__ or "running low on memory" in str(e):
+        return UserError(memory.oom_message(str(e)))
+    inner = [getattr(e, "cause", None), e.__cause__]
+    inner += list((getattr(e, "worker_failures", None) or {}).values())
+    for x in inner:
+        found = user_error(x, depth + 1) if x is not e else None
+        if found:
+            return found
+    return None
+
+
 def _nodes(ray):
     """NodeTypes of the nodes that are up, alike ones grouped, the driver's own apart."""
     me = ray.get_runtime_context().get_node_id()
@@ -69,9 +137,11 @@ def _nodes(ray):
         if n.get("Alive"):
             r = n.get("Resources", {})
             key = (float(r.get("CPU", 0)), float(r.get("GPU", 0)), n["NodeID"] == me)
-            groups.setdefault(key, []).append(n["NodeManagerAddress"])
-    return [NodeType("the driver's node" if mine else f"{len(ips)} node(s) at {', '.join(sorted(set(ips)))}",
-                     cpus, gpus, len(ips), 0, mine) for (cpus, gpus, mine), ips in groups.items()]
+            memory = float(r.get("memory", 0)) + float(r.get("object_store_memory", 0))
+            groups.setdefault(key, []).append((n["NodeManagerAddress"], memory))
+    return [NodeType("the driver's node" if mine else f"{len(nodes)} node(s) at "
+                     f"{', '.join(sorted({ip for ip, _ in nodes}))}", cpus, gpus, len(nodes), 0, mine,
+                     min(m for _, m in nodes)) for (cpus, gpus, mine), nodes in groups.items()]
 
 
 def _autoscaler_config(gcs_address):
@@ -235,24 +305,24 @@ def _check_out(cfg, run, p):
 def fit(cfg, layout, run, source, chunks, deadline):
     """Plan, then start the TorchTrainer; returns (what was asked, a function that waits for it
     and re-raises, the plan)."""
-    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig
 
     from raypose import config as C
-    from raypose.data.ingest import datasets
 
     ray = ensure_ray(cfg.run.address)
-    p = plan_for(cfg, cluster_types(ray))
+    types = cluster_types(ray)
+    p = plan_for(cfg, types)
     _check_out(cfg, run, p)
     cfg = C.with_values(cfg, {"run.members_per_worker": p.members_per_worker})
-    dsets = datasets(source, *chunks)
-    loop_cfg = {"cfg": cfg.to_dict(), "layout": layout.to_dict(), "threads": p.threads,
-                "unlabelled": bool(chunks[1]), "eval": bool(chunks[2]), "deadline": deadline, "lease": run.lease_token}
+    windows, size = window_set(ray, cfg, layout, source, chunks)
+    memory.check(p, types, size, cfg, layout.joints_2d, layout.joints_3d)   # before any worker starts
+    loop_cfg = {"cfg": cfg.to_dict(), "layout": layout.to_dict(), "threads": p.threads, "windows": windows,
+                "deadline": deadline, "lease": run.lease_token}
     trainer = _trainer_class(ray.get_runtime_context().get_actor_id() is not None)(
         train_loop, train_loop_config=loop_cfg,
         torch_config=TorchConfig(backend="gloo"),   # the exchange is a few MB of numpy: CPU, whatever the devices
         scaling_config=ScalingConfig(num_workers=p.workers, use_gpu=p.use_gpu, resources_per_worker=p.resources),
-        datasets=dsets, dataset_config=DataConfig(datasets_to_split=[]),
         run_config=RunConfig(storage_path=run.uri if not run.local else run.root, name="ray",
                              # worker groups that cannot start (a node's runtime env) are retried
                              # as often as crashes, not for ever

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from raypose.data.splits import calibration_split, validation_split
-from raypose.data.windows import make_windows
 from raypose.ensemble import uncertainty as U
 from raypose.model import device as D
 from raypose.model.geometry import focal_table, subject_bones, window_focals
@@ -39,19 +37,14 @@ class WorkerReport:
 
 
 class EnsembleWorker:
-    def __init__(self, cfg, layout, run, train_seqs, eval_seqs, rank=0, world=1, device="cpu",
-                 node="local", deadline=0.0, lease=None):
+    def __init__(self, cfg, layout, run, windows, rank=0, world=1, device="cpu", node="local", deadline=0.0,
+                 lease=None):
+        """`windows`: the run's WindowSet (`windowset.build`), shared read-only by every worker of a node."""
         self.cfg, self.layout, self.run, self.rank, self.node = cfg, layout, run, rank, node
         self.lease = lease   # the driver's lease token: a record is committed only while it holds
         self.deadline, self.semi = deadline, cfg.semi.mode != "off"
         D.set_precision(device, cfg.train.precision)   # TF32 or not: a setting of the whole process
-        rf = int(np.prod(cfg.model.widths))
-        u = cfg.uncertainty
-        if cfg.data.validation:   # scored on frames carved from the training subjects (the driver sent no test)
-            train_seqs, eval_seqs = validation_split(train_seqs, cfg.data.validation)
-        train_seqs, calib_seqs = calibration_split(train_seqs, u.holdout, u.holdout_by, cfg.train.seed)
-        self.train_w, self.eval_w = make_windows(train_seqs, rf), make_windows(eval_seqs, rf)
-        self.calib = U.variants(make_windows(calib_seqs, rf), layout, cfg.train.seed) if calib_seqs else []
+        self.train_w, self.eval_w, self.calib = windows.train, windows.eval, windows.calib
         self.data = TrainSet(self.train_w, cfg.train.flip, layout, device)
         self.members = [Member(k, cfg, layout, device) for k in range(cfg.train.members) if k % world == rank]
         self.pack = cfg.run.pack and cfg.run.members_per_worker > 1 and len(self.members) > 1
@@ -60,14 +53,17 @@ class EnsembleWorker:
     def _geometry(self):
         """Focal lengths and subjects' bones from the labelled windows, fixed for the whole run.
         Focal lengths go into the run (cameras.json) for evaluate and predict's 2D fit."""
-        w, semi = self.train_w, self.cfg.semi
-        self.centre = w.centre() if self.layout.same_joints else None
+        w, semi, same = self.train_w, self.cfg.semi, self.layout.same_joints
         self.focal = self.bones = None
-        fit_2d = self.semi and semi.fit_2d and self.centre is not None
+        fit_2d = self.semi and semi.fit_2d and same
         table = self.run.focals()   # a resumed run's own
+        fit_table = table is None and same and w.labelled.any() and (self.rank == 0 or fit_2d)
+        # every target's own 2D frame, a copy of the 2D's size: kept only where pseudo-labels need it
+        centre = w.centre() if same and (self.semi or fit_table) else None
+        self.centre = centre if self.semi else None
         cams = w.key_per_target(2)
-        if table is None and self.centre is not None and w.labelled.any() and (self.rank == 0 or fit_2d):
-            table = focal_table(w.targets, self.centre, w.labelled, cams, seed=self.cfg.train.seed)
+        if fit_table:
+            table = focal_table(w.targets, centre, w.labelled, cams, seed=self.cfg.train.seed)
             if self.rank == 0:
                 self.run.write_json(CAMERAS, {"focal": table, "fitted_on": "labelled training windows",
                                               "units": "normalised: pixels x 2 / image width"})

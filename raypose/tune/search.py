@@ -54,11 +54,14 @@ def read_space(path):
     try:
         with open(path, "rb") as f:
             d = tomllib.load(f)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise UserError(f"--space {path}: not found; expected a TOML file of config keys and ranges") from None
+    except OSError as e:
+        raise UserError(f"--space {path}: unreadable ({e.strerror or e}); expected a TOML file of config keys "
+                        "and ranges") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"--space {path}: not valid TOML ({e})") from None
-    return check_space(_flatten(d.get("space", d)), path)
+        raise UserError(f"--space {path}: not valid TOML ({' '.join(str(e).split())})") from None
+    return check_space(_flatten(d.get("space", d)), f"--space {path}")
 
 
 def check_space(space, source="space"):
@@ -82,12 +85,41 @@ def check_space(space, source="space"):
         if kind in ("uniform", "loguniform") and f.type is not float or kind == "randint" and f.type is not int:
             raise UserError(f"{source}: {key}: {kind} draws {'numbers' if kind != 'randint' else 'integers'}, "
                             f"and {name} takes {f.type.__name__}; expected a list of values")
-        if kind == "loguniform" and min(values) <= 0:
-            raise UserError(f"{source}: {key}: loguniform needs low > 0, got {values}")
+        if kind != "choice":
+            _check_bounds(source, key, kind, values)
         for v in values:
             C.validate(C.with_values(C.Config(), {name: v}))
         out[name] = {kind: values}
     return out
+
+
+def _check_bounds(source, key, kind, values):
+    """[low, high] of a distribution: numbers (integers for randint), low < high (randint's high is
+    left out, so it draws low .. high - 1), low > 0 for loguniform; else Ray fails after its start."""
+    low, high = values
+    whole = kind != "randint" or all(isinstance(v, int) for v in values)
+    if not whole or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                            for v in values):
+        raise UserError(f"{source}: {key}: {kind} bounds {values}; expected two finite "
+                        f"{'integers' if kind == 'randint' else 'numbers'} [low, high]")
+    if not low < high:
+        raise UserError(f"{source}: {key}: {kind} [{low}, {high}] has low >= high; expected [low, high] with "
+                        f"low < high, e.g. [{high}, {low}]" if low > high else
+                        f"{source}: {key}: {kind} [{low}, {high}] is one value; expected low < high, or a list "
+                        f"[{low}] of one choice")
+    if kind == "loguniform" and low <= 0:
+        raise UserError(f"{source}: {key}: loguniform needs low > 0, got {values}")
+
+
+def distinct_configs(space):
+    """How many different configs the space can draw, or None where a distribution is continuous."""
+    n = 1
+    for spec in space.values():
+        kind, values = next(iter(spec.items()))
+        if kind in ("uniform", "loguniform"):
+            return None
+        n *= len({json.dumps(v) for v in values}) if kind == "choice" else values[1] - values[0]
+    return n
 
 
 def tune_space(space):
@@ -140,8 +172,8 @@ def write_outputs(out, rows, histories, base, budget_s, space):
 
     from raypose.viz.plots import plot_search
     scored = [r for r in rows if not math.isnan(r[SCORE])]
-    best = min(scored, key=lambda r: r[SCORE]) if scored else None
-    frame = pd.DataFrame(rows).sort_values(SCORE, na_position="last")
+    best = min(scored, key=lambda r: (r[SCORE], str(r["trial"]))) if scored else None   # a tie: the lower id
+    frame = pd.DataFrame(rows).sort_values([SCORE, "trial"], na_position="last", kind="stable")
     write_text(os.path.join(out, "trials.csv"), frame.to_csv(index=False))
     plot_search(histories, {r["trial"]: r["status"] for r in rows}, best and best["trial"], budget_s,
                 os.path.join(out, "tune.png"))

@@ -12,13 +12,14 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 
 from ray.tune import Callback
 
 from raypose import config as C
 from raypose.errors import UserError
-from raypose.outputs import plain
+from raypose.outputs import check_outside_runs, plain
 from raypose.tune import search as S
 
 STATE = "tune_state"
@@ -146,20 +147,34 @@ def _settings(base, data, budget_s, trials, space, seed, search_time_s):
 
 
 def _check_out(out, settings):
-    """True to resume: `out` holds this same search; new or empty: start one; anything else refused."""
+    """True to resume: `out` holds this same search; new or empty: start one (False); a search of other
+    settings in which no trial started: start afresh in it (None); anything else refused."""
     if not os.path.exists(out) or (os.path.isdir(out) and not os.listdir(out)):
         return False
     path = os.path.join(out, SETTINGS)
     if not os.path.isdir(out) or not os.path.isfile(path):
         raise UserError(f"--out {out}: exists and is not a raypose search ({SETTINGS}); expected a new or "
                         "empty directory, or a search to resume")
-    with open(path) as f:
-        before = json.load(f).get("settings")
+    try:
+        with open(path, "rb") as f:
+            before = json.loads(f.read()).get("settings")
+    except (OSError, ValueError, RecursionError, AttributeError) as e:   # bad bytes are a ValueError too
+        raise UserError(f"--out {out}: its {SETTINGS} is unreadable ({type(e).__name__}); expected the file "
+                        "raypose tune wrote, or a new --out") from None
+    if json.loads(json.dumps(settings)) != before and _untrained(out):
+        return None   # a search that stopped before its first trial: the corrected command starts it again
     if json.loads(json.dumps(settings)) != before:
         keys = [k for k in settings if json.loads(json.dumps(settings[k])) != (before or {}).get(k)]
         raise UserError(f"--out {out}: holds a search with other {', '.join(keys)}; expected the same "
                         "command to resume it, or a new --out")
     return True
+
+
+def _untrained(out):
+    """Whether the search in `out` holds only what tune writes before any trial starts (no trial's run or log)."""
+    own = {SETTINGS, STATE, "logs", "trials"}
+    return set(os.listdir(out)) <= own and not any(
+        os.path.isdir(os.path.join(out, d)) and os.listdir(os.path.join(out, d)) for d in ("logs", "trials"))
 
 
 def _validation(base):
@@ -215,17 +230,24 @@ def tune(base, data, budget_s, trials, out, space=None, search_time_s=0.0, seed=
     if seed < 0:
         raise UserError(f"--seed {seed}: expected an integer >= 0")
     out = os.path.abspath(out)
+    check_outside_runs(out)   # its trials' runs would be written among another run's files
     data = data if data == "synthetic" or "://" in data else os.path.abspath(data)
     base = C.with_values(base, {"data.path": data, "run.out": os.path.join(out, "trials")})
     if base.run.local:   # a local trial trains with as many threads as the CPUs it holds
         base = C.with_values(base, {"run.cpus_per_member": base.run.cpus_per_member or 1})
     space = S.check_space(space or S.DEFAULT_SPACE)
+    distinct = S.distinct_configs(space)
+    if distinct is not None and distinct < trials:
+        print(f"raypose tune: note: the space holds {distinct} distinct config(s), fewer than --trials {trials}; "
+              "some trials will train a config again (with the same seed)", flush=True)
     S.trial_config(base, {k: _first(v) for k, v in space.items()}, budget_s, out)   # the base's own checks
     settings = _settings(base, data, budget_s, trials, space, seed, search_time_s)
     resume = _check_out(out, settings)
     validation = _validation(base)
     ensure_ray(base.run.address)
     at_once = _concurrency(base, space)   # the last check that can refuse: nothing is written before it
+    if resume is None:   # Tune's state of the search that never started a trial goes with it
+        shutil.rmtree(os.path.join(out, STATE), ignore_errors=True)
     os.makedirs(out, exist_ok=True)
     S.write_json(os.path.join(out, SETTINGS), {"settings": settings, "validation": validation})
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)   # a trial's error is its line below
