@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--work", default="/tmp/raypose_bench_predict_scale")
     ap.add_argument("--baseline", help="another checkout's root (its raypose/), run at --baseline-sizes")
     ap.add_argument("--baseline-sizes", type=int, nargs="*", default=[200000])
+    ap.add_argument("--baseline-commit", help="what --baseline is, where it is no git checkout (git archive COMMIT)")
     ap.add_argument("--evaluate-sizes", type=int, nargs="*", default=[],
                     help="also `raypose evaluate --data` that set (its test split), this checkout and --baseline")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "predict_scale.json"))
@@ -138,7 +139,7 @@ def main():
     if not os.path.isdir(os.path.join(run, "checkpoints")):
         _run(ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
     results = {**header(), "cpu": _cpu(), "commit": _commit(ROOT),
-               **({"baseline_commit": _commit(args.baseline)} if args.baseline else {}),
+               **({"baseline_commit": args.baseline_commit or _commit(args.baseline)} if args.baseline else {}),
                "run": f"2 members x 64 channels, trained by `raypose train {' '.join(TRAIN)}`",
                "note": "peak: summed PSS of the predict process tree (scripts/memwatch.py, every 0.2 s); wall and "
                        "CPU (user + system) time: the whole command (imports, reading, writing); the machine is "
