@@ -8,7 +8,9 @@ smallest set (what it predicts does not matter here, only how much). Each predic
 process under scripts/memwatch.py, which sums the proportional set size (PSS) of the process tree
 every 0.2 s. With --baseline (another checkout, e.g. main before this work) its predict runs too at
 --baseline-sizes, and its npz is compared with this checkout's, array by array. The machine is
-shared: the load average before and after each run is recorded beside its time.
+shared: the load average before and after each run is recorded beside its time, and
+OMP_NUM_THREADS=1 keeps torch from spinning two threads against the other jobs there (measured
+on 200,000 camera-frames at a load of 4-5 on 2 cores: 11 s with one thread, 45-100 s with two).
 """
 import argparse
 import json
@@ -138,7 +140,8 @@ def main():
     run = os.path.join(args.work, "run")
     if not os.path.isdir(os.path.join(run, "checkpoints")):
         _run(ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
-    results = {**header(), "cpu": _cpu(), "commit": _commit(ROOT),
+    threads = os.environ.get("OMP_NUM_THREADS")   # 1 on a shared machine: 2 threads spin against others' jobs
+    results = {**header(threads), "cpu": _cpu(), "commit": _commit(ROOT),
                **({"baseline_commit": args.baseline_commit or _commit(args.baseline)} if args.baseline else {}),
                "run": f"2 members x 64 channels, trained by `raypose train {' '.join(TRAIN)}`",
                "note": "peak: summed PSS of the predict process tree (scripts/memwatch.py, every 0.2 s); wall and "
