@@ -139,7 +139,8 @@ def main():
             _run(ROOT, "synth", "--layout", "h36m", "--frames", str(n), "--out", d, "--overwrite")
     run = os.path.join(args.work, "run")
     if not os.path.isdir(os.path.join(run, "checkpoints")):
-        _run(ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
+        # by the baseline where there is one: a run this code reads, and one the baseline reads too
+        _run(args.baseline or ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
     threads = os.environ.get("OMP_NUM_THREADS")   # 1 on a shared machine: 2 threads spin against others' jobs
     results = {**header(threads), "cpu": _cpu(), "commit": _commit(ROOT),
                **({"baseline_commit": args.baseline_commit or _commit(args.baseline)} if args.baseline else {}),
