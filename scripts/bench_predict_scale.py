@@ -8,7 +8,9 @@ smallest set (what it predicts does not matter here, only how much). Each predic
 process under scripts/memwatch.py, which sums the proportional set size (PSS) of the process tree
 every 0.2 s. With --baseline (another checkout, e.g. main before this work) its predict runs too at
 --baseline-sizes, and its npz is compared with this checkout's, array by array. The machine is
-shared: the load average before and after each run is recorded beside its time.
+shared: the load average before and after each run is recorded beside its time, and
+OMP_NUM_THREADS=1 keeps torch from spinning two threads against the other jobs there (measured
+on 200,000 camera-frames at a load of 4-5 on 2 cores: 11 s with one thread, 45-100 s with two).
 """
 import argparse
 import json
@@ -109,6 +111,11 @@ def _evaluate(run, data, n, args):
     return row
 
 
+def _commit(root):
+    out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
 def _cpu():
     with open("/proc/cpuinfo") as f:
         return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
@@ -120,6 +127,7 @@ def main():
     ap.add_argument("--work", default="/tmp/raypose_bench_predict_scale")
     ap.add_argument("--baseline", help="another checkout's root (its raypose/), run at --baseline-sizes")
     ap.add_argument("--baseline-sizes", type=int, nargs="*", default=[200000])
+    ap.add_argument("--baseline-commit", help="what --baseline is, where it is no git checkout (git archive COMMIT)")
     ap.add_argument("--evaluate-sizes", type=int, nargs="*", default=[],
                     help="also `raypose evaluate --data` that set (its test split), this checkout and --baseline")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "predict_scale.json"))
@@ -131,8 +139,11 @@ def main():
             _run(ROOT, "synth", "--layout", "h36m", "--frames", str(n), "--out", d, "--overwrite")
     run = os.path.join(args.work, "run")
     if not os.path.isdir(os.path.join(run, "checkpoints")):
-        _run(ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
-    results = {**header(), "cpu": _cpu(),
+        # by the baseline where there is one: a run this code reads, and one the baseline reads too
+        _run(args.baseline or ROOT, "train", "--data", data[min(args.sizes)], *TRAIN, "--out", run)
+    threads = os.environ.get("OMP_NUM_THREADS")   # 1 on a shared machine: 2 threads spin against others' jobs
+    results = {**header(threads), "cpu": _cpu(), "commit": _commit(ROOT),
+               **({"baseline_commit": args.baseline_commit or _commit(args.baseline)} if args.baseline else {}),
                "run": f"2 members x 64 channels, trained by `raypose train {' '.join(TRAIN)}`",
                "note": "peak: summed PSS of the predict process tree (scripts/memwatch.py, every 0.2 s); wall and "
                        "CPU (user + system) time: the whole command (imports, reading, writing); the machine is "
