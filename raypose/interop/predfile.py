@@ -112,6 +112,8 @@ class ParquetSink(_Sink):
 
     def _flush(self):
         import pyarrow as pa
+        if not self.waiting:   # the last track filled a row group: nothing left for `finish`
+            return
         table = pa.concat_tables(self.waiting)
         self.waiting = []
         if len(table):
