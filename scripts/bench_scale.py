@@ -175,10 +175,14 @@ def _rm(path):
 
 
 def _save(a, rows):
-    kept = {}
-    if os.path.isfile(a.json):   # a throughput measured before stays
+    kept, old = {}, []
+    if os.path.isfile(a.json):   # a throughput measured before stays, and the rows of sizes not rerun
         with open(a.json) as f:
-            kept = {k: v for k, v in json.load(f).items() if k == "throughput"}
+            before = json.load(f)
+        kept = {k: v for k, v in before.items() if k == "throughput"}
+        done = {r["frames"] for r in rows}
+        old = [r for r in before.get("rows", []) if r["frames"] not in done]
+    rows = sorted(old + rows, key=lambda r: r["frames"])
     write(a.json, {**header(), "cpu": cpu(), "train_options": " ".join(TRAIN), "rows": rows, **kept})
 
 
