@@ -92,7 +92,7 @@ def throughput(out, sizes, repeats=3):
         src = open_source(C.with_values(cfg, {"data.path": data(out, n)}).data)
         keys, _ = splits.select(src.chunks, cfg.data.split, None, source=src.description, dataset=src.dataset)
         layout = source_layout(src)
-        ws = build(cfg, layout, read_sequences(src, keys), [])
+        ws = build(cfg, layout, read_sequences(src, keys), read_sequences(src, keys[:1]))
         src.drop_frames()
         sets[n] = (TrainSet(ws.train, True, layout), layout)
     rates = {n: [] for n in sizes}

@@ -57,7 +57,8 @@ def test_twins_are_mirrored_as_drawn_bit_for_bit_and_nothing_is_copied(windows):
     batch) exactly, and the set's tensors are the windows' own arrays: members of a node share them."""
     from raypose.datasets.skeleton import mirror
     train = windows[0]
-    ts = TrainSet(train, True, LAYOUT)
+    ts = TrainSet(train, True, LAYOUT, store_twins_below=0)   # a big set's way: nothing copied
+    assert not ts.stored and TrainSet(train, True, LAYOUT).stored   # a small one stores its mirrored copy
     assert ts.inputs.data_ptr() == train.inputs.ctypes.data and ts.targets.data_ptr() == train.targets.ctypes.data
     inputs = torch.from_numpy(train.inputs)
     stored_x = torch.cat([inputs, mirror(inputs, LAYOUT.flip_2d())])
@@ -67,10 +68,12 @@ def test_twins_are_mirrored_as_drawn_bit_for_bit_and_nothing_is_copied(windows):
     idx = torch.as_tensor(np.random.default_rng(1).integers(0, 2 * ts.n, (2, 300)))
     x, y, _ = ts.batch(idx)
     assert torch.equal(x, stored_x[starts[idx][..., None] + ts.offsets]) and torch.equal(y, stored_y[idx])
+    for got, want in zip(TrainSet(train, True, LAYOUT).batch(idx), (x, y)):   # the stored copy: the same
+        assert torch.equal(got, want)
     read_only = copy.copy(train)
     read_only.inputs = train.inputs.copy()
     read_only.inputs.flags.writeable = False   # as Ray's object store gives it
-    assert torch.equal(TrainSet(read_only, True, LAYOUT).batch(idx)[0], x)
+    assert torch.equal(TrainSet(read_only, True, LAYOUT, store_twins_below=0).batch(idx)[0], x)
 
 
 def test_a_batch_of_many_members_is_one_gather(windows):

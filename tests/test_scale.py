@@ -94,12 +94,12 @@ def test_ray_memory_monitor_kill_is_one_line():
 
 @pytest.mark.ray
 def test_workers_read_the_windows_from_the_object_store_without_a_copy(ray_local):
-    """Two tasks on this node read a ~100 MB WindowSet and train-batch from it: each one's private
+    """Two tasks on this node read a ~120 MB WindowSet and train-batch from it: each one's private
     memory grows by a sliver (the arrays are the object store's pages, shared), not by the data."""
     ray = ray_local
     rng = np.random.default_rng(0)
-    seqs = [((f"S{i}", "Walk 1", "C1"), rng.normal(size=(40_000, 15, 2)).astype(np.float32),
-             rng.normal(size=(40_000, 15, 3)).astype(np.float32)) for i in range(5)]
+    seqs = [((f"S{i}", "Walk 1", "C1"), rng.normal(size=(80_000, 15, 2)).astype(np.float32),
+             rng.normal(size=(80_000, 15, 3)).astype(np.float32)) for i in range(5)]
     cfg = C.with_values(C.Config(), {"model.widths": [3, 3], "uncertainty.holdout": 0.0})
     ws = build(cfg, LAYOUT, seqs, seqs[:1])
     ref = ray.put(ws)
@@ -116,7 +116,8 @@ def test_workers_read_the_windows_from_the_object_store_without_a_copy(ray_local
                                                                                           "Private_Dirty")))
         before = private()
         w = ray.get(windows_ref[0])
-        ts = TrainSet(w.train, True, LAYOUT)
+        ts = TrainSet(w.train, True, LAYOUT)   # above member.STORE_TWINS_BELOW: twins mirrored as drawn
+        assert not ts.stored
         touched = float(ts.inputs.sum()) + float(ts.targets.sum())   # every page read
         x, y, _ = ts.batch(np.arange(0, 2 * ts.n, 997))
         return private() - before, w.train.inputs.flags.writeable, touched, tuple(x.shape)

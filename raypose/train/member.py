@@ -34,30 +34,42 @@ def draw_sample(n, member, members, iteration, sampling, subset_size, seed):
     raise ValueError(f"unknown sampling {sampling!r}")
 
 
+STORE_TWINS_BELOW = 64 * 2 ** 20   # bytes of 2D and 3D under which a worker stores the mirrored copy
+
+
 class TrainSet:
-    """Training windows as tensors over the windows' own arrays, flip augmentation done per batch.
+    """Training windows as tensors over the windows' own arrays, with their flipped twins.
 
     Index i < N is window i; index N + i is its flipped twin, so flip augmentation is just a
-    larger index range and a batch is one gather, whose twins are mirrored as they are drawn
-    (bit for bit the values a stored mirrored copy gave). Nothing of the data's size is copied
-    on the CPU: the 2D and the targets stay the arrays the windows hold, which a Ray worker reads
-    straight from the node's object store (one copy per node, shared by its members). Windows
+    larger index range and a batch is one gather. Below `store_twins_below` bytes the mirrored
+    copy is stored beside the data (fastest); above it twins are mirrored as they are drawn (bit
+    for bit the same values) and nothing of the data's size is copied on the CPU: the 2D and the
+    targets stay the arrays the windows hold, which a Ray worker reads straight from the node's
+    object store (one copy per node, shared by its members). Windows
     without 3D (unlabelled chunks) stay out of the pool until `set_pseudo` gives them a target;
     only then are the targets copied (the shared ones are read-only).
     """
 
-    def __init__(self, windows, flip, layout, device="cpu"):
+    def __init__(self, windows, flip, layout, device="cpu", store_twins_below=STORE_TWINS_BELOW):
         self.n = len(windows.starts)
         self.p3 = layout.skeleton.flip_permutation()
         self.flip_2d = layout.flip_2d()
         self.flip = flip
         self.inputs, self.starts = _tensor(windows.inputs, device), _tensor(windows.starts, device)
         self.targets = _tensor(windows.targets, device)
+        # small sets keep a mirrored copy, as before: a plain gather per batch (scripts/bench_flip.py: mirroring
+        # each batch costs a 512-channel member ~7% per step); large ones mirror as they draw
+        self.stored = flip and windows.inputs.nbytes + windows.targets.nbytes < store_twins_below
+        if self.stored:
+            self.inputs = torch.cat([self.inputs, mirror(self.inputs, self.flip_2d)])
+            self.targets = torch.cat([self.targets, mirror(self.targets, self.p3)])
+            self.starts = torch.cat([self.starts, self.starts + len(windows.inputs)])
+            self._own_targets = True
         self.weights = torch.ones(self.n * (2 if flip else 1), device=device)
         self.offsets = torch.arange(windows.receptive_field, device=device)
         self.labelled = np.asarray(windows.labelled, dtype=bool)
         self.pseudo = np.zeros(self.n, dtype=bool)
-        self._own_targets = False
+        self._own_targets = self.stored
 
     def pool(self):
         """Window indices with a target: labelled, or pseudo-labelled now."""
@@ -78,6 +90,8 @@ class TrainSet:
         self.targets[t_idx], self.weights[t_idx] = poses, w
         if self.flip:
             self.weights[t_idx + self.n] = w
+            if self.stored:
+                self.targets[t_idx + self.n] = mirror(poses, self.p3)
 
     def pseudo_labels(self):
         """(indices, poses, weights) of the current pseudo-labels."""
@@ -96,7 +110,7 @@ class TrainSet:
         """(inputs, targets, weights) of windows `idx`, any shape: (B,) for one member, (M, B)
         for packed ones, which is then one gather for all of them."""
         idx = torch.as_tensor(idx, device=self.device)
-        if not self.flip:
+        if not self.flip or self.stored:
             return self.inputs[self.starts[idx][..., None] + self.offsets], self.targets[idx], self.weights[idx]
         twin = idx >= self.n
         own = idx - self.n * twin
