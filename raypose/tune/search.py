@@ -150,12 +150,14 @@ def write_json(path, obj):
     return write_text(path, json.dumps(plain(obj), indent=1, sort_keys=True) + "\n")   # NaN as null
 
 
-def trial_row(trial_id, params, history, status, budget_s):
+def trial_row(trial_id, params, history, status, budget_s, iterations=None):
     """One line of the table: the draw, the last validation score, the time used, how it ended
     (completed: its budget spent; stopped: by the scheduler or the search's time; error).
-    `history` is [(seconds since the trial started, score)] per committed iteration."""
+    `history` is [(seconds since the trial started, score)] per committed iteration it reported;
+    `iterations`, those its run holds (a trial cut by a kill and resumed reported only the rest)."""
     last = history[-1][1] if history else math.nan
-    return {"trial": trial_id, "status": status, SCORE: last, "iterations": len(history),
+    return {"trial": trial_id, "status": status, SCORE: last,
+            "iterations": len(history) if iterations is None else iterations,
             "time_s": history[-1][0] if history else 0.0, "budget_s": budget_s,
             "stopped_early": status == "stopped", **plain(params)}
 

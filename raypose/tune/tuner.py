@@ -293,8 +293,11 @@ def _finish(out, grid, base, budget_s, space, settings, validation, wall_s):
             frame = frame.drop_duplicates("iteration")
             history = [(float(t), float(s)) for t, s in zip(frame[USED], frame[S.SCORE])]
         histories[trial] = history
+        run_dir = os.path.join(out, "trials", trial)
+        from raypose.run import Run
+        done = len(Run(run_dir).iterations()) if os.path.isdir(run_dir) else None
         rows.append(S.trial_row(trial, {k: result.config[k] for k in space}, history, _status(result, budget_s),
-                                budget_s))
+                                budget_s, iterations=done))
     best = S.write_outputs(out, rows, histories, base, budget_s, space)
     S.write_json(os.path.join(out, SETTINGS), {"settings": settings, "validation": validation,
                                                "wall_s": wall_s, "best": best,
