@@ -323,9 +323,13 @@ def _predict_scale(r):
     same = [s["identical_to_baseline"] for s in r["sizes"] if "identical_to_baseline" in s]
     rows += ["", f"{r['run']} on {r['cpu']}. {r['note'][0].upper()}{r['note'][1:]}."
              + (" The npz holds the same arrays as before's, bit for bit." if same and all(same) else "")]
+    if r.get("baseline_commit"):
+        rows[-1] += f" Before: commit {r['baseline_commit']}."
+    cpu = lambda m: (f"{m['peak_mib']:,.0f} MiB, {m['cpu_s']:.0f} s of CPU "
+                     f"(load {m['load_before']:.0f}-{m['load_after']:.0f})")
     for e in r.get("evaluate", ()):
         rows += ["", f"`raypose evaluate --data` (3D frames {e['frames_3d']:,}: {e['eval_frames']:,} evaluation "
-                 f"camera-frames, --no-curve): {cell(e['this'])}, before {cell(e.get('baseline'))}"
+                 f"camera-frames, --no-curve): {cpu(e['this'])}; before {cpu(e['baseline']) if 'baseline' in e else ''}"
                  + ("; the same report, number for number." if e.get("identical_to_baseline") else ".")]
     return rows
 

@@ -120,7 +120,7 @@ def test_parquet_holds_the_npz_a_row_per_frame(run_dir, two_d, tmp_path):
     row = df[(df.subject == "S2") & (df.action == "box") & (df.camera == "C2") & (df.frame == 10)].iloc[0]
     track = want[("S2", "box", "C2")]
     assert np.array_equal(np.asarray(row.pose_3d, np.float32).reshape(J, 3), track["positions_3d"][10])
-    assert np.array_equal(np.asarray(row.radius, np.float32).reshape(J, 3), want[("S2", "box", "C2")]["radius"][10])
+    assert np.array_equal(np.asarray(row.radius, np.float32).reshape(J, 3), track["radius"][10])
 
     frames = duckdb.sql(f"select subject, action, camera, count(*) as n, max(frame) as last, avg(uncertainty[2]) as u "
                         f"from '{tmp_path / 'p.parquet'}' group by all order by n").fetchall()
@@ -136,8 +136,8 @@ def test_export_reads_parquet_as_it_reads_the_npz(run_dir, two_d, tmp_path):
         assert main(["predict", "--run", str(run_dir), "--input", str(two_d), "--out", str(tmp_path / name)]) == 0
     for fmt in ("csv", "json", "bvh"):
         for name in ("p.npz", "p.parquet"):
-            out = str(tmp_path / f"{fmt}_{name}")
-            assert main(["export", str(tmp_path / name), "--format", fmt, "--out", out]) == 0
+            out = tmp_path / f"{fmt}_{name}"
+            assert main(["export", str(tmp_path / name), "--format", fmt, "--out", str(out)]) == 0
         a, b = tmp_path / f"{fmt}_p.npz", tmp_path / f"{fmt}_p.parquet"
         assert sorted(os.listdir(a)) == sorted(os.listdir(b))
         for f in os.listdir(a):
