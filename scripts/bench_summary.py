@@ -92,7 +92,7 @@ def _scale_row(r):
     t, vp = x["train"], x.get("videopose3d")
     return (f"| Human3.6M-sized synthetic data (800,000 frames x 4 cameras), {t['members']} members x 64 ch, one "
             f"iteration: peak memory, all processes (PSS) | {t['peak_mib']['total'] / 1024:.1f} GiB "
-            f"| before: killed at 23.5 GB with 2 members"
+            f"| before: 2 members killed at 23.5 GB (issue 26)"
             + (f"; VideoPose3D's run.py {vp['peak_mib']['total'] / 1024:.1f} GiB to its first batch" if vp else ""))
 
 

@@ -6,7 +6,7 @@ import time
 
 from raypose import config as C
 from raypose.data import splits
-from raypose.data.source import open_source, read_sequences, source_layout
+from raypose.data.source import open_source, source_layout
 from raypose.datasets.registry import of_run
 from raypose.errors import UserError
 from raypose.outputs import check_outside_runs
@@ -109,13 +109,9 @@ def _train_local(cfg, layout, run, source, chunks, deadline, progress):
     """Every member in this process, no Ray: the same worker, reading the frames directly."""
     import torch
 
-    from raypose.train.windowset import build
+    from raypose.train.windowset import from_source
     from raypose.train.worker import EnsembleWorker
-    labelled, unlabelled, test = chunks
-    train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
-    windows = build(cfg, layout, train, read_sequences(source, test))
-    del train
-    source.drop_frames()   # the windows hold what training reads
+    windows = from_source(cfg, layout, source, chunks)
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.run.cpus_per_member) or os.cpu_count() or 1)
     try:

@@ -58,7 +58,7 @@ class TrainSet:
         self.inputs, self.starts = _tensor(windows.inputs, device), _tensor(windows.starts, device)
         self.targets = _tensor(windows.targets, device)
         # small sets keep a mirrored copy, as before: a plain gather per batch (scripts/bench_flip.py: mirroring
-        # each batch costs a 512-channel member ~7% per step); large ones mirror as they draw
+        # each batch cost a 512-channel member 4-7% per step); large ones mirror as they draw
         self.stored = flip and windows.inputs.nbytes + windows.targets.nbytes < store_twins_below
         if self.stored:
             self.inputs = torch.cat([self.inputs, mirror(self.inputs, self.flip_2d)])

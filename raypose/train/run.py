@@ -91,16 +91,11 @@ def window_set(ray, cfg, layout, source, chunks):
     npz and synthetic frames are in the driver already: it builds the windows, puts them in the
     object store and lets its own copy go. A prepared table is read by a Ray task (Ray Data's
     reads), so that the driver never holds its frames."""
-    from raypose.data.source import read_sequences
-    from raypose.train.windowset import build
-    labelled, unlabelled, test = chunks
+    from raypose.train.windowset import from_source
     if source.parquet is None:
-        train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
-        windows = build(cfg, layout, train, read_sequences(source, test))
-        del train
+        windows = from_source(cfg, layout, source, chunks)
         ref, size = ray.put(windows), windows.nbytes()
-        del windows
-        source.drop_frames()   # the object store holds them now
+        del windows   # the object store holds them now
         return ref, size
     size, ref = ray.remote(num_cpus=0, num_returns=2, max_calls=1)(_build_from_table).remote(
         cfg.to_dict(), layout.to_dict(), source, chunks)

@@ -26,7 +26,6 @@ class WindowSet:
     train: Windows
     eval: Windows
     calib: list          # [(variant name, Windows)]: clean first, then corrupted; [] without calibration
-    eval_frames: int     # frames the evaluation sequences hold in all (eval may hold fewer)
 
     def nbytes(self):
         """Bytes of the arrays: what a node holds once for all its members."""
@@ -59,13 +58,24 @@ def build(cfg, layout, train_seqs, eval_seqs):
     if cfg.data.validation:   # scored on frames carved from the training subjects (the driver sent no test)
         train_seqs, eval_seqs = validation_split(_take(train_seqs), cfg.data.validation)
     train_seqs, calib_seqs = calibration_split(_take(train_seqs), u.holdout, u.holdout_by, cfg.train.seed)
-    eval_frames = sum(len(kp) for _, kp, _ in eval_seqs)
     calib = (U.variants(make_windows(middle_frames(calib_seqs, u.max_frames), rf), layout, cfg.train.seed)
              if calib_seqs else [])
     del calib_seqs   # views of the training sequences' tails: let go before those are consumed
     eval_w = make_windows(middle_frames(_take(eval_seqs), cfg.train.eval_frames), rf)
     train_w = make_windows(train_seqs, rf, consume=True)
-    return WindowSet(train_w, eval_w, calib, eval_frames)
+    return WindowSet(train_w, eval_w, calib)
+
+
+def from_source(cfg, layout, source, chunks):
+    """The WindowSet of a run's (labelled, unlabelled, test) chunks of an in-memory `source`
+    (npz or synthetic), read in this process; unlabelled chunks lose their 3D before anything
+    else. The frames are then let go: the windows hold what training reads."""
+    from raypose.data.source import read_sequences
+    labelled, unlabelled, test = chunks
+    train = read_sequences(source, labelled) + [(k, kp, None) for k, kp, _ in read_sequences(source, unlabelled)]
+    windows = build(cfg, layout, train, read_sequences(source, test))
+    source.drop_frames()
+    return windows
 
 
 def _take(seqs):
