@@ -18,9 +18,9 @@ from benchlib import header, write  # noqa: E402
 
 from raypose import config as C  # noqa: E402
 from raypose.data import splits  # noqa: E402
-from raypose.data.source import open_source, read_sequences, source_layout  # noqa: E402
+from raypose.data.source import open_source, source_layout  # noqa: E402
 from raypose.train.member import Member, TrainSet  # noqa: E402
-from raypose.train.windowset import build  # noqa: E402
+from raypose.train.windowset import from_source  # noqa: E402
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
     src = open_source(cfg.data)
     keys, _ = splits.select(src.chunks, cfg.data.split, None, source=src.description, dataset=src.dataset)
     layout = source_layout(src)
-    ws = build(cfg, layout, read_sequences(src, keys), read_sequences(src, keys[:1]))
+    ws = from_source(cfg, layout, src, (keys, [], keys[:1]))
     sets = {"mirrored per batch": TrainSet(ws.train, True, layout, store_twins_below=0),
             "stored copy": TrainSet(ws.train, True, layout, store_twins_below=2 ** 62)}
     idx = np.random.default_rng(0).integers(0, 2 * sets["stored copy"].n, (a.steps, cfg.train.batch_size))

@@ -82,9 +82,9 @@ def throughput(out, sizes, repeats=3):
 
     from raypose import config as C
     from raypose.data import splits
-    from raypose.data.source import open_source, read_sequences, source_layout
+    from raypose.data.source import open_source, source_layout
     from raypose.train.member import Member, TrainSet, draw_sample, train_members
-    from raypose.train.windowset import build
+    from raypose.train.windowset import from_source
     torch.set_num_threads(1)
     cfg = C.finalize(C.with_values(C.Config(), {"model.channels": 64, "train.subset_size": 20000}))
     sets = {}
@@ -92,8 +92,7 @@ def throughput(out, sizes, repeats=3):
         src = open_source(C.with_values(cfg, {"data.path": data(out, n)}).data)
         keys, _ = splits.select(src.chunks, cfg.data.split, None, source=src.description, dataset=src.dataset)
         layout = source_layout(src)
-        ws = build(cfg, layout, read_sequences(src, keys), read_sequences(src, keys[:1]))
-        src.drop_frames()
+        ws = from_source(cfg, layout, src, (keys, [], keys[:1]))
         sets[n] = (TrainSet(ws.train, True, layout), layout)
     rates = {n: [] for n in sizes}
     for r in range(repeats):
